@@ -1,0 +1,66 @@
+"""Convert the MusiCNN TF1 checkpoints from the ``musicnn`` 0.1.0 wheel to safetensors in the package.
+
+    python scripts/convert_musicnn.py            # downloads the wheel with pip (PyPI), converts all four
+
+Runs once, by a maintainer; the outputs are committed under src/musicgenre/weights/. No TensorFlow:
+the checkpoints are read by scripts/tf_bundle.py. Only the trained variables are kept (no Adam slots).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from tf_bundle import read_bundle  # noqa: E402
+
+from musicgenre.models.musicnn import Musicnn, MusicnnVGG, tf_to_torch_state  # noqa: E402
+from musicgenre.weights_io import save_weights, sha256_file  # noqa: E402
+
+MSD_TAGS = ['rock', 'pop', 'alternative', 'indie', 'electronic', 'female vocalists', 'dance', '00s', 'alternative rock', 'jazz', 'beautiful', 'metal', 'chillout', 'male vocalists', 'classic rock', 'soul', 'indie rock', 'Mellow', 'electronica', '80s', 'folk', '90s', 'chill', 'instrumental', 'punk', 'oldies', 'blues', 'hard rock', 'ambient', 'acoustic', 'experimental', 'female vocalist', 'guitar', 'Hip-Hop', '70s', 'party', 'country', 'easy listening', 'sexy', 'catchy', 'funk', 'electro', 'heavy metal', 'Progressive rock', '60s', 'rnb', 'indie pop', 'sad', 'House', 'happy']  # noqa: E501
+MTT_TAGS = ['guitar', 'classical', 'slow', 'techno', 'strings', 'drums', 'electronic', 'rock', 'fast', 'piano', 'ambient', 'beat', 'violin', 'vocal', 'synth', 'female', 'indian', 'opera', 'male', 'singing', 'vocals', 'no vocals', 'harpsichord', 'loud', 'quiet', 'flute', 'woman', 'male vocal', 'no vocal', 'pop', 'soft', 'sitar', 'solo', 'man', 'classic', 'choir', 'voice', 'new age', 'dance', 'male voice', 'female vocal', 'beats', 'harp', 'cello', 'no voice', 'weird', 'country', 'metal', 'female voice', 'choral']  # noqa: E501
+MODELS = {"MSD_musicnn": Musicnn, "MTT_musicnn": Musicnn, "MSD_vgg": MusicnnVGG, "MTT_vgg": MusicnnVGG}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--wheel", type=Path, help="use this musicnn-0.1.0 wheel instead of downloading it")
+    p.add_argument("--out", type=Path, default=ROOT / "src/musicgenre/weights/backbones")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = args.wheel
+        if wheel is None:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "musicnn==0.1.0", "-d", tmp],
+                           check=True)
+            wheel = next(Path(tmp).glob("musicnn-0.1.0-*.whl"))
+        wheel_sha = sha256_file(wheel)
+        zipfile.ZipFile(wheel).extractall(tmp)
+        for name, cls in MODELS.items():
+            model = cls()
+            state = tf_to_torch_state(read_bundle(f"{tmp}/musicnn/{name}/"), model)
+            model.load_state_dict(state)  # strict: proves every tensor found its place
+            manifest = {
+                "name": name,
+                "architecture": "musicnn" if cls is Musicnn else "musicnn_vgg",
+                "tags": MSD_TAGS if name.startswith("MSD") else MTT_TAGS,
+                "features": {"sr": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 96, "patch_frames": 187},
+                "licence": "ISC, (c) 2019 Music Technology Group, Universitat Pompeu Fabra; see LICENSE-musicnn.txt",
+                "source": f"musicnn==0.1.0 wheel from PyPI (sha256 {wheel_sha}), musicnn/{name}/ TF1 checkpoint",
+                "reference": "Pons & Serra, musicnn: pre-trained convolutional neural networks for music audio "
+                "tagging, ISMIR 2019 LBD",
+            }
+            m = save_weights(state, args.out / f"{name}.safetensors", manifest, args.out / f"{name}.json")
+            print(f"{name}: {m['sha256'][:12]}")
+        (args.out / "LICENSE-musicnn.txt").write_text(
+            (Path(tmp) / "musicnn-0.1.0.dist-info/LICENSE.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

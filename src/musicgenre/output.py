@@ -1,0 +1,57 @@
+"""Rendering predictions for the terminal and for files: table, json, jsonl, csv."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("table", "json", "jsonl", "csv")
+
+
+def render(preds: Sequence[Any], fmt: str, *, top_k: int, top_tags: int = 10, segments: bool = False) -> str:
+    """Predictions -> text in ``fmt`` (one of FORMATS)."""
+    if fmt == "table":
+        return "".join(_table(p, top_k, top_tags) for p in preds)
+    dicts = [p.to_dict(top_k=top_k, top_tags=top_tags, segments=segments) for p in preds]
+    if fmt == "json":
+        return json.dumps(dicts, indent=2) + "\n"
+    if fmt == "jsonl":
+        return "".join(json.dumps(d) + "\n" for d in dicts)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["source", "rank", "genre", "score", "duration", "model"])
+        for p in preds:
+            for rank, (label, score) in enumerate(p.top(top_k), 1):
+                w.writerow([p.source, rank, label, f"{score:.6f}", f"{p.duration:.3f}", p.model])
+        return buf.getvalue()
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def _table(p: Any, top_k: int, top_tags: int) -> str:
+    lines = [f"{p.source}  ({p.duration:.1f} s, {len(p.segments)} windows)"]
+    width = max(len(label) for label, _ in p.top(top_k))
+    for label, score in p.top(top_k):
+        lines.append(f"  {label:<{width}}  {score:6.1%}  {'#' * round(score * 30)}")
+    if p.tags and top_tags:
+        lines.append("  tags: " + ", ".join(f"{t} {s:.2f}" for t, s in list(p.tags.items())[:top_tags]))
+    return "\n".join(lines) + "\n\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so an interrupted run never leaves a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,318 @@
+"""The one inference path: source -> streamed log-mel patches -> model -> Prediction.
+
+Used by the CLI, the Python API, the web app and the library scanner alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import AudioSource, describe, stream_audio
+from .errors import AudioDecodeError, MusicGenreError, ParameterError
+from .features import FeatureConfig, LogMel
+
+log = logging.getLogger(__name__)
+
+MIN_SECONDS = 1.0  # shorter input is rejected; 1-3 s is repeat-padded to one 3-s window
+SILENCE_PEAK = 1e-3  # windows whose peak stays below -60 dBFS are not analysed
+
+
+@dataclass
+class Segment:
+    """One analysed window of the track and its genre scores."""
+
+    start: float
+    end: float
+    scores: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        return max(self.scores, key=self.scores.__getitem__)
+
+
+@dataclass
+class Prediction:
+    """Genre prediction for one whole track.
+
+    ``scores`` holds every genre's probability, highest first (mean over the analysed windows);
+    ``tags`` the MusiCNN MSD/MTT tag probabilities (highest first); ``segments`` one entry per window.
+    """
+
+    source: str
+    scores: dict[str, float]
+    tags: dict[str, float] = field(default_factory=dict)
+    segments: list[Segment] = field(default_factory=list)
+    duration: float = 0.0
+    model: str = ""
+
+    @property
+    def label(self) -> str:
+        return next(iter(self.scores))
+
+    def top(self, k: int = 5) -> list[tuple[str, float]]:
+        return list(self.scores.items())[:k]
+
+    def as_pipeline_output(self, top_k: int = 5) -> list[dict[str, Any]]:
+        """The transformers audio-classification pipeline's shape: [{"label", "score"}, ...]."""
+        return [{"label": k, "score": v} for k, v in self.top(top_k)]
+
+    def to_dict(self, *, top_k: int | None = None, top_tags: int | None = None, segments: bool = True) -> dict[str, Any]:
+        """JSON-ready dict; ``top_k``/``top_tags`` trim scores/tags (None keeps all)."""
+        d: dict[str, Any] = {
+            "source": self.source,
+            "label": self.label,
+            "scores": dict(self.top(top_k or len(self.scores))),
+            "tags": dict(list(self.tags.items())[:top_tags]),
+            "duration": round(self.duration, 3),
+            "model": self.model,
+        }
+        if segments:
+            d["segments"] = [{"start": s.start, "end": s.end, "scores": s.scores} for s in self.segments]
+        return d
+
+
+def _sorted_scores(names: list[str], values: np.ndarray) -> dict[str, float]:
+    order = np.argsort(-values, kind="stable")
+    return {names[i]: round(float(values[i]), 6) for i in order}
+
+
+class _PatchStream:
+    """Cuts a stream of audio blocks into centred STFT frames, then into fixed windows.
+
+    Frames match a whole-signal centred STFT exactly (zero padding only at the very start and end),
+    so block boundaries change nothing; memory holds one block plus one window.
+    """
+
+    def __init__(self, cfg: FeatureConfig) -> None:
+        self.cfg = cfg
+        self.logmel = LogMel(cfg)
+        self.buf = np.zeros(cfg.n_fft // 2, np.float32)  # left zero pad of the centred STFT
+        self.pending: list[np.ndarray] = []  # log-mel frames not yet in a full window
+        self.pending_peaks: list[np.ndarray] = []
+        self.n_samples = 0
+        self.n_windows = 0
+
+    def _frames(self, final: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        import torch
+
+        cfg = self.cfg
+        if final:
+            self.buf = np.concatenate([self.buf, np.zeros(cfg.n_fft // 2, np.float32)])
+        n = 0 if len(self.buf) < cfg.n_fft else 1 + (len(self.buf) - cfg.n_fft) // cfg.hop_length
+        if n == 0:
+            return
+        frames = torch.from_numpy(self.buf).unfold(0, cfg.n_fft, cfg.hop_length)[:n]
+        peaks = frames[:, cfg.n_fft // 2 - cfg.hop_length // 2 : cfg.n_fft // 2 + cfg.hop_length // 2].abs().amax(1)
+        yield self.logmel.from_frames(frames).numpy(), peaks.numpy()
+        self.buf = self.buf[n * cfg.hop_length :]
+
+    def push(self, block: np.ndarray, final: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Add samples; return the complete windows so far: mels (k, T, F) and peaks (k,)."""
+        self.n_samples += len(block)
+        self.buf = np.concatenate([self.buf, block])
+        for mel, peaks in self._frames(final):
+            self.pending.append(mel)
+            self.pending_peaks.append(peaks)
+        frames = np.concatenate(self.pending) if self.pending else np.zeros((0, self.cfg.n_mels), np.float32)
+        peaks = np.concatenate(self.pending_peaks) if self.pending_peaks else np.zeros(0, np.float32)
+        t = self.cfg.patch_frames
+        k = len(frames) // t
+        if final and k == 0 and self.n_windows == 0 and len(frames):
+            # short input (MIN_SECONDS..one window): repeat-pad to one window, as MusiCNN was trained
+            reps = -(-t // len(frames))
+            frames, peaks, k = np.tile(frames, (reps, 1))[:t], np.tile(peaks, reps)[:t], 1
+        self.pending, self.pending_peaks = [frames[k * t :]], [peaks[k * t :]]
+        self.n_windows += k
+        return frames[: k * t].reshape(k, t, self.cfg.n_mels), peaks[: k * t].reshape(k, t).max(axis=1, initial=0.0)
+
+
+class Windows:
+    """Iterate a source as (mels (k, T, F), peaks (k,)) chunks of whole analysis windows.
+
+    A trailing part-window is dropped unless the input has no full window at all (then it is
+    repeat-padded). After iteration ``seconds`` holds the decoded duration. Input shorter than
+    ``MIN_SECONDS`` raises ``AudioDecodeError`` at the end of iteration.
+    """
+
+    def __init__(self, src: AudioSource, cfg: FeatureConfig) -> None:
+        self.decoded = stream_audio(src, sr=cfg.sr)  # raises now for missing/empty files
+        self.cfg = cfg
+        self.seconds = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.decoded.name
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        stream = _PatchStream(self.cfg)
+        for block in self.decoded.blocks:
+            mels, peaks = stream.push(block)
+            if len(mels):
+                yield mels, peaks
+        self.seconds = stream.n_samples / self.cfg.sr
+        if self.seconds < MIN_SECONDS:
+            raise AudioDecodeError(
+                f"{self.name}: too short ({self.seconds:.2f} s of audio; at least {MIN_SECONDS:g} s is needed)"
+            )
+        mels, peaks = stream.push(np.zeros(0, np.float32), final=True)
+        if len(mels):
+            yield mels, peaks
+
+    def all(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every window at once (a 1-hour track is about 86 MB of patches, far less than its audio)."""
+        chunks = list(self)
+        return np.concatenate([m for m, _ in chunks]), np.concatenate([p for _, p in chunks])
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("device 'cuda' was requested but CUDA is not available (use --device cpu or auto)")
+    if device not in ("cpu", "cuda"):
+        raise ParameterError(f"unknown device {device!r}: use auto, cpu or cuda")
+    return device
+
+
+class Classifier:
+    """Recognise the genre of recordings with a shipped or trained model.
+
+    >>> clf = Classifier.from_pretrained()            # the default model, shipped in the package
+    >>> clf.predict("song.mp3").top(3)                # [("jazz", 0.81), ("blues", 0.07), ...]
+    """
+
+    def __init__(self, model: Any, *, device: str = "auto", batch_size: int = 32) -> None:
+        import torch
+
+        self.model = model
+        self.device = resolve_device(device)
+        self.module = model.module.to(self.device)
+        self.batch_size = batch_size
+        self._torch = torch
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | Path | None = None, *, device: str = "auto", **kw: Any) -> Classifier:
+        """Load a shipped model by name (default ``musicnn-gtzan``) or a model directory."""
+        from .models.registry import load_model
+
+        return cls(load_model(name_or_dir), device=device, **kw)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.model.labels
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def __call__(self, x: AudioSource, top_k: int = 5) -> list[dict[str, Any]]:
+        """transformers-pipeline style: ``[{"label": ..., "score": ...}]`` for the top ``top_k``."""
+        return self.predict(x).as_pipeline_output(top_k)
+
+    def _run(self, mels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(n, T, F) patches -> genre probabilities (n, n_labels), tag probabilities (n, n_tags)."""
+        torch = self._torch
+        probs, tags = [], []
+        with torch.inference_mode():
+            for i in range(0, len(mels), self.batch_size):
+                x = torch.from_numpy(mels[i : i + self.batch_size]).to(self.device)
+                out = self.module(x)
+                probs.append(torch.softmax(out["logits"].float(), dim=-1).cpu().numpy())
+                if "tags" in out:
+                    tags.append(torch.sigmoid(out["tags"].float()).cpu().numpy())
+        return np.concatenate(probs), (np.concatenate(tags) if tags else None)
+
+    def _prediction(self, source: str, probs: np.ndarray, tags: np.ndarray | None, peaks: np.ndarray,
+                    n_samples_seconds: float) -> Prediction:
+        cfg = self.model.features
+        loud = peaks >= SILENCE_PEAK
+        if not loud.any():
+            raise AudioDecodeError(f"{source}: silent (peak below -60 dBFS everywhere); nothing to classify")
+        segments = [
+            Segment(round(i * cfg.patch_seconds, 3), round(min((i + 1) * cfg.patch_seconds, n_samples_seconds), 3),
+                    _sorted_scores(self.labels, probs[i]))
+            for i in np.flatnonzero(loud)
+        ]
+        tag_scores = {} if tags is None else _merge_tags(self.model.tag_names, tags[loud].mean(axis=0))
+        return Prediction(
+            source=source,
+            scores=_sorted_scores(self.labels, probs[loud].mean(axis=0)),
+            tags=tag_scores,
+            segments=segments,
+            duration=n_samples_seconds,
+            model=self.name,
+        )
+
+    def predict(self, x: AudioSource) -> Prediction:
+        """Classify one whole recording, streamed window by window (flat memory on long files)."""
+        windows = Windows(x, self.model.features)
+        probs, tags, peaks = [], [], []
+        for mels, pk in windows:
+            p, t = self._run(mels)
+            probs.append(p)
+            peaks.append(pk)
+            if t is not None:
+                tags.append(t)
+        return self._prediction(windows.name, np.concatenate(probs), np.concatenate(tags) if tags else None,
+                                np.concatenate(peaks), windows.seconds)
+
+    def predict_many(
+        self, xs: Iterable[AudioSource], *, workers: int = 2, on_error: str = "raise"
+    ) -> Iterator[Prediction | MusicGenreError]:
+        """Classify many recordings, decoding ahead in ``workers`` threads while the model runs.
+
+        Yields results in input order. ``on_error="return"`` yields the ``MusicGenreError`` of a bad
+        input in its place (so a batch goes on); ``"raise"`` raises it.
+        """
+        if on_error not in ("raise", "return"):
+            raise ParameterError("on_error must be 'raise' or 'return'")
+        items = iter(xs)
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures: list[Any] = []
+
+            def refill() -> None:
+                while len(futures) < 2 * max(1, workers):
+                    src = next(items, None)
+                    if src is None:
+                        return
+                    futures.append((describe(src), pool.submit(self._decode_for_batch, src)))
+
+            refill()
+            while futures:
+                name, fut = futures.pop(0)
+                refill()
+                try:
+                    result: Prediction | MusicGenreError = self._finish(name, *fut.result())
+                except MusicGenreError as e:
+                    if on_error == "raise":
+                        raise
+                    result = e
+                yield result
+
+    def _decode_for_batch(self, src: AudioSource) -> tuple[np.ndarray, np.ndarray, float]:
+        windows = Windows(src, self.model.features)
+        mels, peaks = windows.all()
+        return mels, peaks, windows.seconds
+
+    def _finish(self, name: str, mels: np.ndarray, peaks: np.ndarray, seconds: float) -> Prediction:
+        probs, tags = self._run(mels)
+        return self._prediction(name, probs, tags, peaks, seconds)
+
+
+def _merge_tags(names: list[str], values: np.ndarray) -> dict[str, float]:
+    """MSD and MTT tags in one dict, lower-cased; a tag both vocabularies have gets their mean."""
+    sums: dict[str, list[float]] = {}
+    for n, v in zip(names, values):
+        sums.setdefault(n.lower(), []).append(float(v))
+    merged = {k: sum(v) / len(v) for k, v in sums.items()}
+    return {k: round(merged[k], 6) for k in sorted(merged, key=merged.__getitem__, reverse=True)}
+
