@@ -1,0 +1,56 @@
+"""Shared fixtures: synthetic audio made at test time, the shipped classifier, example clips."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def tone(seconds: float, sr: int = 22050, freq: float = 440.0, channels: int = 1, amp: float = 0.5) -> np.ndarray:
+    """A sine with a harmonic and 10-ms fades; (n,) or (n, channels) float32."""
+    t = np.arange(int(seconds * sr)) / sr
+    y = amp * (0.7 * np.sin(2 * np.pi * freq * t) + 0.3 * np.sin(2 * np.pi * 2 * freq * t))
+    fade = min(len(y) // 2, int(0.01 * sr))
+    if fade:
+        ramp = np.linspace(0, 1, fade)
+        y[:fade] *= ramp
+        y[-fade:] *= ramp[::-1]
+    y = y.astype(np.float32)
+    return y if channels == 1 else np.stack([y] * channels, axis=1)
+
+
+def write_audio(path: Path, y: np.ndarray, sr: int) -> Path:
+    """Write ``y`` in the format named by the suffix (M4A through ffmpeg)."""
+    path = Path(path)
+    if path.suffix == ".m4a":
+        wav = path.with_suffix(".tmp.wav")
+        sf.write(wav, y, sr)
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-c:a", "aac", str(path)], check=True)
+        wav.unlink()
+        return path
+    kw = {".ogg": {"format": "OGG", "subtype": "VORBIS"}, ".opus": {"format": "OGG", "subtype": "OPUS"},
+          ".mp3": {"format": "MP3", "subtype": "MPEG_LAYER_III"}}.get(path.suffix, {})
+    sf.write(path, y, sr, **kw)
+    return path
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    from musicgenre import Classifier
+
+    return Classifier.from_pretrained(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def have_ffmpeg() -> bool:
+    assert shutil.which("ffmpeg"), "ffmpeg must be installed by the test set-up (see README)"
+    return True

@@ -1,0 +1,76 @@
+"""The command line, run in-process through main(argv)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from musicgenre.cli import main
+
+from .conftest import EXAMPLES
+
+JAZZ = str(EXAMPLES / "jazz_vibe_ace.ogg")
+
+
+@pytest.fixture(autouse=True)
+def _cpu(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
+def test_table(capsys):
+    assert main(["predict", JAZZ, "--top-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "jazz" in out and out.count("%") == 3 and "tags:" in out
+
+
+def test_json_and_output_file(tmp_path, capsys):
+    target = tmp_path / "out.json"
+    assert main(["predict", str(EXAMPLES), "--format", "json", "--output", str(target), "--segments"]) == 0
+    data = json.loads(target.read_text())
+    assert len(data) == 4 and all(len(d["scores"]) == 5 for d in data)
+    assert all(d["segments"] for d in data)
+    assert capsys.readouterr().out == ""
+
+
+def test_jsonl(capsys):
+    assert main(["predict", JAZZ, JAZZ, "-f", "jsonl", "-k", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and "segments" not in json.loads(lines[0])
+    assert len(json.loads(lines[0])["scores"]) == 2
+
+
+def test_csv(capsys):
+    assert main(["predict", JAZZ, "-f", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["rank"] for r in rows] == ["1", "2", "3", "4", "5"] and rows[0]["source"] == JAZZ
+    assert float(rows[0]["score"]) >= float(rows[1]["score"])
+
+
+def test_bad_files_are_named_and_batch_goes_on(tmp_path, capsys):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    rc = main(["predict", str(bad), JAZZ, str(tmp_path / "missing.flac"), "-f", "jsonl"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert len(captured.out.strip().splitlines()) == 1  # the good file still got classified
+    assert "broken.wav" in captured.err and "missing.flac: file not found" in captured.err
+    assert "Traceback" not in captured.err and "2 of 3 inputs failed" in captured.err
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main(["predict"]) == 2
+    assert main(["predict", JAZZ, "--model", "nope"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert main(["predict", JAZZ, "--top-k", "0"]) == 2
+    assert main(["predict", JAZZ, "--device", "cuda"]) == 2
+
+
+def test_models_and_help(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "musicnn-gtzan (default)" in out and "musicnn_genre" in out
+    assert main(["--help"]) == 0
+    assert main(["predict", "--help"]) == 0

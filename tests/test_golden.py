@@ -1,0 +1,91 @@
+"""The PyTorch port of MusiCNN reproduces the original TensorFlow implementation's outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from musicgenre.features import FeatureConfig, log_mel, mel_filterbank
+from musicgenre.models.musicnn import Musicnn, MusicnnVGG
+from musicgenre.models.registry import weights_dir
+from musicgenre.weights_io import load_weights
+
+from .conftest import FIXTURES
+
+REF = FIXTURES / "musicnn"
+
+
+def _patches() -> torch.Tensor:
+    y, sr = sf.read(REF / "vibe_ace_16k_12s.wav", dtype="float32")
+    assert sr == 16000
+    mel = log_mel(y)
+    n = mel.shape[0] // 187  # upstream: non-overlapping 187-frame patches, remainder dropped
+    return torch.from_numpy(mel[: n * 187].reshape(n, 187, 96))
+
+
+@pytest.mark.parametrize("name", ["MSD_musicnn", "MTT_musicnn", "MSD_vgg", "MTT_vgg"])
+def test_taggram_matches_tensorflow(name: str) -> None:
+    folder = weights_dir() / "backbones"
+    manifest = json.loads((folder / f"{name}.json").read_text())
+    model = (Musicnn() if "musicnn" in name else MusicnnVGG()).eval()
+    model.load_state_dict(load_weights(folder / manifest["weights"], manifest["sha256"]))
+    with torch.no_grad():
+        taggram = torch.sigmoid(model(_patches())).numpy()
+    expected = np.load(REF / f"tf_taggram_{name}.npy")
+    assert taggram.shape == expected.shape == (4, 50)
+    np.testing.assert_allclose(taggram, expected, atol=1e-3)
+    reference = json.loads((REF / "tf_reference.json").read_text())[name]
+    assert manifest["tags"] == reference["tags"]
+    top3 = [manifest["tags"][i] for i in np.argsort(-taggram.mean(0))[:3]]
+    assert top3 == reference["top3"]
+
+
+def test_penultimate_matches_tensorflow() -> None:
+    folder = weights_dir() / "backbones"
+    model = Musicnn().eval()
+    model.load_state_dict(load_weights(folder / "MSD_musicnn.safetensors", None))
+    with torch.no_grad():
+        emb = model.embed(_patches()[:1]).numpy()
+    # only row 0 of the reference is meaningful (upstream repeats patch 0's features)
+    np.testing.assert_allclose(emb[0], np.load(REF / "tf_penultimate_MSD_musicnn.npy")[0], atol=5e-3)
+
+
+def test_inference_shortcut_equals_plain_layers() -> None:
+    """Eval-mode pooling-before-ReLU/BN must give what training-mode layer order gives."""
+    torch.manual_seed(0)
+    model = Musicnn()
+    for m in model.modules():  # non-trivial BN statistics, some negative scales
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(-1, 1)
+    x = torch.randn(2, 187, 96)
+    block = model.frontend[0].eval()
+    with torch.no_grad():
+        fast = block(model.input_bn.eval()(x[:, None]))
+        import torch.nn.functional as F
+
+        xp = F.pad(model.input_bn(x[:, None]), (0, 0, 3, 3))
+        slow = block.bn(F.relu(block.conv(xp))).amax(dim=3)
+    torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-4)
+
+
+def test_log_mel_matches_librosa() -> None:
+    librosa = pytest.importorskip("librosa")
+    rng = np.random.default_rng(0)
+    y = (0.3 * rng.standard_normal(16000 * 2)).astype(np.float32)
+    ref = librosa.feature.melspectrogram(y=y, sr=16000, hop_length=256, n_fft=512, n_mels=96).T
+    np.testing.assert_allclose(log_mel(y), np.log10(10000 * ref + 1), atol=2e-4)
+    np.testing.assert_allclose(
+        mel_filterbank(sr=16000, n_fft=512, n_mels=96), librosa.filters.mel(sr=16000, n_fft=512, n_mels=96), atol=1e-6
+    )
+
+
+def test_loud_audio_stays_finite() -> None:
+    """Upstream's float16 log overflows on loud input; ours is float32."""
+    y = np.sign(np.sin(np.arange(16000) * 0.05)).astype(np.float32)  # full-scale square wave
+    assert np.isfinite(log_mel(y, cfg=FeatureConfig())).all()

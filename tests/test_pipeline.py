@@ -1,0 +1,131 @@
+"""The Classifier end to end: shipped model, real examples, synthetic edge cases."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from musicgenre import AudioDecodeError, Classifier, ParameterError, Prediction, WeightsError
+
+from .conftest import EXAMPLES, tone, write_audio
+
+
+def test_examples_are_classified_sensibly(classifier):
+    jazz = classifier.predict(EXAMPLES / "jazz_vibe_ace.ogg")
+    assert "jazz" in [g for g, _ in jazz.top(3)]
+    for name in ("classical_hungarian_dance_5.ogg", "classical_sugar_plum_fairy.ogg"):
+        assert classifier.predict(EXAMPLES / name).label == "classical", name
+    country = classifier.predict(EXAMPLES / "country_lets_go_fishin.ogg")
+    assert "country" in [g for g, _ in country.top(2)]
+
+
+def test_prediction_shape(classifier):
+    p = classifier.predict(EXAMPLES / "jazz_vibe_ace.ogg")
+    assert isinstance(p, Prediction)
+    assert list(p.scores) == sorted(p.scores, key=p.scores.__getitem__, reverse=True)
+    assert set(p.scores) == set(classifier.labels) and len(p.scores) == 10
+    assert abs(sum(p.scores.values()) - 1) < 1e-4
+    assert p.label == p.top(1)[0][0] and len(p.top(3)) == 3
+    assert {"jazz", "mellow", "piano", "80s", "classical"} <= set(p.tags)  # MSD and MTT vocabularies
+    assert all(0 <= v <= 1 for v in p.tags.values())
+    assert abs(p.duration - 15.0) < 0.05
+    assert len(p.segments) == 5 and p.segments[0].start == 0 and p.segments[-1].end <= p.duration
+    out = p.as_pipeline_output(top_k=2)
+    assert out == [{"label": k, "score": v} for k, v in p.top(2)]
+    d = json.loads(json.dumps(p.to_dict()))
+    assert d["label"] == p.label and len(d["segments"]) == 5 and d["model"] == "musicnn-gtzan"
+    assert classifier(EXAMPLES / "jazz_vibe_ace.ogg", top_k=3) == p.as_pipeline_output(3)
+
+
+def test_bytes_array_and_path_agree(classifier):
+    path = EXAMPLES / "country_lets_go_fishin.ogg"
+    a = classifier.predict(path)
+    b = classifier.predict(path.read_bytes())
+    import soundfile as sf
+
+    y, sr = sf.read(path, dtype="float32")
+    c = classifier.predict((y, sr))
+    assert a.label == b.label == c.label
+    np.testing.assert_allclose(list(a.scores.values()), list(b.scores.values()), atol=1e-5)
+
+
+def test_whole_track_is_analysed_in_windows(classifier, tmp_path):
+    # 40 s: 10 s of 220 Hz, 30 s of noise bursts; every 3-s window is a segment
+    sr = 22050
+    rng = np.random.default_rng(0)
+    y = np.concatenate([tone(10, sr, 220), (0.2 * rng.standard_normal(30 * sr)).astype(np.float32)])
+    p = classifier.predict(write_audio(tmp_path / "long.flac", y, sr))
+    assert len(p.segments) == 13  # floor(40 / 2.992)
+    assert p.segments[-1].end > 38
+    windows = np.array([[s.scores[g] for g in classifier.labels] for s in p.segments])
+    np.testing.assert_allclose(windows.mean(0), [p.scores[g] for g in classifier.labels], atol=1e-5)
+
+
+def test_streaming_equals_whole_file(classifier, tmp_path, monkeypatch):
+    """Block boundaries must not change the result: decode in 1-s blocks vs 30-s blocks."""
+    path = write_audio(tmp_path / "x.wav", tone(8, 44100, 330), 44100)
+    whole = classifier.predict(path)
+    monkeypatch.setattr("musicgenre.audio.BLOCK_SECONDS", 0.37)
+    import musicgenre.audio as audio
+
+    orig = audio.stream_audio
+    monkeypatch.setattr("musicgenre.pipeline.stream_audio", lambda s, sr: orig(s, sr=sr, block_seconds=0.37))
+    blocky = classifier.predict(path)
+    np.testing.assert_allclose(list(whole.scores.values()), list(blocky.scores.values()), atol=1e-4)
+
+
+def test_silence_and_too_short(classifier):
+    with pytest.raises(AudioDecodeError, match="silent"):
+        classifier.predict((np.zeros(16000 * 5, np.float32), 16000))
+    with pytest.raises(AudioDecodeError, match="too short"):
+        classifier.predict((tone(0.5, 16000), 16000))
+    short = classifier.predict((tone(2.0, 16000), 16000))  # repeat-padded to one window
+    assert len(short.segments) == 1 and abs(short.duration - 2.0) < 1e-6
+
+
+def test_partly_silent_track_skips_silent_windows(classifier):
+    y = np.concatenate([np.zeros(16000 * 6, np.float32), tone(6, 16000)])
+    p = classifier.predict((y, 16000))
+    assert len(p.segments) == 2 and p.segments[0].start > 5
+
+
+def test_predict_many_keeps_order_and_goes_past_errors(classifier, tmp_path):
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"not an mp3 at all" * 10)
+    srcs = [EXAMPLES / "jazz_vibe_ace.ogg", bad, EXAMPLES / "classical_hungarian_dance_5.ogg"]
+    out = list(classifier.predict_many(srcs, on_error="return"))
+    assert isinstance(out[0], Prediction) and isinstance(out[2], Prediction)
+    assert isinstance(out[1], AudioDecodeError) and "bad.mp3" in str(out[1])
+    assert out[2].source.endswith("classical_hungarian_dance_5.ogg")
+    with pytest.raises(AudioDecodeError):
+        list(classifier.predict_many(srcs, on_error="raise"))
+
+
+def test_model_dir_checksum_and_errors(tmp_path):
+    from musicgenre.models.registry import weights_dir
+
+    copy = tmp_path / "model"
+    shutil.copytree(weights_dir() / "musicnn_gtzan", copy)
+    clf = Classifier.from_pretrained(copy, device="cpu")
+    assert clf.labels[0] == "blues"
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[-1] ^= 0x01
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        Classifier.from_pretrained(copy)
+    with pytest.raises(ParameterError, match="unknown model"):
+        Classifier.from_pretrained("no-such-model")
+    with pytest.raises(WeightsError, match="not a model directory"):
+        Classifier.from_pretrained(tmp_path)
+
+
+def test_cuda_request_without_cuda_is_an_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ParameterError, match="CUDA is not available"):
+        Classifier.from_pretrained(device="cuda")
