@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +27,7 @@ AUDIO_EXTENSIONS = frozenset(
 BLOCK_SECONDS = 30.0
 
 # A path, raw file bytes, (array, sr), or the transformers-style {"array": ..., "sampling_rate": ...}
-AudioSource = Union[str, os.PathLike, bytes, tuple, dict]
+AudioSource = str | os.PathLike | bytes | tuple | dict
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from ..weights_io import load_weights, read_manifest
 from .musicnn import Musicnn
 from .registry import register_model, weights_dir
 
+
 def load_backbone(name: str) -> tuple[Musicnn, list[str]]:
     """A shipped pretrained MusiCNN tagger (sha256-checked) and its tag vocabulary."""
     folder = weights_dir() / "backbones"
@@ -61,6 +62,9 @@ def make_head(dim: int, n_labels: int, *, hidden: int = 0, dropout: float = 0.0)
 
 class Standardize(nn.Module):
     """(x - mean) / std with the statistics stored as buffers, so they travel with the weights."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, dim: int) -> None:
         super().__init__()

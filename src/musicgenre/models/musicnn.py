@@ -38,12 +38,14 @@ class _FreqPooledConv(nn.Module):
         # so max over frequency commutes with them -- pool the raw conv output first and apply ReLU+BN
         # to (batch, filters, time) instead of the 60x larger (batch, filters, time, freq').
         z = F.conv2d(x, self.conv.weight)  # bias is constant over frequency: add it after pooling
-        scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+        bn = self.bn
+        assert bn.running_var is not None and bn.running_mean is not None and self.conv.bias is not None
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
         b = self.conv.bias[:, None]
         hi = F.relu(z.amax(dim=3) + b)
         lo = F.relu(z.amin(dim=3) + b)
         pooled = torch.where(scale[:, None] >= 0, hi, lo)  # a negative BN scale turns the max into a min
-        return (pooled - self.bn.running_mean[:, None]) * scale[:, None] + self.bn.bias[:, None]
+        return (pooled - bn.running_mean[:, None]) * scale[:, None] + bn.bias[:, None]
 
 
 class Musicnn(nn.Module):
@@ -145,14 +147,14 @@ def tf_to_torch_state(tf: dict, model: nn.Module) -> dict[str, torch.Tensor]:
             w = k[:, :, 0, :].permute(2, 1, 0)
         state[f"{names[id(m)]}.weight"] = w.contiguous()
         state[f"{names[id(m)]}.bias"] = torch.from_numpy(tf[f"{tf_name}/bias"])
-    for tf_name, m in zip(tf_bns, bns):
+    for tf_name, bn in zip(tf_bns, bns):
         for ours, theirs in (("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"),
                              ("running_var", "moving_variance")):
-            state[f"{names[id(m)]}.{ours}"] = torch.from_numpy(tf[f"{tf_name}/{theirs}"])
-        state[f"{names[id(m)]}.num_batches_tracked"] = torch.tensor(0)
-    for tf_name, m in zip(tf_denses, denses):
-        state[f"{names[id(m)]}.weight"] = torch.from_numpy(tf[f"{tf_name}/kernel"]).T.contiguous()
-        state[f"{names[id(m)]}.bias"] = torch.from_numpy(tf[f"{tf_name}/bias"])
+            state[f"{names[id(bn)]}.{ours}"] = torch.from_numpy(tf[f"{tf_name}/{theirs}"])
+        state[f"{names[id(bn)]}.num_batches_tracked"] = torch.tensor(0)
+    for tf_name, lin in zip(tf_denses, denses):
+        state[f"{names[id(lin)]}.weight"] = torch.from_numpy(tf[f"{tf_name}/kernel"]).T.contiguous()
+        state[f"{names[id(lin)]}.bias"] = torch.from_numpy(tf[f"{tf_name}/bias"])
     return state
 
 
