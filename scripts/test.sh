@@ -3,9 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: ffmpeg decodes M4A/AAC (and makes the M4A test fixtures).
+# System packages: ffmpeg decodes M4A/AAC (and makes the M4A test fixtures);
+# chromium + chromium-driver run the web app's real-browser test.
 need=()
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq

@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ AUDIO_EXTENSIONS = frozenset(
 )
 BLOCK_SECONDS = 30.0
 
+Blocks = Generator[np.ndarray, None, None]  # mono float32 blocks at the target rate
 # A path, raw file bytes, (array, sr), or the transformers-style {"array": ..., "sampling_rate": ...}
 AudioSource = str | os.PathLike | bytes | tuple | dict
 
@@ -35,7 +36,7 @@ class Decoded:
     """One source opened for streaming: ``blocks`` yields float32 mono arrays at ``sr``."""
 
     name: str
-    blocks: Iterator[np.ndarray]
+    blocks: Blocks
 
 
 def describe(src: Any) -> str:
@@ -121,7 +122,7 @@ class _Resampler:
         return self.stream.resample_chunk(x, last=last)
 
 
-def _array_blocks(name: str, array: Any, sr_in: Any, sr: int, block_seconds: float) -> Iterator[np.ndarray]:
+def _array_blocks(name: str, array: Any, sr_in: Any, sr: int, block_seconds: float) -> Blocks:
     if not isinstance(sr_in, (int, np.integer)) or sr_in <= 0:
         raise AudioDecodeError(f"{name}: sample rate must be a positive integer, got {sr_in!r}")
     x = np.asarray(array)
@@ -136,7 +137,7 @@ def _array_blocks(name: str, array: Any, sr_in: Any, sr: int, block_seconds: flo
     yield resample(np.zeros(0, np.float32), last=True)
 
 
-def _soundfile_blocks(name: str, f: Any, sr: int, block_seconds: float) -> Iterator[np.ndarray]:
+def _soundfile_blocks(name: str, f: Any, sr: int, block_seconds: float) -> Blocks:
     import soundfile as sf
 
     resample = _Resampler(f.samplerate, sr)
@@ -161,7 +162,7 @@ def _open_soundfile(target: Any) -> tuple[Any, str | None]:
         return None, getattr(e, "error_string", None) or str(e)
 
 
-def _file_blocks(name: str, path: Path, sr: int, block_seconds: float) -> Iterator[np.ndarray]:
+def _file_blocks(name: str, path: Path, sr: int, block_seconds: float) -> Blocks:
     f, why = _open_soundfile(str(path))
     if f is not None:
         with f:
@@ -170,7 +171,7 @@ def _file_blocks(name: str, path: Path, sr: int, block_seconds: float) -> Iterat
     yield from _ffmpeg_blocks(name, path, sr, block_seconds, why)
 
 
-def _bytes_blocks(name: str, data: bytes, sr: int, block_seconds: float) -> Iterator[np.ndarray]:
+def _bytes_blocks(name: str, data: bytes, sr: int, block_seconds: float) -> Blocks:
     f, why = _open_soundfile(io.BytesIO(data))
     if f is not None:
         with f:
@@ -185,7 +186,9 @@ def _bytes_blocks(name: str, data: bytes, sr: int, block_seconds: float) -> Iter
         yield from _ffmpeg_blocks(name, Path(tmp.name), sr, block_seconds, why)
 
 
-def _ffmpeg_blocks(name: str, path: Path, sr: int, block_seconds: float, sf_reason: str | None) -> Iterator[np.ndarray]:
+def _ffmpeg_blocks(
+    name: str, path: Path, sr: int, block_seconds: float, sf_reason: str | None
+) -> Blocks:
     """Decode with ffmpeg straight to float32 mono at ``sr``, read from its stdout in blocks."""
     exe = ffmpeg_path()
     if exe is None:

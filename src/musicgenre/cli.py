@@ -98,6 +98,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .pipeline import Classifier
+    from .web import Limits, check_port_free, serve
+
+    check_port_free(args.host, args.port)  # before the model loads: fail fast
+    clf = Classifier.from_pretrained(args.model, device=args.device)
+    serve(clf, host=args.host, port=args.port, limits=Limits(args.max_upload_mb, args.max_minutes * 60))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .output import FORMATS
 
@@ -118,6 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
     pr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)
+
+    sv = sub.add_parser("serve", help="start the web app (upload or record a song; JSON API)",
+                        description="Serve the web app and POST /api/classify on HOST:PORT (local only by default).")
+    sv.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    sv.add_argument("-m", "--model", default=None, help="shipped model name or model directory")
+    sv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
+    sv.add_argument("--max-upload-mb", type=float, default=100.0, help="largest accepted upload (default 100)")
+    sv.add_argument("--max-minutes", type=float, default=20.0,
+                    help="analyse at most this many minutes of a track (default 20)")
+    sv.set_defaults(func=cmd_serve)
 
     md = sub.add_parser("models", help="list shipped models and trainable architectures")
     md.set_defaults(func=cmd_models)

@@ -143,10 +143,12 @@ class Windows:
     ``MIN_SECONDS`` raises ``AudioDecodeError`` at the end of iteration.
     """
 
-    def __init__(self, src: AudioSource, cfg: FeatureConfig) -> None:
+    def __init__(self, src: AudioSource, cfg: FeatureConfig, max_seconds: float | None = None) -> None:
         self.decoded = stream_audio(src, sr=cfg.sr)  # raises now for missing/empty files
         self.cfg = cfg
         self.seconds = 0.0
+        self.max_windows = None if max_seconds is None else max(1, round(max_seconds / cfg.patch_seconds))
+        self.truncated = False  # True when max_seconds stopped decoding early
 
     @property
     def name(self) -> str:
@@ -156,6 +158,13 @@ class Windows:
         stream = _PatchStream(self.cfg)
         for block in self.decoded.blocks:
             mels, peaks = stream.push(block)
+            if self.max_windows is not None and stream.n_windows >= self.max_windows:
+                keep = len(mels) - (stream.n_windows - self.max_windows)
+                self.truncated, self.seconds = True, self.max_windows * self.cfg.patch_seconds
+                self.decoded.blocks.close()  # stops ffmpeg early
+                if keep:
+                    yield mels[:keep], peaks[:keep]
+                return
             if len(mels):
                 yield mels, peaks
         self.seconds = stream.n_samples / self.cfg.sr
@@ -192,7 +201,7 @@ class Classifier:
     >>> clf.predict("song.mp3").top(3)                # [("jazz", 0.81), ("blues", 0.07), ...]
     """
 
-    def __init__(self, model: Any, *, device: str = "auto", batch_size: int = 2) -> None:
+    def __init__(self, model: Any, *, device: str = "auto", batch_size: int | None = None) -> None:
         import torch
 
         # Small batches are faster on CPU here: a batch of 2 windows keeps the front-end's conv outputs
@@ -200,7 +209,7 @@ class Classifier:
         self.model = model
         self.device = resolve_device(device)
         self.module = model.module.to(self.device)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or (2 if self.device == "cpu" else 64)
         self._torch = torch
 
     @classmethod
@@ -256,9 +265,12 @@ class Classifier:
             model=self.name,
         )
 
-    def predict(self, x: AudioSource) -> Prediction:
-        """Classify one whole recording, streamed window by window (flat memory on long files)."""
-        windows = Windows(x, self.model.features)
+    def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction:
+        """Classify one whole recording, streamed window by window (flat memory on long files).
+
+        ``max_seconds`` analyses only the start of the track (e.g. 30 for a quick look).
+        """
+        windows = Windows(x, self.model.features, max_seconds)
         probs, tags, peaks = [], [], []
         for mels, pk in windows:
             p, t = self._run(mels)

@@ -1,0 +1,178 @@
+"""Web app: the JSON endpoint and the Gradio handler in-process, and the page in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musicgenre.errors import ParameterError
+from musicgenre.web import MODES, Analyzer, Limits, check_port_free
+
+from .conftest import EXAMPLES, tone, write_audio
+
+pytest.importorskip("gradio", reason="web extra not installed")  # the test set-up installs it
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def client(classifier):
+    from fastapi.testclient import TestClient
+
+    from musicgenre.web_api import build_server
+
+    return TestClient(build_server(classifier, Limits(max_upload_mb=1.0, max_seconds=60)))
+
+
+def test_api_classify(client, tmp_path):
+    path = write_audio(tmp_path / "song.flac", tone(8.0, 44100, 330, channels=2), 44100)
+    r = client.post("/api/classify", files={"file": ("song.flac", path.read_bytes())})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["source"] == "song.flac" and len(d["scores"]) == 10 and len(d["segments"]) == 2
+    assert abs(sum(d["scores"].values()) - 1) < 1e-3 and d["truncated"] is False
+
+
+def test_api_quick_mode_and_m4a(client, tmp_path, have_ffmpeg):
+    path = write_audio(tmp_path / "long.m4a", tone(40.0, 22050, 440), 22050)
+    d = client.post("/api/classify?quick=true&segments=false", files={"file": ("long.m4a", path.read_bytes())}).json()
+    assert d["truncated"] is True and d["duration"] <= 30.5 and "segments" not in d
+
+
+@pytest.mark.parametrize(
+    "payload, needle",
+    [(b"", "empty"), (b"definitely not audio" * 40, "cannot decode"), (b"\x00" * 2_000_000, "upload limit")],
+)
+def test_api_bad_uploads_are_readable(client, payload, needle):
+    r = client.post("/api/classify", files={"file": ("bad.mp3", payload)})
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert needle in detail and "bad.mp3" in detail or needle == "upload limit"
+    assert "/tmp/" not in detail and "Traceback" not in detail
+
+
+def test_api_silence_is_readable(client, tmp_path):
+    path = write_audio(tmp_path / "quiet.wav", np.zeros(16000 * 4, np.float32), 16000)
+    r = client.post("/api/classify", files={"file": ("quiet.wav", path.read_bytes())})
+    assert r.status_code == 422 and "silent" in r.json()["detail"]
+
+
+def test_gradio_handler_outputs(classifier, tmp_path):
+    import gradio as gr
+
+    analyzer = Analyzer(classifier, Limits(max_seconds=12))
+    top5, spec, fig, tags, status = analyzer.analyze(str(EXAMPLES / "jazz_vibe_ace.ogg"), MODES[0])
+    assert len(top5) == 5 and "jazz" in top5
+    assert spec.ndim == 3 and spec.shape[2] == 3 and spec.dtype == np.uint8
+    assert fig.axes[0].get_title().startswith("Genre over time") and len(fig.axes[0].lines) == 5
+    assert len(tags) == 10 and "analysed in" in status and "12-s limit" in status
+    with pytest.raises(gr.Error, match="Upload a file"):
+        analyzer.analyze(None, MODES[0])
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF1234WAVEfmt garbage")
+    with pytest.raises(gr.Error, match="bad.wav"):
+        analyzer.analyze(str(bad), MODES[1])
+
+
+def test_port_in_use_is_one_clear_error():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(ParameterError, match=f"port {port} .* --port"):
+            check_port_free("127.0.0.1", port)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_server(classifier):
+    import uvicorn
+
+    from musicgenre.web_api import build_server
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(build_server(classifier), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_gradio_client_api(live_server):
+    from gradio_client import Client, handle_file
+
+    c = Client(live_server + "/", verbose=False)
+    top5, _spec, _plot, _tags, status = c.predict(handle_file(str(EXAMPLES / "jazz_vibe_ace.ogg")), MODES[1],
+                                                  api_name="/classify")
+    labels = [x["label"] for x in top5["confidences"]]
+    assert len(labels) == 5 and "jazz" in labels and "analysed in" in status
+
+
+def test_browser_upload_and_analyze(live_server):
+    """Headless Chromium: upload a file, click Analyze, read five genres with probabilities."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.fail("chromium and chromium-driver must be installed by the test set-up (see README)")
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1280,1600"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
+    driver = webdriver.Chrome(options=opts, service=service)
+    try:
+        driver.get(live_server + "/")
+        wait = WebDriverWait(driver, 60)
+        upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "input[type=file]"))
+        upload.send_keys(str(EXAMPLES / "jazz_vibe_ace.ogg"))
+        time.sleep(2)  # let the upload finish before analysing
+        wait.until(lambda d: d.find_element(By.ID, "analyze")).click()
+
+        def five_rows(d):
+            rows = d.find_elements(By.CSS_SELECTOR, "#top5 .label-name, #top5 [data-testid='label-output-value']")
+            text = d.find_element(By.ID, "top5").text
+            return rows if text.count("%") >= 5 else False
+
+        wait.until(five_rows)
+        text = driver.find_element(By.ID, "top5").text
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "web_analyze.png"))
+        genres = {"blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"}
+        shown = [w for w in text.replace("\n", " ").split() if w in genres]
+        assert len(set(shown)) == 5 and "jazz" in shown, text
+        assert text.count("%") >= 5
+        # fully offline: the page asked nothing of any host but ours
+        hosts = set()
+        for entry in driver.get_log("performance"):
+            if '"Network.requestWillBeSent"' in entry["message"]:
+                import json
+
+                url = json.loads(entry["message"])["message"]["params"]["request"]["url"]
+                if url.startswith("http"):
+                    hosts.add(url.split("/")[2])
+        assert hosts <= {live_server.split("/")[2]}, hosts
+    finally:
+        driver.quit()
+        os.environ.pop("unused", None)
