@@ -108,6 +108,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scan(args: argparse.Namespace) -> int:
+    from .file_tags import TagWriter
+    from .library import scan
+    from .pipeline import Classifier
+
+    errors: list[str] = []
+    files = list(iter_audio_files(args.dirs, errors))
+    for e in errors:
+        _err(e)
+    tagger = None
+    if args.write_tags or args.dry_run:
+        tagger = TagWriter(dry_run=args.dry_run, overwrite=args.overwrite_genre,
+                           report=lambda m: print(m, file=sys.stderr))
+    if args.engine == "ray":
+        from .distributed import scan_ray
+
+        summary = scan_ray(files, args.db, args.model, address=args.address, shards=args.shards,
+                           device=args.device, tagger=tagger)
+    else:
+        clf = Classifier.from_pretrained(args.model, device=args.device)
+        summary = scan(files, args.db, clf, workers=args.workers, tagger=tagger,
+                       progress=sys.stderr.isatty() and not args.quiet)
+    print(f"{args.db}: {summary.line()}", file=sys.stderr)
+    return 1 if summary.failed or errors else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .library_export import export
+
+    n = export(args.db, args.format, args.output)
+    if args.output:
+        print(f"wrote {n} rows to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from .library_export import genre_chart, stats_text
+
+    print(stats_text(args.db), end="")
+    if args.chart:
+        genre_chart(args.db, args.chart)
+        print(f"chart: {args.chart}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .output import FORMATS
 
@@ -139,6 +184,36 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-minutes", type=float, default=20.0,
                     help="analyse at most this many minutes of a track (default 20)")
     sv.set_defaults(func=cmd_serve)
+
+    sc = sub.add_parser("scan", help="classify a music library into SQLite (incremental, resumable)",
+                        description="Walk folders, classify every audio file once, keep results in SQLite. "
+                        "Re-runs skip unchanged files; an interrupted scan resumes where it stopped.")
+    sc.add_argument("dirs", nargs="+", metavar="DIR|FILE")
+    sc.add_argument("--db", type=Path, required=True, help="SQLite database (created if missing)")
+    sc.add_argument("-m", "--model", default=None, help="shipped model name or model directory")
+    sc.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    sc.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
+    sc.add_argument("--write-tags", action="store_true", help="write GENRE + MUSICGENRE_CONFIDENCE into the files")
+    sc.add_argument("--dry-run", action="store_true", help="show which tags would change; write nothing to files")
+    sc.add_argument("--overwrite-genre", action="store_true", help="replace a GENRE tag the file already has")
+    sc.add_argument("--engine", choices=("local", "ray"), default="local",
+                    help="local threads, or a Ray Data job (pip install '.[distributed]')")
+    sc.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    sc.add_argument("--shards", type=Path, default=None,
+                    help="Ray: folder for the Parquet shards (default: DB path + '.shards')")
+    sc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sc.set_defaults(func=cmd_scan)
+
+    ex = sub.add_parser("export", help="export a library database as csv, json or parquet")
+    ex.add_argument("--db", type=Path, required=True)
+    ex.add_argument("-f", "--format", choices=("csv", "json", "parquet"), default="csv")
+    ex.add_argument("-o", "--output", type=Path, help="output file (default stdout; required for parquet)")
+    ex.set_defaults(func=cmd_export)
+
+    st = sub.add_parser("stats", help="genre distribution of a library database")
+    st.add_argument("--db", type=Path, required=True)
+    st.add_argument("--chart", type=Path, help="also save a bar chart PNG here")
+    st.set_defaults(func=cmd_stats)
 
     md = sub.add_parser("models", help="list shipped models and trainable architectures")
     md.set_defaults(func=cmd_models)

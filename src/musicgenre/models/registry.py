@@ -91,6 +91,13 @@ def resolve_model_dir(name_or_dir: str | Path | None) -> Path:
     raise ParameterError(f"unknown model {str(name_or_dir)!r}: not a shipped model ({known}) nor a model directory")
 
 
+def model_identity(name_or_dir: str | Path | None) -> tuple[str, str]:
+    """(name, version) of a model without loading its weights: what a library row records."""
+    path = resolve_model_dir(name_or_dir)
+    cfg = read_manifest(path / "config.json")
+    return cfg.get("name", path.name), str(cfg.get("version", "0"))
+
+
 def load_model(name_or_dir: str | Path | None = None) -> LoadedModel:
     """Build the architecture named in the directory's config.json and load its checked weights."""
     path = resolve_model_dir(name_or_dir)

@@ -1,0 +1,228 @@
+"""Tagging a music library: an incremental scan into SQLite, and genre tags written into the files.
+
+The database is the source of truth and is only ever added to or updated row by row:
+- WAL journal, rows committed in batches; a killed scan loses at most the batch in flight, which the
+  next run redoes (``path`` is the primary key, so nothing is ever duplicated);
+- a file is re-classified only if its size/mtime changed *and* its content hash changed, or if the
+  model (name, version) differs; a touched but identical file only gets its mtime refreshed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import MusicGenreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tracks (
+    path          TEXT PRIMARY KEY,
+    size          INTEGER NOT NULL,
+    mtime         REAL NOT NULL,
+    content_hash  TEXT NOT NULL,
+    duration      REAL,
+    model         TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    label         TEXT,
+    score         REAL,
+    scores        TEXT,   -- JSON {genre: probability}, all genres, highest first
+    tags          TEXT,   -- JSON {tag: probability}, top 20
+    error         TEXT,   -- NULL when classified; the reason when the file could not be
+    scanned_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tracks_label ON tracks(label);
+"""
+COLUMNS = ("path", "size", "mtime", "content_hash", "duration", "model", "model_version", "label", "score",
+           "scores", "tags", "error", "scanned_at")
+COMMIT_EVERY = 16  # rows per transaction: small enough that a kill loses little
+
+
+def connect(db: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(str(db), timeout=30)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.executescript(SCHEMA)
+    return con
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class ScanSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    touched: int = 0  # mtime changed, content identical: not re-classified
+    tagged: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        extra = f", {self.touched} touched (unchanged content)" if self.touched else ""
+        tags = f", {self.tagged} files tagged" if self.tagged else ""
+        return f"{self.done} classified, {self.skipped} skipped (unchanged), {self.failed} failed{extra}{tags}"
+
+
+def row_from_prediction(path: str, stat: os.stat_result, digest: str, model: str, version: str,
+                        pred: Any | None, error: str | None) -> dict[str, Any]:
+    """One ``tracks`` row; shared by the local scan and the Ray job so both write the same thing."""
+    return {
+        "path": path, "size": stat.st_size, "mtime": stat.st_mtime, "content_hash": digest,
+        "duration": None if pred is None else round(pred.duration, 3),
+        "model": model, "model_version": version,
+        "label": None if pred is None else pred.label,
+        "score": None if pred is None else pred.scores[pred.label],
+        "scores": None if pred is None else json.dumps(pred.scores),
+        "tags": None if pred is None else json.dumps(dict(list(pred.tags.items())[:20])),
+        "error": error, "scanned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def upsert(con: sqlite3.Connection, rows: Iterable[dict[str, Any]]) -> None:
+    con.executemany(
+        f"INSERT OR REPLACE INTO tracks ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+        [tuple(r[c] for c in COLUMNS) for r in rows],
+    )
+
+
+def plan(con: sqlite3.Connection, files: list[Path], model: str, version: str,
+         summary: ScanSummary) -> list[tuple[Path, os.stat_result]]:
+    """Which files need classifying. Unchanged files are skipped; touched-but-identical ones get
+    their new mtime recorded without re-classifying."""
+    todo = []
+    for f in files:
+        path = str(f.resolve())
+        st = f.stat()
+        row = con.execute(
+            "SELECT size, mtime, content_hash, model, model_version FROM tracks WHERE path = ?", (path,)
+        ).fetchone()
+        if row is None or (row[3], row[4]) != (model, version):
+            todo.append((f, st))
+        elif (row[0], row[1]) == (st.st_size, st.st_mtime):
+            summary.skipped += 1
+        elif row[0] == st.st_size and file_hash(f) == row[2]:
+            con.execute("UPDATE tracks SET mtime = ? WHERE path = ?", (st.st_mtime, path))
+            summary.touched += 1
+            summary.skipped += 1
+        else:
+            todo.append((f, st))
+    con.commit()
+    return todo
+
+
+def scan(
+    files: list[Path], db: Path, classifier: Any, *, workers: int = 2, progress: bool = False,
+    tagger: Any | None = None,
+) -> ScanSummary:
+    """Classify every file of ``files`` not already in ``db`` with this model; see module docstring.
+    ``tagger`` (a ``TagWriter``) writes each new result into the file's own tags."""
+    summary = ScanSummary()
+    model, version = classifier.name, str(classifier.model.config.get("version", "0"))
+    con = connect(db)
+    try:
+        todo = plan(con, files, model, version, summary)
+        bar = None
+        if progress and todo:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(todo), unit="file", desc="scan", dynamic_ncols=True)
+        results = classifier.predict_many((str(f) for f, _ in todo), workers=workers, on_error="return")
+        batch: list[dict[str, Any]] = []
+        last_commit = time.monotonic()
+        for (f, st), result in zip(todo, results):  # noqa: B007 (st is re-read after tagging)
+            error = None
+            if isinstance(result, MusicGenreError):
+                error, result = str(result), None
+                summary.failed += 1
+                summary.failures.append(error)
+                (bar.write if bar else log.warning)(f"failed: {error}")
+            else:
+                summary.done += 1
+            if tagger is not None and result is not None and tagger.write(f, result):
+                summary.tagged += 1
+                st = f.stat()  # the tags changed the file: record what is on disk now
+            try:
+                digest = file_hash(f)
+            except OSError as e:  # vanished or unreadable since it was listed
+                digest, error = "", error or f"{f}: {e.strerror}"
+            batch.append(row_from_prediction(str(f.resolve()), st, digest, model, version, result, error))
+            if len(batch) >= COMMIT_EVERY or time.monotonic() - last_commit > 5:
+                upsert(con, batch)
+                con.commit()
+                batch, last_commit = [], time.monotonic()
+            if bar:
+                bar.update()
+        upsert(con, batch)
+        con.commit()
+        if bar:
+            bar.close()
+    finally:
+        con.close()
+    return summary
+
+
+def read_rows(source: Path) -> Iterator[dict[str, Any]]:
+    """Every row of a library: a SQLite database, or a folder of Parquet shards from the Ray engine.
+    JSON columns (scores, tags) are decoded."""
+    source = Path(source)
+    if source.is_dir():
+        yield from _decode_json(_read_shards(source))
+        return
+    if not source.is_file():
+        raise MusicGenreError(f"{source}: database not found")
+    con = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        con.row_factory = sqlite3.Row
+        yield from _decode_json(dict(r) for r in con.execute("SELECT * FROM tracks ORDER BY path"))
+    except sqlite3.DatabaseError as e:
+        raise MusicGenreError(f"{source}: not a musicgenre library database ({e})") from None
+    finally:
+        con.close()
+
+
+def _decode_json(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for d in rows:
+        for k in ("scores", "tags"):
+            d[k] = json.loads(d[k]) if d[k] else None
+        yield d
+
+
+def _read_shards(folder: Path) -> list[dict[str, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MusicGenreError("reading Parquet shards needs pyarrow (pip install 'musicgenre[distributed]')") from None
+    files = sorted(folder.glob("*.parquet"))
+    if not files:
+        raise MusicGenreError(f"{folder}: no Parquet shards found")
+    rows = [r for f in files for r in pq.read_table(f).to_pylist()]
+    return sorted(({c: r.get(c) for c in COLUMNS} for r in rows), key=lambda r: r["path"])
+
+
+def import_shards(folder: Path, db: Path) -> int:
+    """Upsert the rows of a folder of Parquet shards into a library database; returns the row count."""
+    rows = _read_shards(folder)
+    con = connect(db)
+    try:
+        for i in range(0, len(rows), 500):
+            upsert(con, rows[i : i + 500])
+            con.commit()
+    finally:
+        con.close()
+    return len(rows)

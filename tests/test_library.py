@@ -1,0 +1,197 @@
+"""Library scanning: incremental, resumable after kill -9, tag writing, export, stats."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musicgenre.cli import main
+from musicgenre.file_tags import TagWriter, read_genre
+from musicgenre.library import read_rows, scan
+
+from .conftest import EXAMPLES, tone, write_audio
+
+
+def make_library(folder: Path, n: int = 4, seconds: float = 3.5) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    suffixes = [".wav", ".flac", ".mp3", ".ogg"]
+    files = [write_audio(folder / f"t{i:03d}{suffixes[i % 4]}", tone(seconds, 22050, 200 + 37 * i), 22050)
+             for i in range(n)]
+    return files
+
+
+def rows(db: Path) -> list[dict]:
+    return list(read_rows(db))
+
+
+def test_scan_is_incremental(classifier, tmp_path):
+    lib = tmp_path / "lib"
+    files = make_library(lib)
+    (lib / "broken.mp3").write_bytes(b"ID3" + b"\x00" * 50)
+    db = tmp_path / "library.sqlite"
+    s = scan(sorted(lib.iterdir()), db, classifier)
+    assert (s.done, s.failed, s.skipped) == (4, 1, 0)
+    got = {Path(r["path"]).name: r for r in rows(db)}
+    assert len(got) == 5 and "broken.mp3" in got["broken.mp3"]["error"]
+    ok = got["t000.wav"]
+    assert ok["label"] in classifier.labels and ok["model"] == "musicnn-gtzan" and ok["model_version"] == "1.0"
+    assert abs(ok["duration"] - 3.5) < 0.01 and len(ok["scores"]) == 10 and ok["tags"] and len(ok["content_hash"]) == 32
+
+    s = scan(sorted(lib.iterdir()), db, classifier)
+    assert (s.done, s.failed, s.skipped) == (0, 0, 5)
+
+    os.utime(files[0], (time.time() + 10, time.time() + 10))  # touched, same content
+    write_audio(files[1], tone(4.0, 22050, 999), 22050)  # really changed
+    new = write_audio(lib / "new.flac", tone(3.5, 22050, 500), 22050)
+    s = scan(sorted(lib.iterdir()), db, classifier)
+    assert (s.done, s.skipped, s.touched) == (2, 4, 1)
+    got = {Path(r["path"]).name: r for r in rows(db)}
+    assert len(got) == 6 and abs(got["t001.flac"]["duration"] - 4.0) < 0.01 and new.name in got
+
+
+def test_other_model_reclassifies(classifier, tmp_path):
+    import shutil
+
+    from musicgenre import Classifier
+    from musicgenre.models.registry import weights_dir
+
+    lib = tmp_path / "lib"
+    make_library(lib, n=2)
+    db = tmp_path / "db.sqlite"
+    scan(sorted(lib.iterdir()), db, classifier)
+    other = tmp_path / "other"
+    shutil.copytree(weights_dir() / "musicnn_gtzan", other)
+    cfg = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**cfg, "name": "other", "version": "2"}))
+    s = scan(sorted(lib.iterdir()), db, Classifier.from_pretrained(other, device="cpu"))
+    assert s.done == 2 and {r["model"] for r in rows(db)} == {"other"}
+
+
+def test_kill_and_resume_every_file_exactly_once(tmp_path):
+    lib = tmp_path / "lib"
+    make_library(lib, n=48, seconds=3.1)
+    db = tmp_path / "db.sqlite"
+    cmd = [sys.executable, "-m", "musicgenre", "scan", str(lib), "--db", str(db), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        count = 0
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            if db.exists():
+                try:
+                    count = sqlite3.connect(db).execute("SELECT COUNT(*) FROM tracks").fetchone()[0]
+                except sqlite3.OperationalError:
+                    count = 0
+                if count >= 16:
+                    break
+        assert proc.poll() is None, "the scan finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert 16 <= count < 48
+    rc = subprocess.run(cmd, capture_output=True, text=True)
+    assert rc.returncode == 0, rc.stderr
+    assert "skipped" in rc.stderr
+    con = sqlite3.connect(db)
+    paths = [p for (p,) in con.execute("SELECT path FROM tracks")]
+    assert len(paths) == len(set(paths)) == 48
+    assert con.execute("SELECT COUNT(*) FROM tracks WHERE error IS NOT NULL").fetchone()[0] == 0
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+class _Pred:
+    label = "jazz"
+    scores = {"jazz": 0.8123, "blues": 0.1877}
+
+
+@pytest.mark.parametrize("suffix", [".mp3", ".flac", ".ogg", ".opus", ".m4a"])
+def test_tag_writing_each_format(tmp_path, suffix, have_ffmpeg):
+    from musicgenre import load_audio
+
+    sr = 48000 if suffix == ".opus" else 44100
+    path = write_audio(tmp_path / f"song{suffix}", tone(2.0, sr), sr)
+    before = load_audio(path, sr=16000)
+    msgs: list[str] = []
+    assert TagWriter(dry_run=True, report=msgs.append).write(path, _Pred()) == 1
+    assert read_genre(path) == (None, None) and "would set" in msgs[0]
+    assert TagWriter(report=msgs.append).write(path, _Pred()) == 1
+    assert read_genre(path) == ("jazz", "0.812")
+    after = load_audio(path, sr=16000)
+    assert abs(len(after) - len(before)) < 2000 and np.abs(after).max() > 0.3
+    assert not list(tmp_path.glob(".*musicgenre-tmp*"))  # no temporary copies left behind
+
+
+def test_existing_genre_is_kept_unless_asked(tmp_path):
+    import mutagen
+
+    path = write_audio(tmp_path / "song.flac", tone(2.0, 44100), 44100)
+    f = mutagen.File(path)
+    f["GENRE"] = ["Bebop"]
+    f["ARTIST"] = ["Someone"]
+    f.save()
+    msgs: list[str] = []
+    assert TagWriter(report=msgs.append).write(path, _Pred()) == 0
+    assert read_genre(path) == ("Bebop", None) and "keeps its GENRE" in msgs[0]
+    assert TagWriter(overwrite=True, report=msgs.append).write(path, _Pred()) == 1
+    assert read_genre(path) == ("jazz", "0.812") and mutagen.File(path)["ARTIST"] == ["Someone"]
+
+
+def test_failed_tag_write_leaves_file_intact(tmp_path, monkeypatch):
+    path = write_audio(tmp_path / "song.ogg", tone(2.0, 44100), 44100)
+    original = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("musicgenre.file_tags._set", boom)
+    msgs: list[str] = []
+    assert TagWriter(report=msgs.append).write(path, _Pred()) == 0
+    assert path.read_bytes() == original and "unchanged" in msgs[0]
+
+
+def test_cli_scan_write_tags_export_stats(tmp_path, capsys):
+    import shutil
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for f in EXAMPLES.glob("*.ogg"):
+        shutil.copy(f, lib / f.name)
+    db = tmp_path / "lib.sqlite"
+    assert main(["scan", str(lib), "--db", str(db), "--dry-run"]) == 0
+    assert "would set" in capsys.readouterr().err
+    assert all(read_genre(f) == (None, None) for f in lib.iterdir())
+    assert main(["scan", str(lib), "--db", str(db), "--write-tags"]) == 0  # dry-run rows exist: skipped, no tags
+    assert main(["scan", str(lib), "--db", str(tmp_path / "fresh.sqlite"), "--write-tags"]) == 0
+    err = capsys.readouterr().err
+    assert "4 classified" in err and "4 files tagged" in err
+    assert read_genre(lib / "jazz_vibe_ace.ogg")[0] == "jazz"
+    # the tagged files are recorded as they are now: a re-scan skips them all
+    assert main(["scan", str(lib), "--db", str(tmp_path / "fresh.sqlite")]) == 0
+    assert "0 classified, 4 skipped" in capsys.readouterr().err
+
+    db = tmp_path / "fresh.sqlite"
+    assert main(["export", "--db", str(db), "--format", "csv"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("path,label,score") and len(out) == 5
+    assert main(["export", "--db", str(db), "-f", "json", "-o", str(tmp_path / "x.json")]) == 0
+    assert len(json.loads((tmp_path / "x.json").read_text())) == 4
+    assert main(["export", "--db", str(db), "-f", "parquet", "-o", str(tmp_path / "x.parquet")]) == 0
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "x.parquet").num_rows == 4
+    assert main(["stats", "--db", str(db), "--chart", str(tmp_path / "chart.png")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("4 tracks classified") and "classical" in out
+    assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["stats", "--db", str(tmp_path / "missing.sqlite")]) == 1
+    assert main(["export", "--db", str(db), "-f", "parquet"]) == 2
