@@ -1,0 +1,46 @@
+"""`scan --engine ray` against a local Ray instance with 2 CPUs."""
+
+from __future__ import annotations
+
+import pytest
+
+from musicgenre.library import read_rows, scan
+
+from .test_library import make_library
+
+ray = pytest.importorskip("ray", reason="distributed extra not installed")  # the test set-up installs it
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def test_ray_scan_matches_local_scan(local_ray, classifier, tmp_path):
+    from musicgenre.distributed import scan_ray
+
+    lib = tmp_path / "lib"
+    files = make_library(lib, n=6)
+    (lib / "broken.flac").write_bytes(b"fLaC" + b"\x01" * 100)
+    all_files = sorted(lib.iterdir())
+    db = tmp_path / "ray.sqlite"
+    s = scan_ray(all_files, db, None, shards=tmp_path / "shards")
+    assert (s.done, s.failed) == (6, 1)
+    ray_rows = {r["path"]: r for r in read_rows(db)}
+    shard_rows = {r["path"]: r for r in read_rows(tmp_path / "shards")}  # export reads shards too
+    assert ray_rows.keys() == shard_rows.keys() and len(ray_rows) == 7
+
+    local_db = tmp_path / "local.sqlite"
+    scan(all_files, local_db, classifier)
+    for r in read_rows(local_db):
+        other = ray_rows[r["path"]]
+        assert (other["label"], other["content_hash"], other["model"]) == (r["label"], r["content_hash"], r["model"])
+        if r["scores"]:
+            assert abs(other["scores"][r["label"]] - r["scores"][r["label"]]) < 1e-4
+
+    # incremental: a second Ray run has nothing to do
+    again = scan_ray(all_files, db, None, shards=tmp_path / "shards2")
+    assert (again.done, again.skipped) == (0, 7)
+    assert len(files) == 6
