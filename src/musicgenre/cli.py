@@ -153,6 +153,71 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    from .train.loop import TrainConfig, train
+
+    try:
+        model_args = json.loads(args.model_args) if args.model_args else {}
+    except json.JSONDecodeError as e:
+        raise ParameterError(f"--model-args is not valid JSON: {e}") from None
+    cfg = TrainConfig(
+        architecture=args.architecture, data=args.data, out=str(args.output), dataset_kind=args.dataset_kind,
+        split=args.split, model_args=model_args, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        optimizer=args.optimizer, weight_decay=args.weight_decay, schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs, patience=args.patience, accumulate=args.accumulate,
+        segment_seconds=args.segment_seconds, augment=not args.no_augment, spec_augment=not args.no_spec_augment,
+        freeze_encoder=args.freeze_encoder, amp=not args.no_amp, seed=args.seed, device=args.device,
+        resume=args.resume, workers=args.workers,
+    )
+    result = train(cfg, progress=not args.quiet)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .train.evaluate import evaluate
+
+    ds = load_dataset(args.data, kind=args.dataset_kind, split=args.split, seed=args.seed)
+    examples = ds.examples if args.subset == "all" else ds.split(args.subset)
+    if not examples:
+        raise ParameterError(f"{args.data}: the {args.subset} split is empty")
+    rep = evaluate(args.model, examples, ds.labels, args.output, device=args.device,
+                   progress=sys.stderr.isatty() and not args.quiet)
+    print(f"{rep['model']} on {ds.name} ({args.subset}, {rep['clips']} clips): accuracy {rep['accuracy']:.3f}, "
+          f"macro-F1 {rep['macro_f1']:.3f}, window accuracy {rep['window_accuracy']:.3f}")
+    for label, m in rep["per_class"].items():
+        print(f"  {label:<14} precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  "
+              f"n={m['support']}")
+    for f in rep["failed"]:
+        _err(f)
+    print(f"report: {args.output / 'report.json'}, confusion matrix: {args.output / 'confusion_matrix.png'}",
+          file=sys.stderr)
+    return 1 if rep["failed"] else 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .train.explain import explain
+
+    out = args.output or Path(Path(args.file).stem + "_saliency.png")
+    result = explain(args.model, args.file, out, filters=args.filters, device=args.device,
+                     max_seconds=args.max_seconds)
+    print(f"{args.file}: {result['label']} ({result['score']:.0%}); saliency map: {result['saliency']}")
+    for p in result.get("filters", []):
+        print(f"  filter activations: {p}")
+    return 0
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from .ensemble import create_ensemble
+
+    cfg = create_ensemble(args.models, args.output)
+    print(f"{args.output}: ensemble of {len(cfg['members'])} models ({', '.join(cfg['labels'])})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .output import FORMATS
 
@@ -215,9 +280,72 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--chart", type=Path, help="also save a bar chart PNG here")
     st.set_defaults(func=cmd_stats)
 
+    tr = sub.add_parser("train", help="train a genre model on a labelled dataset",
+                        description="Train ARCHITECTURE on DATA; the output directory is a model usable with "
+                        "--model everywhere. Multi-GPU/multi-node: run under torchrun (DDP).")
+    tr.add_argument("architecture", help="see `musicgenre models`")
+    tr.add_argument("data", help="GTZAN root, FMA root, folder per label, CSV manifest, or HF dataset on disk")
+    tr.add_argument("-o", "--output", type=Path, required=True, help="model directory to write")
+    _dataset_flags(tr)
+    tr.add_argument("--model-args", help='JSON constructor arguments, e.g. \'{"width": 32}\'')
+    tr.add_argument("--epochs", type=int, default=30)
+    tr.add_argument("--batch-size", type=int, default=16)
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--optimizer", choices=("adam", "adamw", "rmsprop"), default="adamw")
+    tr.add_argument("--weight-decay", type=float, default=1e-4)
+    tr.add_argument("--schedule", choices=("cosine", "plateau", "none"), default="cosine",
+                    help="warm-up + cosine (per step) or reduce-on-plateau (per epoch)")
+    tr.add_argument("--warmup-epochs", type=int, default=1)
+    tr.add_argument("--patience", type=int, default=8, help="early stopping on valid macro-F1 (0: off)")
+    tr.add_argument("--accumulate", type=int, default=1, help="gradient accumulation steps")
+    tr.add_argument("--segment-seconds", type=float, help="training/inference window (default per architecture)")
+    tr.add_argument("--no-augment", action="store_true", help="no waveform augmentation (shift, gain, noise)")
+    tr.add_argument("--no-spec-augment", action="store_true", help="no SpecAugment masks")
+    tr.add_argument("--freeze-encoder", action="store_true", help="train only the classifier head")
+    tr.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    tr.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
+    tr.add_argument("--workers", type=int, default=0, help="data-loader processes")
+    tr.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class report, confusion matrix",
+                        description="Evaluate a model on a dataset split through the same inference path as "
+                        "predict (clip-level aggregation of windows).")
+    ev.add_argument("--model", required=True, help="model name or directory")
+    ev.add_argument("--data", required=True)
+    _dataset_flags(ev)
+    ev.add_argument("--subset", choices=("test", "valid", "train", "all"), default="test")
+    ev.add_argument("-o", "--output", type=Path, default=Path("evaluation"), help="report folder")
+    ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    ev.add_argument("-q", "--quiet", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+
+    xp = sub.add_parser("explain", help="saliency map: what drove the decision",
+                        description="Save a saliency map over the spectrogram (gradient of the top genre).")
+    xp.add_argument("file")
+    xp.add_argument("-m", "--model", default=None)
+    xp.add_argument("-o", "--output", type=Path, help="PNG path (default <file>_saliency.png)")
+    xp.add_argument("--filters", action="store_true", help="also save first/last conv layer activations")
+    xp.add_argument("--max-seconds", type=float, default=30.0, help="analyse this much of the start (default 30)")
+    xp.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    xp.set_defaults(func=cmd_explain)
+
+    en = sub.add_parser("ensemble", help="combine saved models (mean of probabilities)")
+    en.add_argument("models", nargs="+", type=Path, metavar="MODEL_DIR")
+    en.add_argument("-o", "--output", type=Path, required=True)
+    en.set_defaults(func=cmd_ensemble)
+
     md = sub.add_parser("models", help="list shipped models and trainable architectures")
     md.set_defaults(func=cmd_models)
     return p
+
+
+def _dataset_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset-kind", choices=("auto", "gtzan", "fma", "folder", "manifest", "hf"), default="auto")
+    p.add_argument("--split", choices=("random", "fault-filtered"), default="random",
+                   help="GTZAN split: seeded stratified 80/10/10, or the artist-filtered lists")
+    p.add_argument("--seed", type=int, default=0)
 
 
 def main(argv: list[str] | None = None) -> int:

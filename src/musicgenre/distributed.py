@@ -72,7 +72,7 @@ def scan_ray(
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     n = actors or max(1, int(ray.available_resources().get("CPU", 1)))
-    ds = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=max(1, min(len(todo), 4 * n)))
+    ds: Any = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=max(1, min(len(todo), 4 * n)))
     ds = ds.map_batches(ClassifyBatch, fn_constructor_kwargs={"model": model, "device": "cpu" if device == "auto"
                         else device}, batch_size=batch_size, concurrency=n, num_cpus=1)
     ds.write_parquet(str(shards))

@@ -24,10 +24,20 @@ class FeatureConfig:
     hop_length: int = 256
     n_mels: int = 96
     patch_frames: int = 187  # MusiCNN's 3-s input
+    # "logmel_frames": the pipeline computes MusiCNN log-mel patches (the MusiCNN models);
+    # "waveform": the pipeline cuts raw windows of window_seconds and the model has its own front-end.
+    input: str = "logmel_frames"
+    window_seconds: float = 0.0
 
     @property
     def patch_seconds(self) -> float:
+        if self.input == "waveform":
+            return self.window_seconds
         return self.patch_frames * self.hop_length / self.sr
+
+    @property
+    def window_samples(self) -> int:
+        return round(self.window_seconds * self.sr)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -88,6 +98,8 @@ class LogMel:
         """(n_frames, n_fft) float32 tensor of raw samples -> (n_frames, n_mels) log-mel."""
         import torch
 
+        if self.window.device != frames.device:  # follow the model onto the GPU
+            self.window, self.mel = self.window.to(frames.device), self.mel.to(frames.device)
         spec = torch.fft.rfft(frames * self.window, dim=-1)
         power = spec.real.square() + spec.imag.square()  # (n_frames, 1 + n_fft // 2)
         return torch.log10(10000.0 * (power @ self.mel) + 1.0)

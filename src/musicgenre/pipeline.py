@@ -135,8 +135,31 @@ class _PatchStream:
         return frames[: k * t].reshape(k, t, self.cfg.n_mels), peaks[: k * t].reshape(k, t).max(axis=1, initial=0.0)
 
 
+class _WaveStream:
+    """Cuts a stream of audio blocks into raw windows of ``window_samples`` (waveform models)."""
+
+    def __init__(self, cfg: FeatureConfig) -> None:
+        self.n = cfg.window_samples
+        self.buf = np.zeros(0, np.float32)
+        self.n_samples = 0
+        self.n_windows = 0
+
+    def push(self, block: np.ndarray, final: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        self.n_samples += len(block)
+        self.buf = np.concatenate([self.buf, block])
+        k = len(self.buf) // self.n
+        if final and k == 0 and self.n_windows == 0 and len(self.buf):
+            self.buf = np.tile(self.buf, -(-self.n // len(self.buf)))[: self.n]  # repeat-pad short input
+            k = 1
+        windows = self.buf[: k * self.n].reshape(k, self.n)
+        self.buf = self.buf[k * self.n :]
+        self.n_windows += k
+        return windows, np.abs(windows).max(axis=1, initial=0.0)
+
+
 class Windows:
-    """Iterate a source as (mels (k, T, F), peaks (k,)) chunks of whole analysis windows.
+    """Iterate a source as (model inputs (k, ...), peaks (k,)) chunks of whole analysis windows:
+    MusiCNN log-mel patches (k, T, F), or raw waveform windows (k, samples) for waveform models.
 
     A trailing part-window is dropped unless the input has no full window at all (then it is
     repeat-padded). After iteration ``seconds`` holds the decoded duration. Input shorter than
@@ -155,7 +178,7 @@ class Windows:
         return self.decoded.name
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        stream = _PatchStream(self.cfg)
+        stream = _WaveStream(self.cfg) if self.cfg.input == "waveform" else _PatchStream(self.cfg)
         for block in self.decoded.blocks:
             mels, peaks = stream.push(block)
             if self.max_windows is not None and stream.n_windows >= self.max_windows:
@@ -214,10 +237,17 @@ class Classifier:
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path | None = None, *, device: str = "auto", **kw: Any) -> Classifier:
-        """Load a shipped model by name (default ``musicnn-gtzan``) or a model directory."""
-        from .models.registry import load_model
+        """Load a shipped model by name (default ``musicnn-gtzan``) or a model directory (an
+        ensemble directory gives an ``EnsembleClassifier``)."""
+        from .models.registry import load_model, read_manifest, resolve_model_dir
 
-        return cls(load_model(name_or_dir), device=device, **kw)
+        path = resolve_model_dir(name_or_dir)
+        config = read_manifest(path / "config.json")
+        if config.get("architecture") == "ensemble":
+            from .ensemble import EnsembleClassifier
+
+            return EnsembleClassifier(path, config, device=device, **kw)
+        return cls(load_model(path), device=device, **kw)
 
     @property
     def labels(self) -> list[str]:

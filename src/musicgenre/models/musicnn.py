@@ -37,13 +37,12 @@ class _FreqPooledConv(nn.Module):
         # Inference shortcut, same result: ReLU and the (frozen, per-channel affine) BN are monotonic,
         # so max over frequency commutes with them -- pool the raw conv output first and apply ReLU+BN
         # to (batch, filters, time) instead of the 60x larger (batch, filters, time, freq').
-        z = F.conv2d(x, self.conv.weight)  # bias is constant over frequency: add it after pooling
+        z = self.conv(x)  # (batch, filters, time, freq')
         bn = self.bn
-        assert bn.running_var is not None and bn.running_mean is not None and self.conv.bias is not None
+        assert bn.running_var is not None and bn.running_mean is not None
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        b = self.conv.bias[:, None]
-        hi = F.relu(z.amax(dim=3) + b)
-        lo = F.relu(z.amin(dim=3) + b)
+        hi = F.relu(z.amax(dim=3))
+        lo = F.relu(z.amin(dim=3))
         pooled = torch.where(scale[:, None] >= 0, hi, lo)  # a negative BN scale turns the max into a min
         return (pooled - bn.running_mean[:, None]) * scale[:, None] + bn.bias[:, None]
 

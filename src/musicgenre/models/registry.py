@@ -30,7 +30,7 @@ def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _ensure_registered() -> None:
     # importing the architecture modules runs their @register_model decorators
-    from . import genre  # noqa: F401
+    from . import architectures, genre, hf  # noqa: F401
 
 
 def list_architectures() -> dict[str, str]:

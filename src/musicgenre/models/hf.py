@@ -1,0 +1,59 @@
+"""`hf`: a transformers AutoModelForAudioClassification (AST, wav2vec2, HuBERT, ...), optional.
+
+Loaded from a local checkpoint directory (``checkpoint``) or built with random weights from a
+config (``config``: a dict, or a model type such as "wav2vec2"). Nothing is ever downloaded.
+Waveform-input models (wav2vec2, HuBERT) take the 16-kHz waveform, normalised per example; models
+with a spectrogram front-end use the checkpoint's feature extractor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ParameterError
+from .registry import register_model
+
+
+class HFAudioClassifier(nn.Module):
+    def __init__(self, n_labels: int, checkpoint: str | None = None, config: dict | str | None = None,
+                 sr: int = 16000) -> None:
+        super().__init__()
+        try:
+            import transformers
+        except ImportError:
+            raise ParameterError("architecture 'hf' needs transformers: pip install 'musicgenre[hf]'") from None
+        self.sr = sr
+        self.extractor = None
+        if checkpoint:
+            self.net = transformers.AutoModelForAudioClassification.from_pretrained(
+                checkpoint, num_labels=n_labels, ignore_mismatched_sizes=True, local_files_only=True)
+            try:
+                self.extractor = transformers.AutoFeatureExtractor.from_pretrained(checkpoint, local_files_only=True)
+            except OSError:
+                self.extractor = None
+        else:
+            if isinstance(config, dict):
+                cfg = transformers.AutoConfig.for_model(**config)
+            else:
+                cfg = transformers.AutoConfig.for_model(config or "wav2vec2")
+            cfg.num_labels = n_labels
+            self.net = transformers.AutoModelForAudioClassification.from_config(cfg)
+        self.waveform_input = self.net.main_input_name == "input_values" and self.extractor is None or (
+            type(self.extractor).__name__ == "Wav2Vec2FeatureExtractor")
+
+    def forward(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.waveform_input:
+            x = (y - y.mean(dim=1, keepdim=True)) / (y.std(dim=1, keepdim=True) + 1e-7)
+            return {"logits": self.net(input_values=x).logits}
+        assert self.extractor is not None
+        feats = self.extractor(list(y.detach().cpu().numpy()), sampling_rate=self.sr, return_tensors="pt")
+        return {"logits": self.net(**{k: v.to(y.device) for k, v in feats.items()}).logits}
+
+
+@register_model
+def hf(**kw: Any) -> HFAudioClassifier:
+    """A transformers audio classifier (AST, wav2vec2, HuBERT) from a local checkpoint or a config."""
+    return HFAudioClassifier(**kw)
