@@ -104,10 +104,11 @@ def test_training_learns_and_the_model_works_everywhere(synth_data, tmp_path, ca
     rep = json.loads((tmp_path / "ev/report.json").read_text())
     assert rep["accuracy"] > 0.66 and rep["clips"] == 30 and set(rep["per_class"]) == {"clicks", "noise", "tones"}
     assert len(rep["confusion_matrix"]) == 3 and (tmp_path / "ev/confusion_matrix.png").is_file()
+    assert "macro-F1" in capsys.readouterr().out
 
     # the trained directory works with predict, explain and ensembles
     clip = synth_data / "tones" / "tones00.wav"
-    assert main(["predict", str(clip), "--model", str(out), "-f", "json"]) == 0
+    assert main(["predict", str(clip), "--model", str(out), "-f", "json", "--segments"]) == 0
     pred = json.loads(capsys.readouterr().out)[0]
     assert pred["model"] == "crnn_model" and len(pred["segments"]) == 2
     assert main(["explain", str(clip), "--model", str(out), "-o", str(tmp_path / "sal.png"), "--filters"]) == 0
