@@ -17,6 +17,10 @@ from ..errors import ParameterError
 from .registry import register_model
 
 
+# model types whose input is the raw waveform (normalised per example, as their extractors do)
+WAVEFORM_MODELS = {"wav2vec2", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat", "sew", "sew-d"}
+
+
 class HFAudioClassifier(nn.Module):
     def __init__(self, n_labels: int, checkpoint: str | None = None, config: dict | str | None = None,
                  sr: int = 16000) -> None:
@@ -41,8 +45,10 @@ class HFAudioClassifier(nn.Module):
                 cfg = transformers.AutoConfig.for_model(config or "wav2vec2")
             cfg.num_labels = n_labels
             self.net = transformers.AutoModelForAudioClassification.from_config(cfg)
-        self.waveform_input = self.net.main_input_name == "input_values" and self.extractor is None or (
-            type(self.extractor).__name__ == "Wav2Vec2FeatureExtractor")
+        self.waveform_input = self.net.config.model_type in WAVEFORM_MODELS
+        if not self.waveform_input and self.extractor is None:
+            raise ParameterError(f"hf model type {self.net.config.model_type!r} takes spectrogram features: give a "
+                                 "checkpoint directory with its preprocessor_config.json")
 
     def forward(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.waveform_input:

@@ -1,0 +1,90 @@
+"""Per-architecture cost: training step time per sample and inference time per 30-s clip.
+
+    python benchmarks/bench_architectures.py [--device cpu|cuda]   # -> benchmarks/results-architectures-<device>.json
+
+Full-size default configurations (VGG19_BN at 224x224, etc.), random weights, random audio.
+Train step: forward + backward + AdamW step on a batch of segments of the architecture's window,
+median of 5 steps after 2 warm-up steps, divided by the batch size. Inference: a 30-s clip cut into
+the architecture's windows, one batched forward pass, median of 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from musicgenre.models.architectures import INPUTS  # noqa: E402
+from musicgenre.models.registry import create_model  # noqa: E402
+
+ARCHS = {"vgg19_bn_cqt": 4, "crnn": 16, "parallel_cnn_rnn": 16, "musicnn_transfer": 16, "musicnn_genre": 0}
+
+
+def timed(fn, device: str, repeats: int = 5) -> float:
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench(arch: str, batch: int, dev: str) -> dict:
+    if arch == "musicnn_genre":
+        model = create_model(arch, n_labels=10).to(dev).eval()
+        clip = torch.randn(10, 187, 96, device=dev)  # 30 s = 10 MusiCNN windows of log-mel
+        row = {"params_trainable": sum(p.numel() for p in model.head.parameters())}
+    else:
+        model = create_model(arch, n_labels=10, **({} if arch == "musicnn_transfer" else
+                                                  {"sr": INPUTS[arch]["sr"]})).to(dev)
+        sr, seconds = INPUTS[arch]["sr"], INPUTS[arch]["window_seconds"]
+        window = round(sr * seconds)
+        x = torch.randn(batch, window, device=dev) * 0.1
+        y = torch.randint(0, 10, (batch,), device=dev)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+        def step() -> None:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x)["logits"], y).backward()
+            opt.step()
+
+        model.train()
+        row = {"params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+               "train_batch": batch, "train_seconds_per_sample": round(timed(step, dev) / batch, 4)}
+        model.eval()
+        clip = torch.randn(max(1, int(30 // seconds)), window, device=dev) * 0.1
+    with torch.inference_mode():
+        row["inference_seconds_per_30s_clip"] = round(timed(lambda: model(clip), dev), 4)
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+    dev = args.device
+    results: dict = {"device": torch.cuda.get_device_name() if dev == "cuda" else
+                     f"cpu, {torch.get_num_threads()} threads"}
+    for arch, batch in ARCHS.items():
+        results[arch] = bench(arch, batch, dev)
+        print(arch, results[arch], flush=True)
+    out = ROOT / f"benchmarks/results-architectures-{dev}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
