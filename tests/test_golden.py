@@ -37,6 +37,7 @@ def test_taggram_matches_tensorflow(name: str) -> None:
         taggram = torch.sigmoid(model(_patches())).numpy()
     expected = np.load(REF / f"tf_taggram_{name}.npy")
     assert taggram.shape == expected.shape == (4, 50)
+    print(f"{name}: max |torch - tensorflow| = {np.abs(taggram - expected).max():.2e}")  # see docs/models.md
     np.testing.assert_allclose(taggram, expected, atol=1e-3)
     reference = json.loads((REF / "tf_reference.json").read_text())[name]
     assert manifest["tags"] == reference["tags"]

@@ -51,8 +51,6 @@ class EnsembleClassifier(Classifier):
         self.device = first.device
 
     def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction:
-        if isinstance(x, Iterator):
-            raise ParameterError("a stream cannot be shared by ensemble members")
         preds = [m.predict(x, max_seconds=max_seconds) for m in self.members]
         probs = np.mean([[p.scores[lab] for lab in self.labels] for p in preds], axis=0)
         first = preds[0]

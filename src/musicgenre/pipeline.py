@@ -1,4 +1,8 @@
-"""The one inference path: source -> streamed log-mel patches -> model -> Prediction.
+"""The one inference path: source -> streamed windows -> model -> Prediction.
+
+Windows are MusiCNN log-mel patches (the MusiCNN models) or raw waveform windows (trainable
+architectures, which compute their own spectrogram); the track's scores are the mean of its
+windows' probabilities.
 
 Used by the CLI, the Python API, the web app and the library scanner alike.
 """
@@ -20,7 +24,7 @@ from .features import FeatureConfig, LogMel
 
 log = logging.getLogger(__name__)
 
-MIN_SECONDS = 1.0  # shorter input is rejected; 1-3 s is repeat-padded to one 3-s window
+MIN_SECONDS = 1.0  # shorter input is rejected; input shorter than one window is repeat-padded to one
 SILENCE_PEAK = 1e-3  # windows whose peak stays below -60 dBFS are not analysed
 
 
@@ -262,7 +266,7 @@ class Classifier:
         return self.predict(x).as_pipeline_output(top_k)
 
     def _run(self, mels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(n, T, F) patches -> genre probabilities (n, n_labels), tag probabilities (n, n_tags)."""
+        """(n, ...) windows -> genre probabilities (n, n_labels), tag probabilities (n, n_tags)."""
         torch = self._torch
         probs, tags = [], []
         with torch.inference_mode():

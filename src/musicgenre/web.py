@@ -78,18 +78,28 @@ class Analyzer:
                   f"analysed in {seconds:.2f} s.{note}")
         top5 = dict(pred.top(5))
         tags = dict(list(pred.tags.items())[:10])
-        return top5, spectrogram_image(path, self.clf, pred.duration), timeline_figure(pred), tags, status
+        return top5, spectrogram_image(path, pred.duration), timeline_figure(pred), tags, status
 
 
-def spectrogram_image(path: str, clf: Any, seconds: float) -> np.ndarray:
-    """The analysed audio's log-mel (what the model sees) as an RGB image, low frequencies at the bottom."""
+def spectrogram_image(path: str, seconds: float) -> np.ndarray:
+    """Log-mel of the analysed audio (at most its first 2 minutes) as an RGB image, low frequencies
+    at the bottom."""
     from matplotlib import colormaps
 
-    from .pipeline import Windows
+    from .audio import stream_audio
+    from .features import FeatureConfig, log_mel
 
-    windows = Windows(path, clf.model.features, max_seconds=min(seconds, 120.0))
-    mels, _ = windows.all()
-    mel = mels.reshape(-1, mels.shape[-1]).T[::-1]  # (n_mels, frames)
+    cfg = FeatureConfig()
+    limit = int(min(seconds, 120.0) * cfg.sr)
+    blocks, n = [], 0
+    stream = stream_audio(path, sr=cfg.sr).blocks
+    for block in stream:
+        blocks.append(block)
+        n += len(block)
+        if n >= limit:
+            stream.close()
+            break
+    mel = log_mel(np.concatenate(blocks)[:limit]).T[::-1]  # (n_mels, frames)
     mel = (mel - mel.min()) / (np.ptp(mel) + 1e-9)
     step = max(1, mel.shape[1] // 1200)  # keep the image a sensible width
     rgb = colormaps["magma"](mel[:, ::step])[..., :3]
@@ -138,7 +148,7 @@ def build_app(classifier: Any, limits: Limits = Limits()) -> Any:
             with gr.Column():
                 top5 = gr.Label(num_top_classes=5, label="Top 5 genres", elem_id="top5")
                 tags = gr.Label(num_top_classes=10, label="Descriptive tags", elem_id="tags")
-        spec = gr.Image(label="Log-mel spectrogram (what the model hears)", type="numpy", interactive=False)
+        spec = gr.Image(label="Log-mel spectrogram of the analysed audio", type="numpy", interactive=False)
         timeline = gr.Plot(label="Genre over time")
         button.click(analyzer.analyze, [audio, mode], [top5, spec, timeline, tags, status], api_name="classify",
                      concurrency_limit=1)

@@ -16,7 +16,6 @@ from torch import nn
 from ..errors import ParameterError
 from .registry import register_model
 
-
 # model types whose input is the raw waveform (normalised per example, as their extractors do)
 WAVEFORM_MODELS = {"wav2vec2", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat", "sew", "sew-d"}
 
