@@ -68,6 +68,12 @@ def test_usage_errors_exit_2(capsys):
     assert main(["predict", JAZZ, "--device", "cuda"]) == 2
 
 
+def test_unwritable_output_is_one_line(tmp_path, capsys):
+    assert main(["predict", JAZZ, "-f", "json", "-o", str(tmp_path / "no" / "such" / "dir.json")]) == 1
+    err = capsys.readouterr().err
+    assert "No such file or directory" in err and "Traceback" not in err
+
+
 def test_models_and_help(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out

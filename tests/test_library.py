@@ -58,6 +58,15 @@ def test_scan_is_incremental(classifier, tmp_path):
     assert len(got) == 6 and abs(got["t001.flac"]["duration"] - 4.0) < 0.01 and new.name in got
 
 
+def test_db_path_that_is_not_a_database_is_refused_and_untouched(classifier, tmp_path, capsys):
+    precious = tmp_path / "thesis.docx"
+    precious.write_bytes(b"PK\x03\x04 my thesis" * 100)
+    before = precious.read_bytes()
+    assert main(["scan", str(EXAMPLES), "--db", str(precious)]) == 1
+    assert "not a musicgenre library database" in capsys.readouterr().err
+    assert precious.read_bytes() == before
+
+
 def test_other_model_reclassifies(classifier, tmp_path):
     import shutil
 

@@ -363,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     except MusicGenreError as e:
         _err(str(e))
         return 1
+    except OSError as e:  # e.g. an --output folder that does not exist or is not writable
+        _err(f"{e.filename or ''}: {e.strerror or e}" if e.filename else str(e))
+        return 1
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

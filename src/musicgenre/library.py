@@ -49,10 +49,14 @@ COMMIT_EVERY = 16  # rows per transaction: small enough that a kill loses little
 
 
 def connect(db: Path) -> sqlite3.Connection:
-    con = sqlite3.connect(str(db), timeout=30)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
-    con.executescript(SCHEMA)
+    """Open (or create) a library database; anything else at that path is refused, never touched."""
+    try:
+        con = sqlite3.connect(str(db), timeout=30)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        con.executescript(SCHEMA)
+    except sqlite3.DatabaseError as e:
+        raise MusicGenreError(f"{db}: not a musicgenre library database ({e})") from None
     return con
 
 
