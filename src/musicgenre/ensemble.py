@@ -9,7 +9,6 @@ window length): each runs its own windows and only the track-level probabilities
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .audio import AudioSource
-from .errors import MusicGenreError, ParameterError
+from .errors import ParameterError
 from .output import write_atomic
 from .pipeline import Classifier, Prediction, _sorted_scores
 
@@ -41,7 +40,8 @@ def create_ensemble(members: list[Path], out: Path) -> dict[str, Any]:
 
 
 class EnsembleClassifier(Classifier):
-    """Same interface as Classifier; predictions are the mean over member classifiers."""
+    """Same interface as Classifier (``predict_many`` is inherited); predictions are the mean over
+    member classifiers."""
 
     def __init__(self, path: Path, config: dict[str, Any], *, device: str = "auto", **kw: Any) -> None:
         self.members = [Classifier.from_pretrained(m, device=device, **kw) for m in config["members"]]
@@ -56,13 +56,3 @@ class EnsembleClassifier(Classifier):
         first = preds[0]
         return Prediction(source=first.source, scores=_sorted_scores(self.labels, probs), tags=first.tags,
                           segments=first.segments, duration=first.duration, model=self.name)
-
-    def predict_many(self, xs: Iterable[AudioSource], *, workers: int = 2, on_error: str = "raise"
-                     ) -> Iterator[Prediction | MusicGenreError]:
-        for x in xs:
-            try:
-                yield self.predict(x)
-            except MusicGenreError as e:
-                if on_error == "raise":
-                    raise
-                yield e
