@@ -44,3 +44,8 @@ def test_ray_scan_matches_local_scan(local_ray, classifier, tmp_path):
     again = scan_ray(all_files, db, None, shards=tmp_path / "shards2")
     assert (again.done, again.skipped) == (0, 7)
     assert len(files) == 6
+
+    # a run that wrote its shards but stopped before importing them: the next run imports them first
+    fresh_db = tmp_path / "fresh.sqlite"
+    resumed = scan_ray(all_files, fresh_db, None, shards=tmp_path / "shards")
+    assert (resumed.done, resumed.skipped) == (0, 7) and len(list(read_rows(fresh_db))) == 7

@@ -60,7 +60,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         bar = tqdm(total=len(files), unit="file", file=sys.stderr)
     preds = []
     failed = len(errors)
-    for result in clf.predict_many((str(f) for f in files), workers=args.workers, on_error="return"):
+    for result in clf.predict_many([str(f) for f in files], workers=args.workers, on_error="return"):
         if isinstance(result, MusicGenreError):
             failed += 1
             (bar.write if bar else _err)(f"musicgenre: error: {result}" if bar else str(result))

@@ -59,6 +59,12 @@ def scan_ray(
 
     name, version = model_identity(model)
     summary = ScanSummary()
+    shards = Path(shards or f"{db}.shards")
+    if shards.is_dir() and any(shards.glob("*.parquet")):
+        # shards of a run that stopped before its import: keep their work, then clear the folder
+        import_shards(shards, db)
+        for f in shards.glob("*.parquet"):
+            f.unlink()
     con = connect(db)
     try:
         todo = [str(f.resolve()) for f, _ in plan(con, files, name, version, summary)]
@@ -66,9 +72,6 @@ def scan_ray(
         con.close()
     if not todo:
         return summary
-    shards = Path(shards or f"{db}.shards")
-    if shards.exists() and any(shards.glob("*.parquet")):
-        raise MusicGenreError(f"{shards}: shard folder already holds Parquet files; import or remove them first")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     n = actors or max(1, int(ray.available_resources().get("CPU", 1)))

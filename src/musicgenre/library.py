@@ -146,7 +146,7 @@ def scan(
             from tqdm import tqdm
 
             bar = tqdm(total=len(todo), unit="file", desc="scan", dynamic_ncols=True)
-        results = classifier.predict_many((str(f) for f, _ in todo), workers=workers, on_error="return")
+        results = classifier.predict_many([str(f) for f, _ in todo], workers=workers, on_error="return")
         batch: list[dict[str, Any]] = []
         last_commit = time.monotonic()
         for (f, st), result in zip(todo, results):  # noqa: B007 (st is re-read after tagging)

@@ -10,7 +10,7 @@ Used by the CLI, the Python API, the web app and the library scanner alike.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,6 +327,8 @@ class Classifier:
             raise ParameterError("on_error must be 'raise' or 'return'")
         import torch
 
+        if isinstance(xs, Sized):  # one long file must not run on a single thread
+            workers = min(workers, len(xs))
         workers = max(1, workers)
         threads = torch.get_num_threads()
         if self.device == "cpu":
