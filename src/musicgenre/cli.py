@@ -41,8 +41,9 @@ def iter_audio_files(paths: list[str], errors: list[str]) -> Iterator[Path]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .output import render, write_atomic
-    from .pipeline import Classifier
+    from ._io import write_atomic
+    from .output import render
+    from .pipeline import load, predict_many
 
     if args.top_k < 1:
         raise ParameterError("--top-k must be at least 1")
@@ -50,7 +51,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files = list(iter_audio_files(args.inputs, errors))
     for e in errors:
         _err(e)
-    clf = Classifier.from_pretrained(args.model, device=args.device)
+    clf = load(args.model, device=args.device, backend=args.backend)
     fmt = dict(top_k=args.top_k, segments=args.segments)
     stream = args.output is None and args.format in ("table", "jsonl")  # print each result as it comes
     bar = None
@@ -60,7 +61,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         bar = tqdm(total=len(files), unit="file", file=sys.stderr)
     preds = []
     failed = len(errors)
-    for result in clf.predict_many([str(f) for f in files], workers=args.workers, on_error="return"):
+    for result in predict_many(clf, [str(f) for f in files], workers=args.workers, on_error="return"):
         if isinstance(result, MusicGenreError):
             failed += 1
             (bar.write if bar else _err)(f"musicgenre: error: {result}" if bar else str(result))
@@ -85,7 +86,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .models.registry import DEFAULT_MODEL, list_architectures, list_pretrained
+    from .hub import DEFAULT_MODEL, list_pretrained
+    from .models import list_architectures
 
     print("Pretrained models (use with --model NAME):")
     for name, cfg in list_pretrained().items():
@@ -93,17 +95,17 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"  {name}{mark}: {len(cfg['labels'])} genres: {', '.join(cfg['labels'])}")
         print(f"      {cfg.get('description', '')}")
     print("\nArchitectures (for `musicgenre train`):")
-    for name, doc in list_architectures().items():
+    for name, doc in list_architectures(trainable_only=True).items():
         print(f"  {name}: {doc}")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .pipeline import Classifier
+    from .pipeline import load
     from .web import Limits, check_port_free, serve
 
     check_port_free(args.host, args.port)  # before the model loads: fail fast
-    clf = Classifier.from_pretrained(args.model, device=args.device)
+    clf = load(args.model, device=args.device, backend=args.backend)
     serve(clf, host=args.host, port=args.port, limits=Limits(args.max_upload_mb, args.max_minutes * 60))
     return 0
 
@@ -111,7 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_scan(args: argparse.Namespace) -> int:
     from .file_tags import TagWriter
     from .library import scan
-    from .pipeline import Classifier
+    from .pipeline import load
 
     errors: list[str] = []
     files = list(iter_audio_files(args.dirs, errors))
@@ -127,7 +129,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         summary = scan_ray(files, args.db, args.model, address=args.address, shards=args.shards,
                            device=args.device, tagger=tagger)
     else:
-        clf = Classifier.from_pretrained(args.model, device=args.device)
+        clf = load(args.model, device=args.device, backend=args.backend)
         summary = scan(files, args.db, clf, workers=args.workers, tagger=tagger,
                        progress=sys.stderr.isatty() and not args.quiet)
     print(f"{args.db}: {summary.line()}", file=sys.stderr)
@@ -171,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         freeze_encoder=args.freeze_encoder, amp=not args.no_amp, seed=args.seed, device=args.device,
         resume=args.resume, workers=args.workers,
     )
-    result = train(cfg, progress=not args.quiet)
+    result = train(cfg, progress=not args.quiet, say=lambda line: print(line, file=sys.stderr))
     print(json.dumps(result, indent=2))
     return 0
 
@@ -184,7 +186,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     examples = ds.examples if args.subset == "all" else ds.split(args.subset)
     if not examples:
         raise ParameterError(f"{args.data}: the {args.subset} split is empty")
-    rep = evaluate(args.model, examples, ds.labels, args.output, device=args.device,
+    rep = evaluate(args.model, examples, ds.labels, args.output, device=args.device, backend=args.backend,
+                   workers=args.workers,
                    progress=sys.stderr.isatty() and not args.quiet)
     print(f"{rep['model']} on {ds.name} ({args.subset}, {rep['clips']} clips): accuracy {rep['accuracy']:.3f}, "
           f"macro-F1 {rep['macro_f1']:.3f}, window accuracy {rep['window_accuracy']:.3f}")
@@ -221,43 +224,51 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .output import FORMATS
 
+    # the flags every model-running command shares, defined once
+    model_flags = argparse.ArgumentParser(add_help=False)
+    model_flags.add_argument("-m", "--model", default=None,
+                             help="shipped model name or model directory (default musicnn-gtzan)")
+    model_flags.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                             help="where the model runs (default auto: CUDA if available)")
+    backend_flag = argparse.ArgumentParser(add_help=False)
+    backend_flag.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
+                              help="auto: ONNX Runtime for models that ship an ONNX file on the CPU, torch otherwise")
+    batch_flags = argparse.ArgumentParser(add_help=False)
+    batch_flags.add_argument("--workers", type=int, default=2,
+                             help="files processed at once; each worker decodes a file and runs the model (default 2)")
+    batch_flags.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
     p = argparse.ArgumentParser(prog="musicgenre", description="Recognise the genre of music recordings.")
     p.add_argument("--version", action="version", version=f"musicgenre {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log more detail to stderr")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     pr = sub.add_parser("predict", help="classify audio files or folders",
+                        parents=[model_flags, backend_flag, batch_flags],
                         description="Print the top genres of each audio file (folders are walked recursively).")
     pr.add_argument("inputs", nargs="+", metavar="FILE|DIR")
     pr.add_argument("-k", "--top-k", type=int, default=5, help="genres to show per file (default 5)")
     pr.add_argument("-f", "--format", choices=FORMATS, default="table", help="output format (default table)")
     pr.add_argument("-o", "--output", type=Path, help="write results to this file instead of stdout")
-    pr.add_argument("-m", "--model", default=None, help="shipped model name or model directory (default musicnn-gtzan)")
-    pr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
     pr.add_argument("--segments", action="store_true", help="include per-window scores in json/jsonl output")
-    pr.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
-    pr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)
 
     sv = sub.add_parser("serve", help="start the web app (upload or record a song; JSON API)",
+                        parents=[model_flags, backend_flag],
                         description="Serve the web app and POST /api/classify on HOST:PORT (local only by default).")
     sv.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    sv.add_argument("-m", "--model", default=None, help="shipped model name or model directory")
-    sv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs")
     sv.add_argument("--max-upload-mb", type=float, default=100.0, help="largest accepted upload (default 100)")
     sv.add_argument("--max-minutes", type=float, default=20.0,
                     help="analyse at most this many minutes of a track (default 20)")
     sv.set_defaults(func=cmd_serve)
 
     sc = sub.add_parser("scan", help="classify a music library into SQLite (incremental, resumable)",
+                        parents=[model_flags, backend_flag, batch_flags],
                         description="Walk folders, classify every audio file once, keep results in SQLite. "
                         "Re-runs skip unchanged files; an interrupted scan resumes where it stopped.")
     sc.add_argument("dirs", nargs="+", metavar="DIR|FILE")
     sc.add_argument("--db", type=Path, required=True, help="SQLite database (created if missing)")
-    sc.add_argument("-m", "--model", default=None, help="shipped model name or model directory")
-    sc.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    sc.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
     sc.add_argument("--write-tags", action="store_true", help="write GENRE + MUSICGENRE_CONFIDENCE into the files")
     sc.add_argument("--dry-run", action="store_true", help="show which tags would change; write nothing to files")
     sc.add_argument("--overwrite-genre", action="store_true", help="replace a GENRE tag the file already has")
@@ -266,7 +277,6 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     sc.add_argument("--shards", type=Path, default=None,
                     help="Ray: folder for the Parquet shards (default: DB path + '.shards')")
-    sc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sc.set_defaults(func=cmd_scan)
 
     ex = sub.add_parser("export", help="export a library database as csv, json or parquet")
@@ -310,25 +320,21 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class report, confusion matrix",
+                        parents=[model_flags, backend_flag, batch_flags],
                         description="Evaluate a model on a dataset split through the same inference path as "
                         "predict (clip-level aggregation of windows).")
-    ev.add_argument("--model", required=True, help="model name or directory")
     ev.add_argument("--data", required=True)
     _dataset_flags(ev)
     ev.add_argument("--subset", choices=("test", "valid", "train", "all"), default="test")
     ev.add_argument("-o", "--output", type=Path, default=Path("evaluation"), help="report folder")
-    ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 
-    xp = sub.add_parser("explain", help="saliency map: what drove the decision",
+    xp = sub.add_parser("explain", help="saliency map: what drove the decision", parents=[model_flags],
                         description="Save a saliency map over the spectrogram (gradient of the top genre).")
     xp.add_argument("file")
-    xp.add_argument("-m", "--model", default=None)
     xp.add_argument("-o", "--output", type=Path, help="PNG path (default <file>_saliency.png)")
     xp.add_argument("--filters", action="store_true", help="also save first/last conv layer activations")
     xp.add_argument("--max-seconds", type=float, default=30.0, help="analyse this much of the start (default 30)")
-    xp.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     xp.set_defaults(func=cmd_explain)
 
     en = sub.add_parser("ensemble", help="combine saved models (mean of probabilities)")

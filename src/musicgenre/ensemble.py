@@ -1,58 +1,98 @@
 """Ensembles of saved models: the mean of the members' track-level probabilities.
 
-An ensemble is a directory whose config.json has ``"architecture": "ensemble"`` and the member
-model directories; ``Classifier.from_pretrained(dir)`` returns an ``EnsembleClassifier``, so every
-command (predict, scan, serve, evaluate) accepts it. Members may use different inputs (sample rate,
-window length): each runs its own windows and only the track-level probabilities are averaged.
+An ensemble is a directory whose config.json has ``"architecture": "ensemble"`` and its members' paths,
+relative to the ensemble directory (so the directory can be moved together with its members).
+``musicgenre.load(dir)`` returns an ``Ensemble``, so every command (predict, scan, serve, evaluate) accepts
+it. Members may use different inputs (sample rate, window length): each runs its own windows; scores and
+tags are averaged per track, and segments per window when the members' windows coincide.
 """
 
 from __future__ import annotations
 
-import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from ._io import write_json
 from .audio import AudioSource
-from .errors import ParameterError
-from .output import write_atomic
-from .pipeline import Classifier, Prediction, _sorted_scores
+from .errors import ParameterError, WeightsError
+from .pipeline import Classifier, Prediction, Segment, load, merge_tags, sorted_scores
 
 
 def create_ensemble(members: list[Path], out: Path) -> dict[str, Any]:
     """Write an ensemble directory over ``members`` (all must share one label set)."""
+    from .hub import read_manifest, resolve_model_dir
+
     if len(members) < 2:
         raise ParameterError("an ensemble needs at least two models")
-    from .models.registry import read_manifest, resolve_model_dir
-
     dirs = [resolve_model_dir(m).resolve() for m in members]
-    label_sets = [sorted(read_manifest(d / "config.json")["labels"]) for d in dirs]
+    label_sets = [sorted(read_manifest(d)["labels"]) for d in dirs]
     if any(ls != label_sets[0] for ls in label_sets):
         raise ParameterError("ensemble members must predict the same labels")
-    config = {"name": out.name, "version": "1", "architecture": "ensemble", "members": [str(d) for d in dirs],
-              "labels": label_sets[0], "description": f"mean of {len(dirs)} models: "
-              + ", ".join(d.name for d in dirs)}
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
+    config = {"name": out.name, "version": "1", "architecture": "ensemble",
+              "members": [os.path.relpath(d, out.resolve()) for d in dirs], "labels": label_sets[0],
+              "description": f"mean of {len(dirs)} models: " + ", ".join(d.name for d in dirs)}
+    write_json(out / "config.json", config)
     return config
 
 
-class EnsembleClassifier(Classifier):
-    """Same interface as Classifier (``predict_many`` is inherited); predictions are the mean over
-    member classifiers."""
+@dataclass
+class Ensemble:
+    """A Predictor over member Classifiers: the mean of their probabilities."""
 
-    def __init__(self, path: Path, config: dict[str, Any], *, device: str = "auto", **kw: Any) -> None:
-        self.members = [Classifier.from_pretrained(m, device=device, **kw) for m in config["members"]]
-        first = self.members[0]
-        self.model = SimpleNamespace(name=config.get("name", path.name), labels=sorted(config["labels"]),
-                                     config=config, features=first.model.features, path=path, tag_names=[])
-        self.device = first.device
+    name: str
+    labels: list[str]
+    members: list[Classifier]
+
+    @classmethod
+    def from_dir(cls, path: Path, **load_kw: Any) -> Ensemble:
+        from .hub import read_manifest
+
+        config = read_manifest(path)
+        members = []
+        for m in config.get("members", []):
+            member = load((path / m) if not Path(m).is_absolute() else m, **load_kw)
+            if not isinstance(member, Classifier):
+                raise WeightsError(f"{path}: ensemble member {m} is itself an ensemble")
+            members.append(member)
+        if len(members) < 2:
+            raise WeightsError(f"{path / 'config.json'}: an ensemble needs at least two members")
+        return cls(config.get("name", path.name), sorted(config["labels"]), members)
+
+    @property
+    def window_seconds(self) -> float:
+        return max(m.window_seconds for m in self.members)
+
+    @property
+    def device(self) -> str:
+        return self.members[0].device
 
     def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction:
         preds = [m.predict(x, max_seconds=max_seconds) for m in self.members]
         probs = np.mean([[p.scores[lab] for lab in self.labels] for p in preds], axis=0)
-        first = preds[0]
-        return Prediction(source=first.source, scores=_sorted_scores(self.labels, probs), tags=first.tags,
-                          segments=first.segments, duration=first.duration, model=self.name)
+        tag_names = [t for p in preds for t in p.tags]
+        tags = merge_tags(tag_names, np.array([v for p in preds for v in p.tags.values()]))
+        return Prediction(source=preds[0].source, scores=sorted_scores(self.labels, probs), tags=tags,
+                          segments=_combine_segments(preds, self.labels), duration=preds[0].duration,
+                          model=self.name)
+
+    def predict_many(self, xs: Any, **kw: Any) -> Any:
+        from .pipeline import predict_many
+
+        return predict_many(self, xs, **kw)
+
+
+def _combine_segments(preds: list[Prediction], labels: list[str]) -> list[Segment]:
+    """Per-window mean across members when their windows coincide; else the first member's windows."""
+    spans = [[(s.start, s.end) for s in p.segments] for p in preds]
+    if any(s != spans[0] for s in spans):
+        return preds[0].segments
+    out = []
+    for i, (start, end) in enumerate(spans[0]):
+        mean = np.mean([[p.segments[i].scores[lab] for lab in labels] for p in preds], axis=0)
+        out.append(Segment(start, end, sorted_scores(labels, mean)))
+    return out

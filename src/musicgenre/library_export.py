@@ -9,9 +9,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from ._io import write_atomic
 from .errors import MusicGenreError, ParameterError
 from .library import read_rows
-from .output import write_atomic
 
 
 def export(db: Path, fmt: str, output: Path | None) -> int:

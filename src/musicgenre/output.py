@@ -5,10 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 FORMATS = ("table", "json", "jsonl", "csv")
@@ -42,16 +39,3 @@ def _table(p: Any, top_k: int, top_tags: int) -> str:
     if p.tags and top_tags:
         lines.append("  tags: " + ", ".join(f"{t} {s:.2f}" for t, s in list(p.tags.items())[:top_tags]))
     return "\n".join(lines) + "\n\n"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so an interrupted run never leaves a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

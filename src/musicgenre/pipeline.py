@@ -1,10 +1,8 @@
-"""The one inference path: source -> streamed windows -> model -> Prediction.
+"""The one inference path: source -> windows -> model -> clip aggregation -> Prediction.
 
-Windows are MusiCNN log-mel patches (the MusiCNN models) or raw waveform windows (trainable
-architectures, which compute their own spectrogram); the track's scores are the mean of its
-windows' probabilities.
-
-Used by the CLI, the Python API, the web app and the library scanner alike.
+``load()`` gives a ``Predictor`` (a ``Classifier``, or an ``Ensemble`` of them); ``predict_many()`` runs any
+predictor over many inputs. The CLI, the Python API, the web app, the library scanner, Ray, ``evaluate`` and
+``explain`` all come through here, so they agree on every label and score.
 """
 
 from __future__ import annotations
@@ -14,18 +12,15 @@ from collections.abc import Iterable, Iterator, Sized
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .audio import AudioSource, stream_audio
+from .audio import AudioSource
 from .errors import AudioDecodeError, MusicGenreError, ParameterError
-from .features import FeatureConfig, LogMel
+from .windows import SILENCE_PEAK, Windows
 
 log = logging.getLogger(__name__)
-
-MIN_SECONDS = 1.0  # shorter input is rejected; input shorter than one window is repeat-padded to one
-SILENCE_PEAK = 1e-3  # windows whose peak stays below -60 dBFS are not analysed
 
 
 @dataclass
@@ -46,7 +41,7 @@ class Prediction:
     """Genre prediction for one whole track.
 
     ``scores`` holds every genre's probability, highest first (mean over the analysed windows);
-    ``tags`` the MusiCNN MSD/MTT tag probabilities (highest first); ``segments`` one entry per window.
+    ``tags`` the backbone's tag probabilities (highest first); ``segments`` one entry per window.
     """
 
     source: str
@@ -84,174 +79,63 @@ class Prediction:
         return d
 
 
-def _sorted_scores(names: list[str], values: np.ndarray) -> dict[str, float]:
+@runtime_checkable
+class Predictor(Protocol):
+    """What every command needs from a model: its name, labels, window length and ``predict``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def labels(self) -> list[str]: ...
+    @property
+    def window_seconds(self) -> float: ...
+
+    def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction: ...
+
+
+def sorted_scores(names: list[str], values: np.ndarray) -> dict[str, float]:
     order = np.argsort(-values, kind="stable")
     return {names[i]: round(float(values[i]), 6) for i in order}
 
 
-class _PatchStream:
-    """Cuts a stream of audio blocks into centred STFT frames, then into fixed windows.
-
-    Frames match a whole-signal centred STFT exactly (zero padding only at the very start and end),
-    so block boundaries change nothing; memory holds one block plus one window.
-    """
-
-    def __init__(self, cfg: FeatureConfig) -> None:
-        self.cfg = cfg
-        self.logmel = LogMel(cfg)
-        self.buf = np.zeros(cfg.n_fft // 2, np.float32)  # left zero pad of the centred STFT
-        self.pending: list[np.ndarray] = []  # log-mel frames not yet in a full window
-        self.pending_peaks: list[np.ndarray] = []
-        self.n_samples = 0
-        self.n_windows = 0
-
-    def _frames(self, final: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        import torch
-
-        cfg = self.cfg
-        if final:
-            self.buf = np.concatenate([self.buf, np.zeros(cfg.n_fft // 2, np.float32)])
-        n = 0 if len(self.buf) < cfg.n_fft else 1 + (len(self.buf) - cfg.n_fft) // cfg.hop_length
-        if n == 0:
-            return
-        frames = torch.from_numpy(self.buf).unfold(0, cfg.n_fft, cfg.hop_length)[:n]
-        peaks = frames[:, cfg.n_fft // 2 - cfg.hop_length // 2 : cfg.n_fft // 2 + cfg.hop_length // 2].abs().amax(1)
-        yield self.logmel.from_frames(frames).numpy(), peaks.numpy()
-        self.buf = self.buf[n * cfg.hop_length :]
-
-    def push(self, block: np.ndarray, final: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Add samples; return the complete windows so far: mels (k, T, F) and peaks (k,)."""
-        self.n_samples += len(block)
-        self.buf = np.concatenate([self.buf, block])
-        for mel, peaks in self._frames(final):
-            self.pending.append(mel)
-            self.pending_peaks.append(peaks)
-        frames = np.concatenate(self.pending) if self.pending else np.zeros((0, self.cfg.n_mels), np.float32)
-        peaks = np.concatenate(self.pending_peaks) if self.pending_peaks else np.zeros(0, np.float32)
-        t = self.cfg.patch_frames
-        k = len(frames) // t
-        if final and k == 0 and self.n_windows == 0 and len(frames):
-            # short input (MIN_SECONDS..one window): repeat-pad to one window, as MusiCNN was trained
-            reps = -(-t // len(frames))
-            frames, peaks, k = np.tile(frames, (reps, 1))[:t], np.tile(peaks, reps)[:t], 1
-        self.pending, self.pending_peaks = [frames[k * t :]], [peaks[k * t :]]
-        self.n_windows += k
-        return frames[: k * t].reshape(k, t, self.cfg.n_mels), peaks[: k * t].reshape(k, t).max(axis=1, initial=0.0)
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits.astype(np.float64) / temperature
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
-class _WaveStream:
-    """Cuts a stream of audio blocks into raw windows of ``window_samples`` (waveform models)."""
-
-    def __init__(self, cfg: FeatureConfig) -> None:
-        self.n = cfg.window_samples
-        self.buf = np.zeros(0, np.float32)
-        self.n_samples = 0
-        self.n_windows = 0
-
-    def push(self, block: np.ndarray, final: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        self.n_samples += len(block)
-        self.buf = np.concatenate([self.buf, block])
-        k = len(self.buf) // self.n
-        if final and k == 0 and self.n_windows == 0 and len(self.buf):
-            self.buf = np.tile(self.buf, -(-self.n // len(self.buf)))[: self.n]  # repeat-pad short input
-            k = 1
-        windows = self.buf[: k * self.n].reshape(k, self.n)
-        self.buf = self.buf[k * self.n :]
-        self.n_windows += k
-        return windows, np.abs(windows).max(axis=1, initial=0.0)
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
 
 
-class Windows:
-    """Iterate a source as (model inputs (k, ...), peaks (k,)) chunks of whole analysis windows:
-    MusiCNN log-mel patches (k, T, F), or raw waveform windows (k, samples) for waveform models.
-
-    A trailing part-window is dropped unless the input has no full window at all (then it is
-    repeat-padded). After iteration ``seconds`` holds the decoded duration. Input shorter than
-    ``MIN_SECONDS`` raises ``AudioDecodeError`` at the end of iteration.
-    """
-
-    def __init__(self, src: AudioSource, cfg: FeatureConfig, max_seconds: float | None = None) -> None:
-        self.decoded = stream_audio(src, sr=cfg.sr)  # raises now for missing/empty files
-        self.cfg = cfg
-        self.seconds = 0.0
-        self.max_windows = None if max_seconds is None else max(1, round(max_seconds / cfg.patch_seconds))
-        self.truncated = False  # True when max_seconds stopped decoding early
-
-    @property
-    def name(self) -> str:
-        return self.decoded.name
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        stream = _WaveStream(self.cfg) if self.cfg.input == "waveform" else _PatchStream(self.cfg)
-        for block in self.decoded.blocks:
-            mels, peaks = stream.push(block)
-            if self.max_windows is not None and stream.n_windows >= self.max_windows:
-                keep = len(mels) - (stream.n_windows - self.max_windows)
-                self.truncated, self.seconds = True, self.max_windows * self.cfg.patch_seconds
-                self.decoded.blocks.close()  # stops ffmpeg early
-                if keep:
-                    yield mels[:keep], peaks[:keep]
-                return
-            if len(mels):
-                yield mels, peaks
-        self.seconds = stream.n_samples / self.cfg.sr
-        if self.seconds < MIN_SECONDS:
-            raise AudioDecodeError(
-                f"{self.name}: too short ({self.seconds:.2f} s of audio; at least {MIN_SECONDS:g} s is needed)"
-            )
-        mels, peaks = stream.push(np.zeros(0, np.float32), final=True)
-        if len(mels):
-            yield mels, peaks
-
-    def all(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every window at once (a 1-hour track is about 86 MB of patches, far less than its audio)."""
-        chunks = list(self)
-        return np.concatenate([m for m, _ in chunks]), np.concatenate([p for _, p in chunks])
+def loud_windows(peaks: np.ndarray) -> np.ndarray:
+    """Which windows are analysed: those whose peak reaches -60 dBFS (the one silence rule)."""
+    return np.asarray(peaks) >= SILENCE_PEAK
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("device 'cuda' was requested but CUDA is not available (use --device cpu or auto)")
-    if device not in ("cpu", "cuda"):
-        raise ParameterError(f"unknown device {device!r}: use auto, cpu or cuda")
-    return device
+def clip_scores(probs: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """The one clip aggregation: mean window probability over the non-silent windows, (n, L) -> (L,)."""
+    loud = loud_windows(peaks)
+    if not loud.any():
+        raise AudioDecodeError("silent (peak below -60 dBFS everywhere); nothing to classify")
+    return np.asarray(probs)[loud].mean(axis=0)
 
 
 class Classifier:
-    """Recognise the genre of recordings with a shipped or trained model.
+    """Recognise the genre of recordings with one shipped or trained model.
 
     >>> clf = Classifier.from_pretrained()            # the default model, shipped in the package
     >>> clf.predict("song.mp3").top(3)                # [("jazz", 0.81), ("blues", 0.07), ...]
     """
 
-    def __init__(self, model: Any, *, device: str = "auto", batch_size: int | None = None) -> None:
-        import torch
-
-        # Small batches are faster on CPU here: a batch of 2 windows keeps the front-end's conv outputs
-        # in cache (2.7 s vs 5.2 s for 120 s of audio at batch 32) and peak memory lower (310 vs 460 MB).
-        self.model = model
-        self.device = resolve_device(device)
-        self.module = model.module.to(self.device)
-        self.batch_size = batch_size or (2 if self.device == "cpu" else 64)
-        self._torch = torch
+    def __init__(self, model: Any) -> None:
+        self.model = model  # a hub.LoadedModel
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str | Path | None = None, *, device: str = "auto", **kw: Any) -> Classifier:
-        """Load a shipped model by name (default ``musicnn-gtzan``) or a model directory (an
-        ensemble directory gives an ``EnsembleClassifier``)."""
-        from .models.registry import load_model, read_manifest, resolve_model_dir
-
-        path = resolve_model_dir(name_or_dir)
-        config = read_manifest(path / "config.json")
-        if config.get("architecture") == "ensemble":
-            from .ensemble import EnsembleClassifier
-
-            return EnsembleClassifier(path, config, device=device, **kw)
-        return cls(load_model(path), device=device, **kw)
+    def from_pretrained(cls, name_or_dir: str | Path | None = None, **kw: Any) -> Any:
+        """Same as ``musicgenre.load``: a shipped model by name (default ``musicnn-gtzan``) or a model
+        directory; an ensemble directory gives an ``Ensemble``."""
+        return load(name_or_dir, **kw)
 
     @property
     def labels(self) -> list[str]:
@@ -259,114 +143,115 @@ class Classifier:
 
     @property
     def name(self) -> str:
-        return self.model.name
+        return str(self.model.name)
+
+    @property
+    def device(self) -> str:
+        return self.model.device
+
+    @property
+    def window_seconds(self) -> float:
+        return float(self.model.features.patch_seconds)
 
     def __call__(self, x: AudioSource, top_k: int = 5) -> list[dict[str, Any]]:
         """transformers-pipeline style: ``[{"label": ..., "score": ...}]`` for the top ``top_k``."""
         return self.predict(x).as_pipeline_output(top_k)
 
-    def _run(self, mels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(n, ...) windows -> genre probabilities (n, n_labels), tag probabilities (n, n_tags)."""
-        torch = self._torch
-        probs, tags = [], []
-        with torch.inference_mode():
-            for i in range(0, len(mels), self.batch_size):
-                x = torch.from_numpy(mels[i : i + self.batch_size]).to(self.device)
-                out = self.module(x)
-                probs.append(torch.softmax(out["logits"].float(), dim=-1).cpu().numpy())
-                if "tags" in out:
-                    tags.append(torch.sigmoid(out["tags"].float()).cpu().numpy())
-        return np.concatenate(probs), (np.concatenate(tags) if tags else None)
+    def run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(n, ...) windows -> genre probabilities (n, n_labels), tag probabilities (n, n_tags) or None."""
+        out = self.model.run(windows)
+        tags = out.get("tags")
+        return softmax(out["logits"], self.model.temperature), (None if tags is None else sigmoid(tags))
 
-    def _prediction(self, source: str, probs: np.ndarray, tags: np.ndarray | None, peaks: np.ndarray,
-                    n_samples_seconds: float) -> Prediction:
-        cfg = self.model.features
-        loud = peaks >= SILENCE_PEAK
-        if not loud.any():
-            raise AudioDecodeError(f"{source}: silent (peak below -60 dBFS everywhere); nothing to classify")
-        segments = [
-            Segment(round(i * cfg.patch_seconds, 3), round(min((i + 1) * cfg.patch_seconds, n_samples_seconds), 3),
-                    _sorted_scores(self.labels, probs[i]))
-            for i in np.flatnonzero(loud)
-        ]
-        tag_scores = {} if tags is None else _merge_tags(self.model.tag_names, tags[loud].mean(axis=0))
-        return Prediction(
-            source=source,
-            scores=_sorted_scores(self.labels, probs[loud].mean(axis=0)),
-            tags=tag_scores,
-            segments=segments,
-            duration=n_samples_seconds,
-            model=self.name,
-        )
-
-    def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction:
-        """Classify one whole recording, streamed window by window (flat memory on long files).
-
-        ``max_seconds`` analyses only the start of the track (e.g. 30 for a quick look).
-        """
+    def window_outputs(self, x: AudioSource, *, max_seconds: float | None = None
+                       ) -> tuple[Windows, np.ndarray, np.ndarray | None, np.ndarray]:
+        """Stream ``x`` window by window (flat memory on long files) -> (windows, probs, tags, peaks)."""
         windows = Windows(x, self.model.features, max_seconds)
         probs, tags, peaks = [], [], []
-        for mels, pk in windows:
-            p, t = self._run(mels)
+        for chunk, pk in windows:
+            p, t = self.run(chunk)
             probs.append(p)
             peaks.append(pk)
             if t is not None:
                 tags.append(t)
-        return self._prediction(windows.name, np.concatenate(probs), np.concatenate(tags) if tags else None,
-                                np.concatenate(peaks), windows.seconds)
+        return windows, np.concatenate(probs), (np.concatenate(tags) if tags else None), np.concatenate(peaks)
 
-    def predict_many(
-        self, xs: Iterable[AudioSource], *, workers: int = 2, on_error: str = "raise"
-    ) -> Iterator[Prediction | MusicGenreError]:
-        """Classify many recordings, ``workers`` at a time (each decodes and runs the model).
-
-        Yields results in input order. ``on_error="return"`` yields the ``MusicGenreError`` of a bad
-        input in its place (so a batch goes on); ``"raise"`` raises it.
-        """
-        if on_error not in ("raise", "return"):
-            raise ParameterError("on_error must be 'raise' or 'return'")
-        import torch
-
-        if isinstance(xs, Sized):  # one long file must not run on a single thread
-            workers = min(workers, len(xs))
-        workers = max(1, workers)
-        threads = torch.get_num_threads()
-        if self.device == "cpu":
-            # Two single-threaded model runs beat one run on two threads here (27% faster on the
-            # examples; the convolutions scale less than linearly across threads).
-            torch.set_num_threads(max(1, threads // workers))
-        items = iter(xs)
+    def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction:
+        """Classify one whole recording; ``max_seconds`` analyses only its start (e.g. 30 for a quick look)."""
+        windows, probs, tags, peaks = self.window_outputs(x, max_seconds=max_seconds)
         try:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures: list[Any] = []
+            scores = clip_scores(probs, peaks)
+        except AudioDecodeError as e:
+            raise AudioDecodeError(f"{windows.name}: {e}") from None
+        loud = loud_windows(peaks)
+        seconds, step = windows.seconds, self.window_seconds
+        segments = [Segment(round(i * step, 3), round(min((i + 1) * step, seconds), 3),
+                            sorted_scores(self.labels, probs[i])) for i in np.flatnonzero(loud)]
+        tag_scores = {} if tags is None else merge_tags(self.model.tag_names, tags[loud].mean(axis=0))
+        return Prediction(source=windows.name, scores=sorted_scores(self.labels, scores), tags=tag_scores,
+                          segments=segments, duration=seconds, model=self.name)
 
-                def refill() -> None:
-                    while len(futures) < 2 * workers:
-                        src = next(items, None)
-                        if src is None:
-                            return
-                        futures.append(pool.submit(self.predict, src))
-
-                refill()
-                while futures:
-                    fut = futures.pop(0)
-                    refill()
-                    try:
-                        result: Prediction | MusicGenreError = fut.result()
-                    except MusicGenreError as e:
-                        if on_error == "raise":
-                            raise
-                        result = e
-                    yield result
-        finally:
-            torch.set_num_threads(threads)
+    def predict_many(self, xs: Iterable[AudioSource], **kw: Any) -> Iterator[Prediction | MusicGenreError]:
+        """``predict_many(self, xs, ...)``: see that function."""
+        return predict_many(self, xs, **kw)
 
 
-def _merge_tags(names: list[str], values: np.ndarray) -> dict[str, float]:
-    """MSD and MTT tags in one dict, lower-cased; a tag both vocabularies have gets their mean."""
+def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
+         batch_size: int | None = None) -> Any:
+    """A ready ``Predictor``: a shipped model by name (default ``musicnn-gtzan``), a trained model directory,
+    or an ensemble directory. ``backend`` "auto" runs shipped models in ONNX Runtime on the CPU (no torch
+    needed) and everything else in torch; ``device`` "cuda" needs torch with CUDA."""
+    from .hub import load_model, read_manifest, resolve_model_dir
+
+    path = resolve_model_dir(name_or_dir)
+    if read_manifest(path).get("architecture") == "ensemble":
+        from .ensemble import Ensemble
+
+        return Ensemble.from_dir(path, device=device, backend=backend, batch_size=batch_size)
+    return Classifier(load_model(path, device=device, backend=backend, batch_size=batch_size))
+
+
+def predict_many(
+    predictor: Predictor, xs: Iterable[AudioSource], *, workers: int = 2, on_error: str = "raise"
+) -> Iterator[Prediction | MusicGenreError]:
+    """Classify many recordings, ``workers`` at a time (each worker decodes and runs the model).
+
+    Yields one result per input, in input order. ``on_error="return"`` yields the ``MusicGenreError`` of a
+    bad input in its place (so a batch goes on); ``"raise"`` raises it.
+    """
+    if on_error not in ("raise", "return"):
+        raise ParameterError("on_error must be 'raise' or 'return'")
+    if isinstance(xs, Sized):  # one long file must not run on a single thread
+        workers = min(workers, len(xs))
+    workers = max(1, workers)
+    items = iter(xs)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures: list[Any] = []
+
+        def refill() -> None:
+            while len(futures) < 2 * workers:
+                src = next(items, None)
+                if src is None:
+                    return
+                futures.append(pool.submit(predictor.predict, src))
+
+        refill()
+        while futures:
+            fut = futures.pop(0)
+            refill()
+            try:
+                result: Prediction | MusicGenreError = fut.result()
+            except MusicGenreError as e:
+                if on_error == "raise":
+                    raise
+                result = e
+            yield result
+
+
+def merge_tags(names: list[str], values: np.ndarray) -> dict[str, float]:
+    """Tags in one dict, lower-cased, highest first; a tag that two vocabularies share gets their mean."""
     sums: dict[str, list[float]] = {}
     for n, v in zip(names, values):
         sums.setdefault(n.lower(), []).append(float(v))
     merged = {k: sum(v) / len(v) for k, v in sums.items()}
     return {k: round(merged[k], 6) for k in sorted(merged, key=merged.__getitem__, reverse=True)}
-

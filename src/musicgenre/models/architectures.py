@@ -12,8 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ParameterError
+from ..features import FeatureConfig
 from ..frontends import CQT, LogMelSpectrogram
-from .registry import register_model
+from ._registry import register_model
 
 VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
 
@@ -168,10 +170,13 @@ class MusicnnTransfer(SpectrogramModel):
 
     external_prefixes: tuple[str, ...] = ("backbone.",)  # frozen backbone weights come from the package
 
-    def __init__(self, n_labels: int, hidden: int = 128, dropout: float = 0.3, fine_tune: bool = False) -> None:
+    def __init__(self, n_labels: int, hidden: int = 128, dropout: float = 0.3, fine_tune: bool = False,
+                 sr: int = 16000) -> None:
         super().__init__()
-        from ..features import FeatureConfig, LogMel
-        from .genre import load_backbone
+        if sr != 16000:
+            raise ParameterError("musicnn_transfer takes 16-kHz audio (the pretrained MusiCNN's rate)")
+        from ..features import LogMel
+        from ..hub import load_backbone
 
         self.backbone, _ = load_backbone("MSD_musicnn")
         self.cfg = FeatureConfig()
@@ -195,35 +200,30 @@ class MusicnnTransfer(SpectrogramModel):
         return {"logits": self.head(self.backbone.embed(spec.transpose(1, 2)))}
 
 
-@register_model
+# Trainable architectures take raw waveform windows and compute their own spectrogram.
+WAVE_22K = FeatureConfig(sr=22050, input="waveform", window_seconds=10.0)
+MUSICNN_WAVE = FeatureConfig(sr=16000, input="waveform", window_seconds=187 * 256 / 16000)  # MusiCNN's 3-s input
+
+
+@register_model(features=WAVE_22K, head_names=("classifier",))
 def vgg19_bn_cqt(**kw: Any) -> VGG19BNCQT:
     """VGG19 with batch norm on 224x224 constant-Q images (as the ccmusic-database genre system)."""
     return VGG19BNCQT(**kw)
 
 
-@register_model
+@register_model(features=WAVE_22K, head_names=("out",))
 def crnn(**kw: Any) -> CRNN:
     """Conv1D x3 over a 128-band log-mel, LSTM(96), Dense(64): the convolutional-recurrent model."""
     return CRNN(**kw)
 
 
-@register_model
+@register_model(features=WAVE_22K, head_names=("out",))
 def parallel_cnn_rnn(**kw: Any) -> ParallelCNNRNN:
     """Five Conv2D+MaxPool blocks in parallel with a bidirectional GRU(64) branch (256 + 128)."""
     return ParallelCNNRNN(**kw)
 
 
-@register_model
+@register_model(features=MUSICNN_WAVE, head_names=("head",))
 def musicnn_transfer(**kw: Any) -> MusicnnTransfer:
     """Pretrained MusiCNN (MSD) features, frozen or fine-tuned, with a trainable head."""
     return MusicnnTransfer(**kw)
-
-
-# Default input of each trainable architecture: sample rate and analysis window
-INPUTS = {
-    "vgg19_bn_cqt": {"sr": 22050, "window_seconds": 10.0},
-    "crnn": {"sr": 22050, "window_seconds": 10.0},
-    "parallel_cnn_rnn": {"sr": 22050, "window_seconds": 10.0},
-    "musicnn_transfer": {"sr": 16000, "window_seconds": 187 * 256 / 16000},
-    "hf": {"sr": 16000, "window_seconds": 10.0},
-}

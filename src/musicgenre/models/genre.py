@@ -7,18 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..weights_io import load_weights, read_manifest
-from .musicnn import Musicnn
-from .registry import register_model, weights_dir
-
-
-def load_backbone(name: str) -> tuple[Musicnn, list[str]]:
-    """A shipped pretrained MusiCNN tagger (sha256-checked) and its tag vocabulary."""
-    folder = weights_dir() / "backbones"
-    manifest = read_manifest(folder / f"{name}.json")
-    model = Musicnn(n_tags=len(manifest["tags"]))
-    model.load_state_dict(load_weights(folder / manifest["weights"], manifest["sha256"]))
-    return model.eval(), list(manifest["tags"])
+from ..hub import load_backbone
+from ._registry import register_model
 
 
 class MusicnnGenre(nn.Module):

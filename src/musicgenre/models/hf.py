@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from ..errors import ParameterError
-from .registry import register_model
+from ..features import FeatureConfig
+from ._registry import register_model
 
 # model types whose input is the raw waveform (normalised per example, as their extractors do)
 WAVEFORM_MODELS = {"wav2vec2", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat", "sew", "sew-d"}
@@ -22,7 +23,7 @@ WAVEFORM_MODELS = {"wav2vec2", "hubert", "wavlm", "data2vec-audio", "unispeech",
 
 class HFAudioClassifier(nn.Module):
     def __init__(self, n_labels: int, checkpoint: str | None = None, config: dict | str | None = None,
-                 sr: int = 16000) -> None:
+                 sr: int = 16000, checkpoint_extractor: str | None = None) -> None:
         super().__init__()
         try:
             import transformers
@@ -44,10 +45,24 @@ class HFAudioClassifier(nn.Module):
                 cfg = transformers.AutoConfig.for_model(config or "wav2vec2")
             cfg.num_labels = n_labels
             self.net = transformers.AutoModelForAudioClassification.from_config(cfg)
+            if checkpoint_extractor:
+                self.extractor = transformers.AutoFeatureExtractor.from_pretrained(
+                    checkpoint_extractor, local_files_only=True)
         self.waveform_input = self.net.config.model_type in WAVEFORM_MODELS
         if not self.waveform_input and self.extractor is None:
             raise ParameterError(f"hf model type {self.net.config.model_type!r} takes spectrogram features: give a "
                                  "checkpoint directory with its preprocessor_config.json")
+
+    def self_contained_args(self, args: dict[str, Any], out: Any) -> dict[str, Any]:
+        """Constructor arguments that rebuild this model from its own directory on any machine: the
+        network's config instead of the checkpoint path (the weights are in model.safetensors), and the
+        feature extractor saved next to them (``./`` paths are relative to the model directory)."""
+        args = {k: v for k, v in args.items() if k != "checkpoint"}
+        args["config"] = self.net.config.to_dict()
+        if self.extractor is not None:
+            self.extractor.save_pretrained(str(out / "extractor"))
+            args["checkpoint_extractor"] = "./extractor"
+        return args
 
     def forward(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.waveform_input:
@@ -58,7 +73,8 @@ class HFAudioClassifier(nn.Module):
         return {"logits": self.net(**{k: v.to(y.device) for k, v in feats.items()}).logits}
 
 
-@register_model
+@register_model(features=FeatureConfig(sr=16000, input="waveform", window_seconds=10.0),
+                head_names=("projector", "classifier"))
 def hf(**kw: Any) -> HFAudioClassifier:
     """A transformers audio classifier (AST, wav2vec2, HuBERT) from a local checkpoint or a config."""
     return HFAudioClassifier(**kw)

@@ -6,9 +6,13 @@ TF's ``batch_normalization`` uses eps=1e-3, which the ported BatchNorms keep.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ._registry import register_model
 
 _BN_EPS = 1e-3
 
@@ -163,3 +167,15 @@ def _tf_order(name: str) -> tuple[str, int]:
         return ("CNN", int(name[0]))
     base, _, idx = name.rpartition("_")
     return (base, int(idx)) if idx.isdigit() else (name, 0)
+
+
+@register_model(trainable=False)
+def musicnn(**kw: Any) -> Musicnn:
+    """MusiCNN tagger (Pons & Serra 2019): the pretrained backbone of the shipped models."""
+    return Musicnn(**kw)
+
+
+@register_model(trainable=False)
+def musicnn_vgg(**kw: Any) -> MusicnnVGG:
+    """The VGG-like tagger shipped with musicnn: a pretrained backbone."""
+    return MusicnnVGG(**kw)

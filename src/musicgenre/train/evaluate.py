@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._io import write_json
 from ..data import Example
 from ..errors import MusicGenreError, ParameterError
 from .metrics import plot_confusion, report
 
 
 def evaluate(model: str | Path, examples: list[Example], labels: list[str] | None, out: Path | None, *,
-             device: str = "auto", progress: bool = False) -> dict[str, Any]:
+             device: str = "auto", backend: str = "auto", workers: int = 2, progress: bool = False
+             ) -> dict[str, Any]:
     """Clip-level metrics (windows aggregated as in predict) plus window-level accuracy; writes
     ``report.json`` and ``confusion_matrix.png`` into ``out`` when given."""
-    from ..pipeline import Classifier, Prediction
+    from ..pipeline import Prediction, load, predict_many
 
-    clf = Classifier.from_pretrained(model, device=device)
+    clf = load(model, device=device, backend=backend)
     unknown = sorted({e.label for e in examples} - set(clf.labels))
     if unknown:
         raise ParameterError(f"the data has labels the model does not know: {', '.join(unknown)}")
-    it: Any = clf.predict_many([e.source for e in examples], on_error="return")
+    it: Any = predict_many(clf, [e.source for e in examples], workers=workers, on_error="return")
     if progress:
         from tqdm import tqdm
 
@@ -48,6 +49,6 @@ def evaluate(model: str | Path, examples: list[Example], labels: list[str] | Non
     rep.update(model=clf.name, clips=len(y_true), failed=failed, predictions=clips)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
+        write_json(out / "report.json", rep)
         plot_confusion(rep, out / "confusion_matrix.png", title=clf.name)
     return rep

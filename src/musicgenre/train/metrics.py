@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .._io import save_figure
+
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
     m = np.zeros((n, n), dtype=np.int64)
@@ -33,14 +35,13 @@ def report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[st
 
 
 def plot_confusion(rep: dict[str, Any], png: Path, title: str = "Confusion matrix") -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     m = np.array(rep["confusion_matrix"])
     labels = rep["labels"]
-    fig, ax = plt.subplots(figsize=(1 + 0.6 * len(labels), 1 + 0.55 * len(labels)), dpi=100)
+    fig = Figure(figsize=(1 + 0.6 * len(labels), 1 + 0.55 * len(labels)), dpi=100)
+    ax = fig.subplots()
     ax.imshow(m, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -52,5 +53,4 @@ def plot_confusion(rep: dict[str, Any], png: Path, title: str = "Confusion matri
     ax.set_ylabel("true")
     ax.set_title(f"{title}: accuracy {rep['accuracy']:.3f}, macro-F1 {rep['macro_f1']:.3f}")
     fig.tight_layout()
-    fig.savefig(png)
-    plt.close(fig)
+    save_figure(fig, png)
