@@ -22,8 +22,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from musicgenre.models import create_model  # noqa: E402
 from musicgenre.models.architectures import INPUTS  # noqa: E402
-from musicgenre.models.registry import create_model  # noqa: E402
 
 ARCHS = {"vgg19_bn_cqt": 4, "crnn": 16, "parallel_cnn_rnn": 16, "musicnn_transfer": 16, "musicnn_genre": 0}
 

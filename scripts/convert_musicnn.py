@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from musicgenre._io import sha256_file  # noqa: E402
+from musicgenre.hub import save_model_dir  # noqa: E402
 from musicgenre.models.musicnn import Musicnn, MusicnnVGG, tf_to_torch_state  # noqa: E402
-from musicgenre.weights_io import save_weights, sha256_file  # noqa: E402
 from tf_bundle import read_bundle  # noqa: E402
 
 MSD_TAGS = ['rock', 'pop', 'alternative', 'indie', 'electronic', 'female vocalists', 'dance', '00s', 'alternative rock', 'jazz', 'beautiful', 'metal', 'chillout', 'male vocalists', 'classic rock', 'soul', 'indie rock', 'Mellow', 'electronica', '80s', 'folk', '90s', 'chill', 'instrumental', 'punk', 'oldies', 'blues', 'hard rock', 'ambient', 'acoustic', 'experimental', 'female vocalist', 'guitar', 'Hip-Hop', '70s', 'party', 'country', 'easy listening', 'sexy', 'catchy', 'funk', 'electro', 'heavy metal', 'Progressive rock', '60s', 'rnb', 'indie pop', 'sad', 'House', 'happy']  # noqa: E501
@@ -48,14 +49,15 @@ def main() -> None:
             manifest = {
                 "name": name,
                 "architecture": "musicnn" if cls is Musicnn else "musicnn_vgg",
-                "tags": MSD_TAGS if name.startswith("MSD") else MTT_TAGS,
+                "model_args": {"n_tags": 50},
+                "labels": MSD_TAGS if name.startswith("MSD") else MTT_TAGS,
                 "features": {"sr": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 96, "patch_frames": 187},
                 "licence": "ISC, (c) 2019 Music Technology Group, Universitat Pompeu Fabra; see LICENSE-musicnn.txt",
                 "source": f"musicnn==0.1.0 wheel from PyPI (sha256 {wheel_sha}), musicnn/{name}/ TF1 checkpoint",
                 "reference": "Pons & Serra, musicnn: pre-trained convolutional neural networks for music audio "
                 "tagging, ISMIR 2019 LBD",
             }
-            m = save_weights(state, args.out / f"{name}.safetensors", manifest, args.out / f"{name}.json")
+            m = save_model_dir(state, args.out / name, manifest)
             print(f"{name}: {m['sha256'][:12]}")
         (args.out / "LICENSE-musicnn.txt").write_text(
             (Path(tmp) / "musicnn-0.1.0.dist-info/LICENSE.md").read_text())

@@ -10,9 +10,9 @@ import soundfile as sf
 import torch
 
 from musicgenre.features import FeatureConfig, log_mel, mel_filterbank
-from musicgenre.models.musicnn import Musicnn, MusicnnVGG
-from musicgenre.models.registry import weights_dir
-from musicgenre.weights_io import load_weights
+from musicgenre.hub import load_backbone
+from musicgenre.models.musicnn import Musicnn
+from musicgenre.windows import Windows
 
 from .conftest import FIXTURES
 
@@ -20,19 +20,25 @@ REF = FIXTURES / "musicnn"
 
 
 def _patches() -> torch.Tensor:
+    """The production feature path (file -> streamed decode -> windows.Windows), as predict runs it."""
+    patches, _ = Windows(REF / "vibe_ace_16k_12s.wav", FeatureConfig()).all()
+    return torch.from_numpy(patches)
+
+
+def test_production_windows_match_reference_log_mel() -> None:
+    """Streamed windows equal librosa's whole-signal log-mel cut into upstream's non-overlapping patches."""
+    librosa = pytest.importorskip("librosa")
     y, sr = sf.read(REF / "vibe_ace_16k_12s.wav", dtype="float32")
-    assert sr == 16000
-    mel = log_mel(y)
-    n = mel.shape[0] // 187  # upstream: non-overlapping 187-frame patches, remainder dropped
-    return torch.from_numpy(mel[: n * 187].reshape(n, 187, 96))
+    ref = np.log10(10000 * librosa.feature.melspectrogram(y=y, sr=sr, hop_length=256, n_fft=512, n_mels=96).T + 1)
+    n = ref.shape[0] // 187  # upstream: non-overlapping 187-frame patches, remainder dropped
+    patches = _patches().numpy()
+    assert patches.shape == (n, 187, 96) == (4, 187, 96)
+    np.testing.assert_allclose(patches, ref[: n * 187].reshape(n, 187, 96), atol=2e-4)
 
 
 @pytest.mark.parametrize("name", ["MSD_musicnn", "MTT_musicnn", "MSD_vgg", "MTT_vgg"])
 def test_taggram_matches_tensorflow(name: str) -> None:
-    folder = weights_dir() / "backbones"
-    manifest = json.loads((folder / f"{name}.json").read_text())
-    model = (Musicnn() if "musicnn" in name else MusicnnVGG()).eval()
-    model.load_state_dict(load_weights(folder / manifest["weights"], manifest["sha256"]))
+    model, tags = load_backbone(name)
     with torch.no_grad():
         taggram = torch.sigmoid(model(_patches())).numpy()
     expected = np.load(REF / f"tf_taggram_{name}.npy")
@@ -40,15 +46,13 @@ def test_taggram_matches_tensorflow(name: str) -> None:
     print(f"{name}: max |torch - tensorflow| = {np.abs(taggram - expected).max():.2e}")  # see docs/models.md
     np.testing.assert_allclose(taggram, expected, atol=1e-3)
     reference = json.loads((REF / "tf_reference.json").read_text())[name]
-    assert manifest["tags"] == reference["tags"]
-    top3 = [manifest["tags"][i] for i in np.argsort(-taggram.mean(0))[:3]]
+    assert tags == reference["tags"]
+    top3 = [tags[i] for i in np.argsort(-taggram.mean(0))[:3]]
     assert top3 == reference["top3"]
 
 
 def test_penultimate_matches_tensorflow() -> None:
-    folder = weights_dir() / "backbones"
-    model = Musicnn().eval()
-    model.load_state_dict(load_weights(folder / "MSD_musicnn.safetensors", None))
+    model, _ = load_backbone("MSD_musicnn")
     with torch.no_grad():
         emb = model.embed(_patches()[:1]).numpy()
     # only row 0 of the reference is meaningful (upstream repeats patch 0's features)

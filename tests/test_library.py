@@ -71,7 +71,7 @@ def test_other_model_reclassifies(classifier, tmp_path):
     import shutil
 
     from musicgenre import Classifier
-    from musicgenre.models.registry import weights_dir
+    from musicgenre.hub import weights_dir
 
     lib = tmp_path / "lib"
     make_library(lib, n=2)

@@ -72,7 +72,7 @@ def test_streaming_equals_whole_file(classifier, tmp_path, monkeypatch):
     import musicgenre.audio as audio
 
     orig = audio.stream_audio
-    monkeypatch.setattr("musicgenre.pipeline.stream_audio", lambda s, sr: orig(s, sr=sr, block_seconds=0.37))
+    monkeypatch.setattr("musicgenre.windows.stream_audio", lambda s, sr: orig(s, sr=sr, block_seconds=0.37))
     blocky = classifier.predict(path)
     np.testing.assert_allclose(list(whole.scores.values()), list(blocky.scores.values()), atol=1e-4)
 
@@ -105,7 +105,7 @@ def test_predict_many_keeps_order_and_goes_past_errors(classifier, tmp_path):
 
 
 def test_model_dir_checksum_and_errors(tmp_path):
-    from musicgenre.models.registry import weights_dir
+    from musicgenre.hub import weights_dir
 
     copy = tmp_path / "model"
     shutil.copytree(weights_dir() / "musicnn_gtzan", copy)

@@ -1,10 +1,10 @@
 """musicgenre: recognise the genre of music recordings.
 
-    from musicgenre import Classifier
-    clf = Classifier.from_pretrained()
+    import musicgenre
+    clf = musicgenre.load()                       # the shipped default model (a Predictor)
     print(clf.predict("song.mp3").top(3))
 
-Importing the package is cheap: torch and the audio stack load on first use.
+Importing the package is cheap: the model runtime and the audio stack load on first use.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from typing import Any
 
 __version__ = "0.1.0"
 __all__ = [
-    "AudioDecodeError", "Classifier", "MusicGenreError", "ParameterError", "Prediction", "Segment",
-    "WeightsError", "list_models", "load_audio",
+    "AudioDecodeError", "Classifier", "Ensemble", "MusicGenreError", "ParameterError", "Prediction", "Predictor",
+    "Segment", "WeightsError", "list_models", "load", "load_audio", "predict_many",
 ]
 
 _LAZY = {
-    "Classifier": "pipeline", "Prediction": "pipeline", "Segment": "pipeline", "load_audio": "audio",
-    "list_models": "models.registry", "AudioDecodeError": "errors", "MusicGenreError": "errors",
+    "Classifier": "pipeline", "Prediction": "pipeline", "Predictor": "pipeline", "Segment": "pipeline",
+    "load": "pipeline", "predict_many": "pipeline", "Ensemble": "ensemble", "load_audio": "audio",
+    "list_models": "hub", "AudioDecodeError": "errors", "MusicGenreError": "errors",
     "ParameterError": "errors", "WeightsError": "errors",
 }
 

@@ -24,11 +24,11 @@ class ClassifyBatch:
     def __init__(self, model: str | None, device: str) -> None:
         import torch
 
-        from .pipeline import Classifier
+        from .pipeline import load
 
-        torch.set_num_threads(1)  # one core per actor: Ray schedules the parallelism
-        self.clf = Classifier.from_pretrained(model, device=device)
-        self.version = str(self.clf.model.config.get("version", "0"))
+        torch.set_num_threads(1)  # one core per actor (its own process): Ray schedules the parallelism
+        self.clf = load(model, device=device)
+        self.version = self.clf.version
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         rows = []
@@ -55,7 +55,7 @@ def scan_ray(
         import ray
     except ImportError:
         raise MusicGenreError("--engine ray needs Ray: pip install 'musicgenre[distributed]'") from None
-    from .models.registry import model_identity
+    from .hub import model_identity
 
     name, version = model_identity(model)
     summary = ScanSummary()

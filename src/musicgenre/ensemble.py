@@ -10,6 +10,7 @@ tags are averaged per track, and segments per window when the members' windows c
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 from ._io import write_json
 from .audio import AudioSource
 from .errors import ParameterError, WeightsError
-from .pipeline import Classifier, Prediction, Segment, load, merge_tags, sorted_scores
+from .prediction import Prediction, Predictor, Segment, merge_tags, sorted_scores
 
 
 def create_ensemble(members: list[Path], out: Path) -> dict[str, Any]:
@@ -45,23 +46,25 @@ class Ensemble:
     """A Predictor over member Classifiers: the mean of their probabilities."""
 
     name: str
+    version: str
     labels: list[str]
-    members: list[Classifier]
+    members: list[Any]  # Classifiers
 
     @classmethod
-    def from_dir(cls, path: Path, **load_kw: Any) -> Ensemble:
+    def from_dir(cls, path: Path, load: Callable[[Path], Predictor]) -> Ensemble:
+        """The ensemble in ``path``, each member loaded with ``load`` (``musicgenre.load`` with its options)."""
         from .hub import read_manifest
 
         config = read_manifest(path)
         members = []
         for m in config.get("members", []):
-            member = load((path / m) if not Path(m).is_absolute() else m, **load_kw)
-            if not isinstance(member, Classifier):
+            member_dir = path / m  # relative to the ensemble (an absolute path stays absolute)
+            if read_manifest(member_dir).get("architecture") == "ensemble":
                 raise WeightsError(f"{path}: ensemble member {m} is itself an ensemble")
-            members.append(member)
+            members.append(load(member_dir))
         if len(members) < 2:
             raise WeightsError(f"{path / 'config.json'}: an ensemble needs at least two members")
-        return cls(config.get("name", path.name), sorted(config["labels"]), members)
+        return cls(config.get("name", path.name), str(config.get("version", "0")), sorted(config["labels"]), members)
 
     @property
     def window_seconds(self) -> float:
@@ -79,11 +82,6 @@ class Ensemble:
         return Prediction(source=preds[0].source, scores=sorted_scores(self.labels, probs), tags=tags,
                           segments=_combine_segments(preds, self.labels), duration=preds[0].duration,
                           model=self.name)
-
-    def predict_many(self, xs: Any, **kw: Any) -> Any:
-        from .pipeline import predict_many
-
-        return predict_many(self, xs, **kw)
 
 
 def _combine_segments(preds: list[Prediction], labels: list[str]) -> list[Segment]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MusicGenreError
+from .pipeline import predict_many
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def scan(
     """Classify every file of ``files`` not already in ``db`` with this model; see module docstring.
     ``tagger`` (a ``TagWriter``) writes each new result into the file's own tags."""
     summary = ScanSummary()
-    model, version = classifier.name, str(classifier.model.config.get("version", "0"))
+    model, version = classifier.name, classifier.version
     con = connect(db)
     try:
         todo = plan(con, files, model, version, summary)
@@ -146,7 +147,7 @@ def scan(
             from tqdm import tqdm
 
             bar = tqdm(total=len(todo), unit="file", desc="scan", dynamic_ncols=True)
-        results = classifier.predict_many([str(f) for f, _ in todo], workers=workers, on_error="return")
+        results: Iterator[Any] = predict_many(classifier, [str(f) for f, _ in todo], workers=workers, on_error="return")
         batch: list[dict[str, Any]] = []
         last_commit = time.monotonic()
         for (f, st), result in zip(todo, results):  # noqa: B007 (st is re-read after tagging)

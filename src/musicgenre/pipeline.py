@@ -10,92 +10,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sized
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
 from .audio import AudioSource
 from .errors import AudioDecodeError, MusicGenreError, ParameterError
+from .prediction import Prediction, Predictor, Segment, merge_tags, sorted_scores
 from .windows import SILENCE_PEAK, Windows
 
+__all__ = ["Classifier", "Prediction", "Predictor", "Segment", "clip_scores", "load", "predict_many"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Segment:
-    """One analysed window of the track and its genre scores."""
-
-    start: float
-    end: float
-    scores: dict[str, float]
-
-    @property
-    def label(self) -> str:
-        return max(self.scores, key=self.scores.__getitem__)
-
-
-@dataclass
-class Prediction:
-    """Genre prediction for one whole track.
-
-    ``scores`` holds every genre's probability, highest first (mean over the analysed windows);
-    ``tags`` the backbone's tag probabilities (highest first); ``segments`` one entry per window.
-    """
-
-    source: str
-    scores: dict[str, float]
-    tags: dict[str, float] = field(default_factory=dict)
-    segments: list[Segment] = field(default_factory=list)
-    duration: float = 0.0
-    model: str = ""
-
-    @property
-    def label(self) -> str:
-        return next(iter(self.scores))
-
-    def top(self, k: int = 5) -> list[tuple[str, float]]:
-        return list(self.scores.items())[:k]
-
-    def as_pipeline_output(self, top_k: int = 5) -> list[dict[str, Any]]:
-        """The transformers audio-classification pipeline's shape: [{"label", "score"}, ...]."""
-        return [{"label": k, "score": v} for k, v in self.top(top_k)]
-
-    def to_dict(
-        self, *, top_k: int | None = None, top_tags: int | None = None, segments: bool = True
-    ) -> dict[str, Any]:
-        """JSON-ready dict; ``top_k``/``top_tags`` trim scores/tags (None keeps all)."""
-        d: dict[str, Any] = {
-            "source": self.source,
-            "label": self.label,
-            "scores": dict(self.top(top_k or len(self.scores))),
-            "tags": dict(list(self.tags.items())[:top_tags]),
-            "duration": round(self.duration, 3),
-            "model": self.model,
-        }
-        if segments:
-            d["segments"] = [{"start": s.start, "end": s.end, "scores": s.scores} for s in self.segments]
-        return d
-
-
-@runtime_checkable
-class Predictor(Protocol):
-    """What every command needs from a model: its name, labels, window length and ``predict``."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def labels(self) -> list[str]: ...
-    @property
-    def window_seconds(self) -> float: ...
-
-    def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction: ...
-
-
-def sorted_scores(names: list[str], values: np.ndarray) -> dict[str, float]:
-    order = np.argsort(-values, kind="stable")
-    return {names[i]: round(float(values[i]), 6) for i in order}
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -146,6 +73,10 @@ class Classifier:
         return str(self.model.name)
 
     @property
+    def version(self) -> str:
+        return str(self.model.config.get("version", "0"))
+
+    @property
     def device(self) -> str:
         return self.model.device
 
@@ -191,10 +122,6 @@ class Classifier:
         return Prediction(source=windows.name, scores=sorted_scores(self.labels, scores), tags=tag_scores,
                           segments=segments, duration=seconds, model=self.name)
 
-    def predict_many(self, xs: Iterable[AudioSource], **kw: Any) -> Iterator[Prediction | MusicGenreError]:
-        """``predict_many(self, xs, ...)``: see that function."""
-        return predict_many(self, xs, **kw)
-
 
 def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
          batch_size: int | None = None) -> Any:
@@ -207,7 +134,8 @@ def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend
     if read_manifest(path).get("architecture") == "ensemble":
         from .ensemble import Ensemble
 
-        return Ensemble.from_dir(path, device=device, backend=backend, batch_size=batch_size)
+        return Ensemble.from_dir(path, lambda member: load(member, device=device, backend=backend,
+                                                            batch_size=batch_size))
     return Classifier(load_model(path, device=device, backend=backend, batch_size=batch_size))
 
 
@@ -246,12 +174,3 @@ def predict_many(
                     raise
                 result = e
             yield result
-
-
-def merge_tags(names: list[str], values: np.ndarray) -> dict[str, float]:
-    """Tags in one dict, lower-cased, highest first; a tag that two vocabularies share gets their mean."""
-    sums: dict[str, list[float]] = {}
-    for n, v in zip(names, values):
-        sums.setdefault(n.lower(), []).append(float(v))
-    merged = {k: sum(v) / len(v) for k, v in sums.items()}
-    return {k: round(merged[k], 6) for k in sorted(merged, key=merged.__getitem__, reverse=True)}

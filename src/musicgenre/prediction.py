@@ -1,0 +1,97 @@
+"""What a prediction is: ``Prediction`` (one track), ``Segment`` (one window) and the ``Predictor`` protocol
+that every model (a ``Classifier`` or an ``Ensemble``) follows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .audio import AudioSource
+
+
+@dataclass
+class Segment:
+    """One analysed window of the track and its genre scores."""
+
+    start: float
+    end: float
+    scores: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        return max(self.scores, key=self.scores.__getitem__)
+
+
+@dataclass
+class Prediction:
+    """Genre prediction for one whole track.
+
+    ``scores`` holds every genre's probability, highest first (mean over the analysed windows);
+    ``tags`` the backbone's tag probabilities (highest first); ``segments`` one entry per window.
+    """
+
+    source: str
+    scores: dict[str, float]
+    tags: dict[str, float] = field(default_factory=dict)
+    segments: list[Segment] = field(default_factory=list)
+    duration: float = 0.0
+    model: str = ""
+
+    @property
+    def label(self) -> str:
+        return next(iter(self.scores))
+
+    def top(self, k: int = 5) -> list[tuple[str, float]]:
+        return list(self.scores.items())[:k]
+
+    def as_pipeline_output(self, top_k: int = 5) -> list[dict[str, Any]]:
+        """The transformers audio-classification pipeline's shape: [{"label", "score"}, ...]."""
+        return [{"label": k, "score": v} for k, v in self.top(top_k)]
+
+    def to_dict(
+        self, *, top_k: int | None = None, top_tags: int | None = None, segments: bool = True
+    ) -> dict[str, Any]:
+        """JSON-ready dict; ``top_k``/``top_tags`` trim scores/tags (None keeps all)."""
+        d: dict[str, Any] = {
+            "source": self.source,
+            "label": self.label,
+            "scores": dict(self.top(top_k or len(self.scores))),
+            "tags": dict(list(self.tags.items())[:top_tags]),
+            "duration": round(self.duration, 3),
+            "model": self.model,
+        }
+        if segments:
+            d["segments"] = [{"start": s.start, "end": s.end, "scores": s.scores} for s in self.segments]
+        return d
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """What every command needs from a model: its name, labels, window length and ``predict``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def labels(self) -> list[str]: ...
+    @property
+    def window_seconds(self) -> float: ...
+
+    def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction: ...
+
+
+def sorted_scores(names: list[str], values: np.ndarray) -> dict[str, float]:
+    order = np.argsort(-values, kind="stable")
+    return {names[i]: round(float(values[i]), 6) for i in order}
+
+
+def merge_tags(names: list[str], values: np.ndarray) -> dict[str, float]:
+    """Tags in one dict, lower-cased, highest first; a tag that two vocabularies share gets their mean."""
+    sums: dict[str, list[float]] = {}
+    for n, v in zip(names, values):
+        sums.setdefault(n.lower(), []).append(float(v))
+    merged = {k: sum(v) / len(v) for k, v in sums.items()}
+    return {k: round(merged[k], 6) for k in sorted(merged, key=merged.__getitem__, reverse=True)}
