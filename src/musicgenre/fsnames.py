@@ -25,7 +25,7 @@ def is_utf8(path: str | bytes | os.PathLike) -> bool:
     return True
 
 
-def db_key(path: str | os.PathLike) -> str | bytes:
+def db_key(path: str | bytes | os.PathLike) -> str | bytes:
     """The value stored in ``tracks.path``: text when valid UTF-8, else the file system's exact bytes."""
     s = os.fsdecode(path)
     return s if is_utf8(s) else os.fsencode(s)

@@ -100,7 +100,7 @@ class ScanSummary:
         return f"{self.done} classified, {self.skipped} skipped (unchanged), {self.failed} failed{extra}{tags}"
 
 
-def row_from_prediction(path: str | bytes, stat: os.stat_result, digest: str, model: str, version: str,
+def row_from_prediction(path: str | bytes | os.PathLike, stat: os.stat_result, digest: str, model: str, version: str,
                         pred: Any | None, error: str | None) -> dict[str, Any]:
     """One ``tracks`` row; shared by the local scan and the Ray job so both write the same thing."""
     return {
