@@ -5,6 +5,7 @@ from __future__ import annotations
 import select
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -229,3 +230,96 @@ def test_browser_upload_and_analyze(live_server):
         assert hosts <= {live_server.split("/")[2]}, hosts
     finally:
         driver.quit()
+
+
+def _ffmpeg_children(needle: str) -> list:
+    import psutil
+
+    out = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if "ffmpeg" in p.name() and needle in " ".join(p.cmdline()):
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out
+
+
+def _wait_idle(url: str, seconds: float = 15.0) -> dict:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        h = httpx.get(url + "/api/health").json()
+        if h["running"] + h["waiting"] == 0 or time.monotonic() > deadline:
+            return h
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def long_m4a(tmp_path_factory, have_ffmpeg) -> Path:
+    """Ten minutes of AAC at a low bit rate (2.4 MB): minutes of analysis, ffmpeg alive throughout."""
+    path = tmp_path_factory.mktemp("long") / "long.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=330:sample_rate=22050:duration=600",
+                    "-c:a", "aac", "-b:a", "32k", str(path)], check=True)
+    return path
+
+
+def test_time_limit_gives_504_and_kills_the_decoder(classifier, long_m4a):
+    import httpx
+
+    with running_server(classifier, Limits(max_upload_mb=10, timeout_s=2.0)) as url:
+        t0 = time.monotonic()
+        r = httpx.post(url + "/api/classify", files={"file": ("long.m4a", long_m4a.read_bytes())}, timeout=60)
+        assert r.status_code == 504 and "2-s limit" in r.json()["detail"]
+        assert time.monotonic() - t0 < 10
+        assert _wait_idle(url)["running"] == 0  # the worker is free again: the decode was stopped
+        assert not _ffmpeg_children("upload-")
+        r = httpx.post(url + "/api/classify", files={"file": ("j.ogg", (EXAMPLES / "jazz_vibe_ace.ogg").read_bytes())},
+                       params={"quick": "true"}, timeout=60)
+        assert r.status_code == 200, r.text
+
+
+def test_client_disconnect_stops_the_analysis(classifier, long_m4a):
+    import httpx
+
+    with running_server(classifier, Limits(max_upload_mb=10, timeout_s=300)) as url:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/api/classify", files={"file": ("long.m4a", long_m4a.read_bytes())}, timeout=3)
+        h = _wait_idle(url)
+        assert h["running"] + h["waiting"] == 0, h  # not the minutes a 10-min track takes
+        assert not _ffmpeg_children("upload-")
+
+
+def test_queue_full_gives_503_with_retry_after_for_api_and_page(classifier, tmp_path):
+    import gradio as gr
+    from fastapi.testclient import TestClient
+
+    from musicgenre.web_api import build_server
+    from musicgenre.web_queue import AnalysisQueue
+
+    jobs = AnalysisQueue(workers=1, queue_size=1, timeout_s=30)
+    release = threading.Event()
+    running = threading.Thread(target=jobs.run, args=(release.wait,), daemon=True)
+    waiting = threading.Thread(target=jobs.run, args=(lambda: None,), daemon=True)
+    running.start()
+    waiting.start()
+    for _ in range(100):
+        if jobs.status() == {"running": 1, "waiting": 1, "workers": 1, "queue": 1}:
+            break
+        time.sleep(0.02)
+    try:
+        client = TestClient(build_server(classifier, Limits(workers=1, queue=1), jobs=jobs))
+        path = write_audio(tmp_path / "song.wav", tone(4.0, 16000), 16000)
+        r = client.post("/api/classify", files={"file": ("song.wav", path.read_bytes())})
+        assert r.status_code == 503 and "busy" in r.json()["detail"] and int(r.headers["Retry-After"]) >= 1
+        with pytest.raises(gr.Error, match="busy"):  # the page shares the same queue
+            Analyzer(classifier, Limits(), jobs).analyze(str(path), MODES[0])
+        assert client.get("/api/health").json() == {"running": 1, "waiting": 1, "workers": 1, "queue": 1}
+    finally:
+        release.set()
+    running.join(5)
+    waiting.join(5)
+    assert jobs.status()["running"] + jobs.status()["waiting"] == 0
+    assert jobs.run(lambda: 42) == 42
+    jobs.close()

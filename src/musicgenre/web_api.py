@@ -66,6 +66,11 @@ def build_server(classifier: Any, limits: Limits = Limits(), *, jobs: AnalysisQu
         fields = sorted({".".join(str(x) for x in e.get("loc", ())[1:]) or "request" for e in exc.errors()})
         return JSONResponse({"detail": f"invalid value for: {', '.join(fields)}"}, status_code=422)
 
+    @app.get("/api/health")
+    async def health() -> dict[str, int]:
+        """Analyses running and waiting, and the limits."""
+        return jobs.status()
+
     @app.post("/api/classify", openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {
         "schema": {"type": "object", "required": ["file"],
                    "properties": {"file": {"type": "string", "format": "binary"}}}}}}})

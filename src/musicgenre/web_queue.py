@@ -75,6 +75,13 @@ class AnalysisQueue:
         """Jobs admitted and not finished (running + waiting)."""
         return self._admitted
 
+    def status(self) -> dict[str, int]:
+        """Running and waiting jobs, and the limits (for ``GET /api/health``)."""
+        with self._lock:
+            running = len(self._running)
+            return {"running": running, "waiting": self._admitted - running, "workers": self.workers,
+                    "queue": self.queue_size}
+
     def _submit(self, fn: Callable[[], Any], paths: tuple[str, ...]) -> _Job:
         with self._lock:
             if self._closed or self._admitted >= self.workers + self.queue_size:
