@@ -179,11 +179,15 @@ def test_cli_scan_write_tags_export_stats(tmp_path, capsys):
     assert main(["scan", str(lib), "--db", str(db), "--dry-run"]) == 0
     assert "would set" in capsys.readouterr().err
     assert all(read_genre(f) == (None, None) for f in lib.iterdir())
-    assert main(["scan", str(lib), "--db", str(db), "--write-tags"]) == 0  # dry-run rows exist: skipped, no tags
+    # the dry run classified them: this run tags them without classifying again
+    assert main(["scan", str(lib), "--db", str(db), "--write-tags"]) == 0
+    assert "0 classified, 4 skipped (unchanged), 0 failed, 4 files tagged" in capsys.readouterr().err
+    assert read_genre(lib / "jazz_vibe_ace.ogg")[0] == "jazz"
+    assert main(["scan", str(lib), "--db", str(db), "--write-tags"]) == 0  # tagged and recorded: nothing to do
+    assert "0 classified, 4 skipped (unchanged), 0 failed\n" in capsys.readouterr().err
     assert main(["scan", str(lib), "--db", str(tmp_path / "fresh.sqlite"), "--write-tags"]) == 0
     err = capsys.readouterr().err
-    assert "4 classified" in err and "4 files tagged" in err
-    assert read_genre(lib / "jazz_vibe_ace.ogg")[0] == "jazz"
+    assert "4 classified" in err and "tagged" not in err  # the files already hold these tags
     # the tagged files are recorded as they are now: a re-scan skips them all
     assert main(["scan", str(lib), "--db", str(tmp_path / "fresh.sqlite")]) == 0
     assert "0 classified, 4 skipped" in capsys.readouterr().err
@@ -204,3 +208,117 @@ def test_cli_scan_write_tags_export_stats(tmp_path, capsys):
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["stats", "--db", str(tmp_path / "missing.sqlite")]) == 1
     assert main(["export", "--db", str(db), "-f", "parquet"]) == 2
+
+
+def test_old_database_is_migrated_and_tagged_later(classifier, tmp_path):
+    lib = tmp_path / "lib"
+    files = make_library(lib, n=2)
+    db = tmp_path / "old.sqlite"
+    scan(sorted(lib.iterdir()), db, classifier)
+    con = sqlite3.connect(db)  # make it look like a database from before the `tagged` column
+    con.execute("ALTER TABLE tracks DROP COLUMN tagged")
+    con.commit()
+    con.close()
+    s = scan(sorted(lib.iterdir()), db, classifier, tagger=TagWriter(report=lambda m: None))
+    assert (s.done, s.skipped, s.tagged) == (0, 2, 1)  # the WAV cannot be tagged; the FLAC is
+    got = {Path(r["path"]).name: r for r in rows(db)}
+    assert len(got) == 2 and got["t000.wav"]["tagged"] is None
+    assert got["t001.flac"]["tagged"] == got["t001.flac"]["label"]
+    assert read_genre(files[1]) == (got["t001.flac"]["label"], f"{got['t001.flac']['score']:.3f}")
+    s = scan(sorted(lib.iterdir()), db, classifier)  # the new size/mtime were recorded: nothing to redo
+    assert (s.done, s.skipped) == (0, 2)
+
+
+def test_symlink_is_written_through(tmp_path):
+    real = write_audio(tmp_path / "real.flac", tone(2.0, 44100), 44100)
+    link = tmp_path / "link.flac"
+    link.symlink_to(real)
+    msgs: list[str] = []
+    assert TagWriter(report=msgs.append).write(link, _Pred()) == 1
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert read_genre(real) == ("jazz", "0.812")
+    loop = tmp_path / "loop.flac"
+    loop.symlink_to(loop)
+    assert TagWriter(report=msgs.append).write(loop, _Pred()) == 0
+    assert "loop.flac: cannot follow the path" in msgs[-1] and loop.is_symlink()
+    assert not list(tmp_path.glob(".*musicgenre-tmp*"))
+
+
+def test_leftover_temp_copies_are_removed_not_scanned(classifier, tmp_path):
+    import shutil
+
+    lib = tmp_path / "lib"
+    files = make_library(lib, n=2)
+    leftover = lib / f".{files[1].name}.musicgenre-tmp{files[1].suffix}"
+    shutil.copy(files[1], leftover)
+    db = tmp_path / "db.sqlite"
+    s = scan(sorted(lib.iterdir()), db, classifier, tagger=TagWriter(report=lambda m: None))
+    assert (s.done, s.failed) == (2, 0) and not leftover.exists()
+    assert sorted(Path(r["path"]).name for r in rows(db)) == ["t000.wav", "t001.flac"]
+    msgs: list[str] = []
+    assert TagWriter(report=msgs.append).write(leftover.with_name(".x.flac.musicgenre-tmp.flac"), _Pred()) == 0
+    assert "temporary copy" in msgs[0]
+
+
+@pytest.mark.slow
+def test_kill_during_tagging_then_rescan(tmp_path):
+    """kill -9 while tags are being written, then a rescan: no temp copy ingested or left, no file
+    written twice, every file tagged and still decoding to its full length."""
+    from musicgenre import load_audio
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    files = [write_audio(lib / f"t{i:02d}.flac", tone(20.0, 44100, 200 + 40 * i), 44100) for i in range(12)]
+    db = tmp_path / "db.sqlite"
+    assert main(["scan", str(lib), "--db", str(db), "-q"]) == 0  # classified, not tagged
+    cmd = [sys.executable, "-m", "musicgenre", "scan", str(lib), "--db", str(db), "-q", "--write-tags"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if list(lib.glob(".*musicgenre-tmp*")):  # caught in the middle of a write
+                break
+            time.sleep(0.002)
+        assert proc.poll() is None, "the tagging run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    written_before = {f: f.stat().st_mtime_ns for f in files if read_genre(f)[0] is not None}
+    assert len(written_before) < len(files)
+    leftovers = list(lib.glob(".*musicgenre-tmp*"))
+    rc = subprocess.run(cmd, capture_output=True, text=True)
+    assert rc.returncode == 0, rc.stderr
+    assert not list(lib.glob(".*musicgenre-tmp*"))
+    assert f"{len(files) - len(written_before)} files tagged" in rc.stderr, (rc.stderr, len(leftovers))
+    for f, mtime in written_before.items():  # already tagged before the kill: not written again
+        assert f.stat().st_mtime_ns == mtime, f
+    got = list(read_rows(db))
+    assert sorted(Path(r["path"]).name for r in got) == [f.name for f in files]
+    assert all(r["tagged"] == r["label"] and read_genre(Path(r["path"]))[0] == r["label"] for r in got)
+    for f in files:
+        assert abs(len(load_audio(f, sr=16000)) - 20 * 16000) < 200
+
+
+def test_non_utf8_file_name_scans_exports_and_tags(classifier, tmp_path, capsys):
+    lib = tmp_path / "lib"
+    make_library(lib, n=2)
+    odd = Path(os.fsdecode(os.fsencode(lib) + b"/caf\xe9.flac"))
+    write_audio(lib / "plain.flac", tone(3.5, 22050, 300), 22050).rename(odd)  # soundfile cannot write that name
+    db = tmp_path / "db.sqlite"
+    s = scan(sorted(lib.iterdir()), db, classifier, tagger=TagWriter(report=lambda m: None))
+    assert (s.done, s.failed, s.tagged) == (3, 0, 2)
+    stored = sqlite3.connect(db).execute("SELECT path FROM tracks WHERE typeof(path) = 'blob'").fetchall()
+    assert stored == [(os.fsencode(odd),)]  # the exact bytes
+    got = {r["path"]: r for r in rows(db)}
+    assert got[str(odd)]["label"] in classifier.labels and got[str(odd)]["tagged"]
+    assert read_genre(odd)[0] == got[str(odd)]["label"]
+    s = scan(sorted(lib.iterdir()), db, classifier)
+    assert (s.done, s.skipped) == (0, 3)
+    capsys.readouterr()
+    assert main(["export", "--db", str(db), "-f", "csv"]) == 0
+    assert "caf\\xe9.flac" in capsys.readouterr().out
+    assert main(["export", "--db", str(db), "-f", "json", "-o", str(tmp_path / "x.json")]) == 0
+    assert "caf\\xe9.flac" in {Path(r["path"]).name for r in json.loads((tmp_path / "x.json").read_text())}
+    assert main(["export", "--db", str(db), "-f", "parquet", "-o", str(tmp_path / "x.parquet")]) == 0
+    assert main(["stats", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.startswith("3 tracks classified")

@@ -106,7 +106,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     check_port_free(args.host, args.port)  # before the model loads: fail fast
     clf = load(args.model, device=args.device, backend=args.backend)
-    serve(clf, host=args.host, port=args.port, limits=Limits(args.max_upload_mb, args.max_minutes * 60))
+    limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_minutes * 60, workers=args.concurrency,
+                    queue=args.queue, timeout_s=args.timeout)
+    serve(clf, host=args.host, port=args.port, limits=limits)
     return 0
 
 
@@ -261,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-upload-mb", type=float, default=100.0, help="largest accepted upload (default 100)")
     sv.add_argument("--max-minutes", type=float, default=20.0,
                     help="analyse at most this many minutes of a track (default 20)")
+    sv.add_argument("--concurrency", type=int, default=1, help="analyses run at once (default 1)")
+    sv.add_argument("--queue", type=int, default=8,
+                    help="analyses that may wait; more get HTTP 503 with Retry-After (default 8)")
+    sv.add_argument("--timeout", type=float, default=300.0,
+                    help="seconds per request, waiting included; then HTTP 504 (default 300)")
     sv.set_defaults(func=cmd_serve)
 
     sc = sub.add_parser("scan", help="classify a music library into SQLite (incremental, resumable)",

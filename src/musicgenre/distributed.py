@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from .errors import MusicGenreError
-from .library import ScanSummary, connect, file_hash, import_shards, plan, read_rows, row_from_prediction
+from .file_tags import remove_temp_copies
+from .fsnames import decodable, display
+from .library import ScanSummary, connect, file_hash, import_shards, plan, read_rows, row_from_prediction, tag_pending
 
 
 class ClassifyBatch:
@@ -32,18 +33,20 @@ class ClassifyBatch:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         rows = []
-        for path in batch["path"]:
-            path = str(path)
-            pred, error = None, None
+        for raw in batch["path"]:
+            path = os.fsdecode(bytes(raw))  # paths travel as bytes: a name need not be UTF-8
+            pred, error, name = None, None, path
             try:
-                pred = self.clf.predict(path)
+                with decodable([Path(path)]) as (name,):
+                    pred = self.clf.predict(name)
             except MusicGenreError as e:
-                error = str(e)
+                error = str(e).replace(name, display(path))
             try:
                 st, digest = os.stat(path), file_hash(Path(path))
             except OSError as e:
-                st, digest, error = os.stat_result((0,) * 10), "", error or f"{path}: {e.strerror}"
-            rows.append(row_from_prediction(path, st, digest, self.clf.name, self.version, pred, error))
+                st, digest, error = os.stat_result((0,) * 10), "", error or f"{display(path)}: {e.strerror}"
+            row = row_from_prediction(path, st, digest, self.clf.name, self.version, pred, error)
+            rows.append({**row, "path": os.fsencode(path)})
         return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
 
 
@@ -52,7 +55,7 @@ def scan_ray(
     device: str = "cpu", actors: int | None = None, batch_size: int = 8, tagger: Any | None = None,
 ) -> ScanSummary:
     try:
-        import ray
+        import ray  # noqa: F401 (only checks that Ray is installed)
     except ImportError:
         raise MusicGenreError("--engine ray needs Ray: pip install 'musicgenre[distributed]'") from None
     from .hub import model_identity
@@ -65,13 +68,27 @@ def scan_ray(
         import_shards(shards, db)
         for f in shards.glob("*.parquet"):
             f.unlink()
+    files = remove_temp_copies(files)
     con = connect(db)
     try:
-        todo = [str(f.resolve()) for f, _ in plan(con, files, name, version, summary)]
+        todo = [os.fsencode(f.resolve()) for f, _ in plan(con, files, name, version, summary)]
     finally:
         con.close()
-    if not todo:
-        return summary
+    if todo:
+        _run_job(todo, shards, db, model, device, address, actors, batch_size, summary)
+    if tagger is not None:
+        con = connect(db)
+        try:
+            tag_pending(con, files, tagger, name, version, summary)
+        finally:
+            con.close()
+    return summary
+
+
+def _run_job(todo: list[bytes], shards: Path, db: Path, model: str | None, device: str, address: str | None,
+             actors: int | None, batch_size: int, summary: ScanSummary) -> None:
+    import ray
+
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     n = actors or max(1, int(ray.available_resources().get("CPU", 1)))
@@ -80,29 +97,9 @@ def scan_ray(
                         else device}, batch_size=batch_size, concurrency=n, num_cpus=1)
     ds.write_parquet(str(shards))
     import_shards(shards, db)
-    done = {r["path"]: r for r in read_rows(shards)}
-    for r in done.values():
+    for r in read_rows(shards):
         if r["error"]:
             summary.failed += 1
             summary.failures.append(r["error"])
         else:
             summary.done += 1
-    if tagger is not None:
-        _tag_from_rows(tagger, done.values(), db, summary)
-    return summary
-
-
-def _tag_from_rows(tagger: Any, rows: Any, db: Path, summary: ScanSummary) -> None:
-    """Write tags on the driver from the job's rows, then record the files' new size/mtime/hash."""
-    con = connect(db)
-    try:
-        for r in rows:
-            if r["error"] or not tagger.write(Path(r["path"]), SimpleNamespace(label=r["label"], scores=r["scores"])):
-                continue
-            summary.tagged += 1
-            st = os.stat(r["path"])
-            con.execute("UPDATE tracks SET size = ?, mtime = ?, content_hash = ? WHERE path = ?",
-                        (st.st_size, st.st_mtime, file_hash(Path(r["path"])), r["path"]))
-        con.commit()
-    finally:
-        con.close()

@@ -1,8 +1,11 @@
 """Writing the predicted genre into a file's own tags with mutagen, without ever corrupting it.
 
 GENRE goes where players look for it (ID3 TCON for MP3, Vorbis comment GENRE for FLAC/OGG/Opus,
-the ©gen atom for M4A) plus a MUSICGENRE_CONFIDENCE tag. Each write goes to a temporary copy, which
-is read back (tags) and decoded again (audio) before it atomically replaces the original.
+the ©gen atom for M4A) plus a MUSICGENRE_CONFIDENCE tag. Each write goes to a temporary copy
+(``.NAME.musicgenre-tmp.EXT`` next to the file), which is read back (tags) and decoded again (audio)
+before it atomically replaces the original. A symlink is written through: its target is edited and
+the link stays a link. Our temporary copies are never scanned or tagged (``is_temp_copy``); one left
+by a killed run is removed by the next scan.
 """
 
 from __future__ import annotations
@@ -15,12 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MusicGenreError
+from .fsnames import decodable, display
 
 log = logging.getLogger(__name__)
 
 CONFIDENCE_KEY = "MUSICGENRE_CONFIDENCE"
 TAGGABLE = {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4"}
 _MP4_CONF = f"----:com.apple.iTunes:{CONFIDENCE_KEY}"
+TEMP_MARK = ".musicgenre-tmp"
+# What ``TagWriter.tag`` did: the file now holds our tags (WRITTEN, ALREADY), or it does not.
+WRITTEN, ALREADY, WOULD, KEPT, UNSUPPORTED, FAILED = "written", "already", "would", "kept", "unsupported", "failed"
+
+
+def temp_copy_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}{TEMP_MARK}{path.suffix}")
+
+
+def is_temp_copy(path: Path) -> bool:
+    """True for a name of the form ``.NAME.musicgenre-tmp.EXT`` (one of our temporary copies)."""
+    return path.name.startswith(".") and path.name.endswith(TEMP_MARK + path.suffix)
 
 
 def read_genre(path: Path) -> tuple[str | None, str | None]:
@@ -78,46 +94,78 @@ class TagWriter:
 
     def write(self, path: Path, pred: Any) -> int:
         """Tag one file; returns 1 if it was (or, in a dry run, would be) changed."""
+        return int(self.tag(path, pred) in (WRITTEN, WOULD))
+
+    def tag(self, path: Path, pred: Any) -> str:
+        """Tag one file; returns what happened (``WRITTEN``, ``ALREADY``, ``WOULD``, ``KEPT``, ...)."""
         path = Path(path)
+        shown = display(path)
         if path.suffix.lower() not in TAGGABLE:
-            self.report(f"{path}: tag writing is not supported for {path.suffix} files; left unchanged")
-            return 0
+            self.report(f"{shown}: tag writing is not supported for {display(path.suffix)} files; left unchanged")
+            return UNSUPPORTED
+        if is_temp_copy(path):
+            self.report(f"{shown}: a temporary copy made by musicgenre; not tagged")
+            return UNSUPPORTED
+        try:
+            target = path.resolve(strict=True)  # a symlink is written through to its target
+        except (OSError, RuntimeError) as e:  # dangling link, symlink loop, vanished file
+            self.report(f"{shown}: cannot follow the path ({getattr(e, 'strerror', None) or e}); left unchanged")
+            return FAILED
         genre, confidence = pred.label, f"{pred.scores[pred.label]:.3f}"
         try:
-            old_genre, old_conf = read_genre(path)
+            old_genre, old_conf = read_genre(target)
         except Exception as e:  # mutagen raises many types for damaged headers
-            self.report(f"{path}: cannot read its tags ({e}); left unchanged")
-            return 0
+            self.report(f"{shown}: cannot read its tags ({e}); left unchanged")
+            return FAILED
         if old_genre == genre and old_conf == confidence:
-            return 0
+            return ALREADY
         if old_genre and old_conf is None and not self.overwrite:
-            self.report(f"{path}: keeps its GENRE={old_genre!r} (use --overwrite-genre to replace it)")
-            return 0
+            self.report(f"{shown}: keeps its GENRE={old_genre!r} (use --overwrite-genre to replace it)")
+            return KEPT
         change = f"GENRE {old_genre!r} -> {genre!r}, {CONFIDENCE_KEY}={confidence}"
+        via = f" (through the symlink to {display(target)})" if target != path.absolute() else ""
         if self.dry_run:
-            self.report(f"{path}: would set {change}")
-            return 1
+            self.report(f"{shown}: would set {change}{via}")
+            return WOULD
         try:
-            self._safe_write(path, genre, confidence)
+            self._safe_write(target, genre, confidence)
         except Exception as e:
-            self.report(f"{path}: tags not written ({e}); the file is unchanged")
-            return 0
-        log.info("%s: %s", path, change)
-        return 1
+            self.report(f"{shown}: tags not written ({e}); the file is unchanged")
+            return FAILED
+        log.info("%s: %s%s", shown, change, via)
+        return WRITTEN
 
     @staticmethod
     def _safe_write(path: Path, genre: str, confidence: str) -> None:
-        """Edit a copy, verify it, then atomically swap it in: the original is never half-written."""
+        """Edit a copy, verify it, then atomically swap it in: the original is never half-written.
+        ``path`` is a regular file (links already resolved), so the swap never replaces a link."""
         from .audio import stream_audio
 
-        tmp = path.with_name(f".{path.name}.musicgenre-tmp{path.suffix}")
+        tmp = temp_copy_path(path)
         try:
             shutil.copy2(path, tmp)
             _set(tmp, genre, confidence)
             if read_genre(tmp) != (genre, confidence):
                 raise MusicGenreError("tags did not read back")
-            for _ in stream_audio(tmp, sr=16000).blocks:  # the audio must still decode to the end
-                pass
+            with decodable([tmp]) as (name,):
+                for _ in stream_audio(name, sr=16000).blocks:  # the audio must still decode to the end
+                    pass
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def remove_temp_copies(paths: list[Path]) -> list[Path]:
+    """Delete our temporary copies among ``paths`` (left by a killed run); returns the other paths."""
+    keep = []
+    for p in paths:
+        if not is_temp_copy(p):
+            keep.append(p)
+            continue
+        try:
+            if not p.is_symlink():
+                p.unlink()
+                log.warning("%s: removed a temporary copy left by an interrupted tag write", display(p))
+        except OSError as e:
+            log.warning("%s: cannot remove this leftover temporary copy (%s)", display(p), e.strerror)
+    return keep

@@ -1,4 +1,7 @@
-"""Export and statistics for a library database (or a folder of Ray Parquet shards)."""
+"""Export and statistics for a library database (or a folder of Ray Parquet shards).
+
+Paths are exported as text; bytes of a name that is not valid UTF-8 appear as ``\\xNN`` escapes
+(the database itself keeps the exact bytes, see fsnames.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +14,13 @@ from pathlib import Path
 
 from ._io import write_atomic
 from .errors import MusicGenreError, ParameterError
+from .fsnames import display
 from .library import read_rows
 
 
 def export(db: Path, fmt: str, output: Path | None) -> int:
     """Write every row as csv / json / parquet to ``output`` (stdout for csv/json); returns the count."""
-    rows = list(read_rows(db))
+    rows = [{**r, "path": display(r["path"])} for r in read_rows(db)]
     if fmt == "parquet":
         if output is None:
             raise ParameterError("--format parquet needs --output PATH")
@@ -77,15 +81,13 @@ def stats_text(db: Path) -> str:
 
 
 def genre_chart(db: Path, png: Path) -> None:
-    """Horizontal bar chart of the genre distribution."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Horizontal bar chart of the genre distribution (drawn on a bare Figure: no global backend)."""
+    from matplotlib.figure import Figure
 
     genres, failed, _ = _counts(db)
     items = genres.most_common()[::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.4 * len(items) + 1.5), dpi=100)
+    fig = Figure(figsize=(7, 0.4 * len(items) + 1.5), dpi=100)
+    ax = fig.subplots()
     ax.barh([g for g, _ in items], [n for _, n in items], color="#e8590c")
     for i, (_, n) in enumerate(items):
         ax.text(n, i, f" {n}", va="center")
@@ -93,4 +95,3 @@ def genre_chart(db: Path, png: Path) -> None:
     ax.set_title(f"Genre distribution: {sum(genres.values())} tracks" + (f", {failed} failed" if failed else ""))
     fig.tight_layout()
     fig.savefig(png)
-    plt.close(fig)

@@ -1,14 +1,18 @@
 """Web app: upload or record a song, see its genres. ``musicgenre serve`` runs it.
 
 One FastAPI app (web_api.py) serves both the Gradio page (at ``/``) and a plain JSON endpoint
-(``POST /api/classify``); both go through ``Analyzer.classify`` to ``Classifier.predict``. Everything is local:
+(``POST /api/classify``); both go through one ``AnalysisQueue`` (web_queue.py: bounded concurrency,
+bounded queue, time limit) and ``Analyzer.classify`` to ``Classifier.predict``. Everything is local:
 analytics off, no share links, system fonts (no web-font CDN).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +21,9 @@ from typing import Any
 import numpy as np
 
 from .errors import MusicGenreError, ParameterError
+from .web_queue import AnalysisQueue
+
+log = logging.getLogger(__name__)
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported anywhere
 
@@ -26,10 +33,21 @@ MODES = ("Whole track", f"First {QUICK_SECONDS:g} s (quick)")
 
 @dataclass(frozen=True)
 class Limits:
-    """Upload limits (configurable with ``serve`` flags); documented in the README."""
+    """Upload and load limits (configurable with ``serve`` flags); documented in the README."""
 
     max_upload_mb: float = 100.0
     max_seconds: float = 20 * 60.0  # longer tracks: only the first 20 min are analysed
+    workers: int = 1  # analyses at once (the model already uses every core)
+    queue: int = 8  # analyses waiting; more get 503 + Retry-After
+    timeout_s: float = 300.0  # per request, waiting included
+    cache_minutes: float = 10.0  # the page's uploads are deleted after this long
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1e6)
+
+    def queue_for_jobs(self) -> AnalysisQueue:
+        return AnalysisQueue(workers=self.workers, queue_size=self.queue, timeout_s=self.timeout_s)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -42,11 +60,12 @@ def check_port_free(host: str, port: int) -> None:
 
 
 class Analyzer:
-    """The app's single entry to the model: limits, the quick/whole choice, and the figures."""
+    """The app's single entry to the model: limits, the queue, the quick/whole choice, and the figures."""
 
-    def __init__(self, classifier: Any, limits: Limits = Limits()) -> None:
+    def __init__(self, classifier: Any, limits: Limits = Limits(), jobs: AnalysisQueue | None = None) -> None:
         self.clf = classifier
         self.limits = limits
+        self.jobs = jobs or limits.queue_for_jobs()
 
     def classify(self, src: str | bytes, *, quick: bool = False) -> tuple[Any, float, bool]:
         """-> (Prediction, seconds taken, whether the duration limit cut the analysis)."""
@@ -66,8 +85,13 @@ class Analyzer:
 
         if not path:
             raise gr.Error("Upload a file or record from the microphone first.")
-        try:
+
+        def job() -> tuple[Any, float, bool, np.ndarray, Any]:
             pred, seconds, cut = self.classify(path, quick=mode != MODES[0])
+            return pred, seconds, cut, spectrogram_image(path, pred.duration), timeline_figure(pred)
+
+        try:
+            pred, seconds, cut, spec, timeline = self.jobs.run(job, paths=(str(path),))
         except MusicGenreError as e:
             raise gr.Error(str(e).replace(str(path), Path(path).name)) from None
         note = ""
@@ -78,7 +102,7 @@ class Analyzer:
                   f"analysed in {seconds:.2f} s.{note}")
         top5 = dict(pred.top(5))
         tags = dict(list(pred.tags.items())[:10])
-        return top5, spectrogram_image(path, pred.duration), timeline_figure(pred), tags, status
+        return top5, spec, timeline, tags, status
 
 
 def spectrogram_image(path: str, seconds: float) -> np.ndarray:
@@ -107,13 +131,13 @@ def spectrogram_image(path: str, seconds: float) -> np.ndarray:
 
 
 def timeline_figure(pred: Any) -> Any:
-    """Genre-over-time: the probability of the track's top-5 genres in each 3-s window."""
-    import matplotlib
+    """Genre-over-time: the probability of the track's top-5 genres in each analysis window (its length
+    comes from the model: ``clf.model.features.patch_seconds``). Drawn on a bare Figure: no global
+    backend, nothing left in pyplot's registry."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 3), dpi=100)
+    fig = Figure(figsize=(8, 3), dpi=100)
+    ax = fig.subplots()
     starts = [s.start for s in pred.segments]
     for genre, _ in pred.top(5):
         ax.plot(starts, [s.scores[genre] for s in pred.segments], marker="o" if len(starts) < 30 else None,
@@ -124,16 +148,16 @@ def timeline_figure(pred: Any) -> Any:
     ax.legend(loc="upper right", fontsize=8, ncol=5)
     ax.set_title("Genre over time" + (" (one window: play a longer track)" if len(starts) < 2 else ""))
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 
-def build_app(classifier: Any, limits: Limits = Limits()) -> Any:
-    """The Gradio Blocks page."""
+def build_app(classifier: Any, limits: Limits = Limits(), jobs: AnalysisQueue | None = None) -> Any:
+    """The Gradio Blocks page; its analyses go through ``jobs`` (shared with the JSON API)."""
     import gradio as gr
 
-    analyzer = Analyzer(classifier, limits)
-    with gr.Blocks(title="musicgenre", analytics_enabled=False) as demo:
+    analyzer = Analyzer(classifier, limits, jobs)
+    cache_s = int(limits.cache_minutes * 60)
+    with gr.Blocks(title="musicgenre", analytics_enabled=False, delete_cache=(max(60, cache_s // 4), cache_s)) as demo:
         gr.Markdown(
             f"# musicgenre\nUpload a song (MP3, WAV, FLAC, OGG, Opus, M4A) or record one, then press **Analyze**. "
             f"Model: `{classifier.name}` ({len(classifier.labels)} genres). "
@@ -150,19 +174,32 @@ def build_app(classifier: Any, limits: Limits = Limits()) -> Any:
                 tags = gr.Label(num_top_classes=10, label="Descriptive tags", elem_id="tags")
         spec = gr.Image(label="Log-mel spectrogram of the analysed audio", type="numpy", interactive=False)
         timeline = gr.Plot(label="Genre over time")
+        # Gradio admits as many as the shared queue holds; the queue decides who runs and who waits.
         button.click(analyzer.analyze, [audio, mode], [top5, spec, timeline, tags, status], api_name="classify",
-                     concurrency_limit=1)
-    demo.queue(max_size=64, default_concurrency_limit=1)  # one model, users wait in line
+                     concurrency_limit=limits.workers + limits.queue)
+    demo.queue(max_size=limits.workers + limits.queue)
     return demo
 
 
 def serve(classifier: Any, *, host: str, port: int, limits: Limits = Limits()) -> None:
+    """Run the server until SIGINT/SIGTERM; then stop running analyses (their decoders are killed)
+    and delete every temporary file: API uploads and the page's upload cache live in one private
+    folder, removed on the way out."""
     import uvicorn
 
     from .web_api import build_server
 
     check_port_free(host, port)
-    app = build_server(classifier, limits)
-    print(f"musicgenre web app on http://{host}:{port}/  (JSON API: POST http://{host}:{port}/api/classify)",
-          flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    workdir = Path(tempfile.mkdtemp(prefix="musicgenre-web-"))
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))  # gradio reads it when the app is built
+    jobs = limits.queue_for_jobs()
+    try:
+        app = build_server(classifier, limits, jobs=jobs, workdir=workdir)
+        print(f"musicgenre web app on http://{host}:{port}/  (JSON API: POST http://{host}:{port}/api/classify)",
+              flush=True)
+        # open page connections (server-sent events) would otherwise hold a graceful shutdown forever
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+    finally:
+        jobs.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+        log.info("stopped; removed %s", workdir)

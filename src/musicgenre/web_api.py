@@ -1,45 +1,126 @@
 """The HTTP server: Gradio page at ``/`` plus ``POST /api/classify`` for clients that are not Python.
 
+Uploads are read as a stream: a Content-Length over the limit is refused before any byte is read,
+and the bytes are counted as they arrive, so an oversized body is refused (413, limit stated) after
+at most the limit, never buffered whole. The file goes to the server's private folder, the analysis
+through the shared ``AnalysisQueue`` (503 + Retry-After when full, 504 past the time limit).
+
 No ``from __future__ import annotations`` here: FastAPI reads the endpoint's annotations at run time.
 """
 
+import re
 import tempfile
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, File, HTTPException, Query, UploadFile
-from fastapi.concurrency import run_in_threadpool
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
 
 from .errors import MusicGenreError
 from .web import Analyzer, Limits, build_app
+from .web_queue import Abandoned, AnalysisQueue, Busy, TimedOut
+
+MULTIPART_SLACK = 64 * 1024  # multipart framing around the file: boundaries, part headers, small fields
+_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
 
-def build_server(classifier: Any, limits: Limits = Limits()) -> FastAPI:
-    """FastAPI app: ``POST /api/classify`` (multipart field ``file``) -> ``Prediction.to_dict()`` JSON."""
+class _TooLarge(Exception):
+    pass
+
+
+Message = MutableMapping[str, Any]
+
+
+def _counting(receive: Callable[[], Awaitable[Message]], limit: int) -> Callable[[], Awaitable[Message]]:
+    """Wrap an ASGI ``receive`` so that reading more than ``limit`` body bytes raises ``_TooLarge``."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise _TooLarge
+        return message
+
+    return wrapped
+
+
+def build_server(classifier: Any, limits: Limits = Limits(), *, jobs: AnalysisQueue | None = None,
+                 workdir: Path | None = None) -> FastAPI:
+    """FastAPI app: ``POST /api/classify`` (multipart field ``file``) -> ``Prediction.to_dict()`` JSON.
+    ``jobs`` is shared with the Gradio page; ``workdir`` holds uploads while they are analysed."""
     import gradio as gr
 
-    analyzer = Analyzer(classifier, limits)
+    jobs = jobs or limits.queue_for_jobs()
+    analyzer = Analyzer(classifier, limits, jobs)
     app = FastAPI(title="musicgenre", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    too_large = f"the upload is larger than the {limits.max_upload_mb:g} MB limit"
 
-    @app.post("/api/classify")
+    @app.exception_handler(RequestValidationError)
+    async def short_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes the offending input back (a whole upload, say): name the field only
+        fields = sorted({".".join(str(x) for x in e.get("loc", ())[1:]) or "request" for e in exc.errors()})
+        return JSONResponse({"detail": f"invalid value for: {', '.join(fields)}"}, status_code=422)
+
+    @app.get("/api/health")
+    async def health() -> dict[str, int]:
+        """Analyses running and waiting, and the limits."""
+        return jobs.status()
+
+    @app.post("/api/classify", openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "required": ["file"],
+                   "properties": {"file": {"type": "string", "format": "binary"}}}}}}})
     async def classify(
-        file: UploadFile = File(...),
+        request: Request,
         quick: bool = Query(False, description="analyse only the first 30 s"),
         segments: bool = Query(True, description="include per-window scores"),
     ) -> dict[str, Any]:
-        name = Path(file.filename or "upload").name
-        data = await file.read(int(limits.max_upload_mb * 1e6) + 1)  # one byte over: enough to refuse
-        suffix = Path(name).suffix if len(Path(name).suffix) <= 8 else ""
-        with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:  # a real path lets ffmpeg probe the container
-            tmp.write(data)
-            tmp.flush()
-            try:
-                pred, seconds, cut = await run_in_threadpool(analyzer.classify, tmp.name, quick=quick)
-            except MusicGenreError as e:
-                raise HTTPException(status_code=422, detail=str(e).replace(tmp.name, name)) from None
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limits.max_upload_bytes + MULTIPART_SLACK:
+            raise HTTPException(status_code=413, detail=too_large)
+        streamed = Request(request.scope, _counting(request.receive, limits.max_upload_bytes + MULTIPART_SLACK))
+        try:
+            form = await streamed.form(max_files=1, max_fields=4)
+        except _TooLarge:
+            raise HTTPException(status_code=413, detail=too_large) from None
+        try:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile) or not upload.filename:
+                raise HTTPException(status_code=400,
+                                    detail="send the audio as the multipart field 'file', with a file name")
+            name = Path(upload.filename).name or "upload"
+            suffix = Path(name).suffix if _SAFE_SUFFIX.match(Path(name).suffix) else ""
+            # a real path lets ffmpeg probe the container; the name we make up never reaches ffmpeg
+            with tempfile.NamedTemporaryFile(suffix=suffix, dir=workdir, prefix="upload-") as tmp:
+                size = 0
+                while chunk := await upload.read(1 << 20):
+                    size += len(chunk)
+                    if size > limits.max_upload_bytes:
+                        raise HTTPException(status_code=413, detail=too_large)
+                    tmp.write(chunk)
+                tmp.flush()
+                try:
+                    pred, seconds, cut = await jobs.run_async(
+                        lambda: analyzer.classify(tmp.name, quick=quick), paths=(tmp.name,),
+                        disconnected=request.is_disconnected)
+                except Busy as e:
+                    raise HTTPException(status_code=503, detail=str(e),
+                                        headers={"Retry-After": str(e.retry_after)}) from None
+                except TimedOut as e:
+                    raise HTTPException(status_code=504, detail=str(e)) from None
+                except Abandoned as e:
+                    raise HTTPException(status_code=499, detail=str(e)) from None
+                except MusicGenreError as e:
+                    raise HTTPException(status_code=422, detail=str(e).replace(tmp.name, name)) from None
+        finally:
+            await form.close()
         out = pred.to_dict(segments=segments)
         out.update(source=name, seconds=round(seconds, 3), truncated=cut)
         return out
 
-    return gr.mount_gradio_app(app, build_app(classifier, limits), path="/",
-                               max_file_size=int(limits.max_upload_mb * 1e6))
+    return gr.mount_gradio_app(app, build_app(classifier, limits, jobs), path="/",
+                               max_file_size=limits.max_upload_bytes)
