@@ -10,6 +10,7 @@ Used by the CLI, the Python API, the web app and the library scanner alike.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sized
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioSource, stream_audio
-from .errors import AudioDecodeError, MusicGenreError, ParameterError
+from .audio import AudioSource, DecodeInfo, describe, stream_audio
+from .errors import AudioDecodeError, MusicGenreError, NoMusicError, ParameterError, Reason
 from .features import FeatureConfig, LogMel
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Prediction:
     segments: list[Segment] = field(default_factory=list)
     duration: float = 0.0
     model: str = ""
+    warnings: list[str] = field(default_factory=list)  # e.g. a damaged or truncated input: what was analysed
 
     @property
     def label(self) -> str:
@@ -78,6 +80,7 @@ class Prediction:
             "tags": dict(list(self.tags.items())[:top_tags]),
             "duration": round(self.duration, 3),
             "model": self.model,
+            "warnings": list(self.warnings),
         }
         if segments:
             d["segments"] = [{"start": s.start, "end": s.end, "scores": s.scores} for s in self.segments]
@@ -171,7 +174,7 @@ class Windows:
     """
 
     def __init__(self, src: AudioSource, cfg: FeatureConfig, max_seconds: float | None = None) -> None:
-        self.decoded = stream_audio(src, sr=cfg.sr)  # raises now for missing/empty files
+        self.decoded = stream_audio(src, sr=cfg.sr, max_seconds=max_seconds)  # raises now for missing/empty files
         self.cfg = cfg
         self.seconds = 0.0
         self.max_windows = None if max_seconds is None else max(1, round(max_seconds / cfg.patch_seconds))
@@ -196,9 +199,8 @@ class Windows:
                 yield mels, peaks
         self.seconds = stream.n_samples / self.cfg.sr
         if self.seconds < MIN_SECONDS:
-            raise AudioDecodeError(
-                f"{self.name}: too short ({self.seconds:.2f} s of audio; at least {MIN_SECONDS:g} s is needed)"
-            )
+            raise AudioDecodeError(self.name, Reason.TOO_SHORT,
+                                   f"{self.seconds:.2f} s of audio; at least {MIN_SECONDS:g} s is needed")
         mels, peaks = stream.push(np.zeros(0, np.float32), final=True)
         if len(mels):
             yield mels, peaks
@@ -279,11 +281,14 @@ class Classifier:
         return np.concatenate(probs), (np.concatenate(tags) if tags else None)
 
     def _prediction(self, source: str, probs: np.ndarray, tags: np.ndarray | None, peaks: np.ndarray,
-                    n_samples_seconds: float) -> Prediction:
+                    n_samples_seconds: float, info: DecodeInfo | None = None) -> Prediction:
         cfg = self.model.features
         loud = peaks >= SILENCE_PEAK
-        if not loud.any():
-            raise AudioDecodeError(f"{source}: silent (peak below -60 dBFS everywhere); nothing to classify")
+        not_music = info.evidence.verdict() if info is not None and info.evidence is not None else None
+        if not_music is None and not loud.any():
+            not_music = "silent: peak below -60 dBFS everywhere"
+        if not_music is not None:  # garbage never gets a genre
+            raise NoMusicError(source, Reason.NO_MUSIC, not_music)
         segments = [
             Segment(round(i * cfg.patch_seconds, 3), round(min((i + 1) * cfg.patch_seconds, n_samples_seconds), 3),
                     _sorted_scores(self.labels, probs[i]))
@@ -297,12 +302,15 @@ class Classifier:
             segments=segments,
             duration=n_samples_seconds,
             model=self.name,
+            warnings=[] if info is None else info.warnings,
         )
 
     def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction:
         """Classify one whole recording, streamed window by window (flat memory on long files).
 
-        ``max_seconds`` analyses only the start of the track (e.g. 30 for a quick look).
+        ``max_seconds`` analyses only the start of the track (e.g. 30 for a quick look); by default
+        at most ``audio.DEFAULT_MAX_MINUTES`` are analysed, and ``Prediction.warnings`` says when a
+        track was truncated or damaged. Silence, DC, lone clicks and noise raise ``NoMusicError``.
         """
         windows = Windows(x, self.model.features, max_seconds)
         probs, tags, peaks = [], [], []
@@ -313,18 +321,35 @@ class Classifier:
             if t is not None:
                 tags.append(t)
         return self._prediction(windows.name, np.concatenate(probs), np.concatenate(tags) if tags else None,
-                                np.concatenate(peaks), windows.seconds)
+                                np.concatenate(peaks), windows.seconds, windows.decoded.info)
+
+    def _predict_one(self, src: Any) -> Prediction:
+        """``predict`` for one batch input: every failure, even an unexpected one, becomes a
+        MusicGenreError naming the input, so one bad input never stops a batch."""
+        try:
+            return self.predict(src)
+        except MusicGenreError:
+            raise
+        except MemoryError:
+            raise AudioDecodeError(describe(src), Reason.TOO_LONG, "out of memory") from None
+        except Exception as e:  # decoder libraries raise many types on hostile input
+            log.info("%s: %s", describe(src), e, exc_info=True)
+            reason = Reason.INVALID_INPUT if isinstance(e, (TypeError, ValueError)) else Reason.CORRUPT
+            raise AudioDecodeError(describe(src), reason, type(e).__name__) from None
 
     def predict_many(
         self, xs: Iterable[AudioSource], *, workers: int = 2, on_error: str = "raise"
     ) -> Iterator[Prediction | MusicGenreError]:
         """Classify many recordings, ``workers`` at a time (each decodes and runs the model).
 
-        Yields results in input order. ``on_error="return"`` yields the ``MusicGenreError`` of a bad
-        input in its place (so a batch goes on); ``"raise"`` raises it.
+        Yields exactly one result per input, in input order. ``on_error="return"`` yields the
+        ``MusicGenreError`` of a bad input (None, a wrong type, an unreadable file ...) in its place,
+        naming that input, so a batch goes on; ``"raise"`` raises it.
         """
         if on_error not in ("raise", "return"):
             raise ParameterError("on_error must be 'raise' or 'return'")
+        if isinstance(xs, (str, bytes, bytearray, os.PathLike)):
+            raise ParameterError("predict_many takes an iterable of inputs; use predict for one input")
         import torch
 
         if isinstance(xs, Sized):  # one long file must not run on a single thread
@@ -342,10 +367,10 @@ class Classifier:
 
                 def refill() -> None:
                     while len(futures) < 2 * workers:
-                        src = next(items, None)
-                        if src is None:
+                        src = next(items, _END)
+                        if src is _END:
                             return
-                        futures.append(pool.submit(self.predict, src))
+                        futures.append(pool.submit(self._predict_one, src))
 
                 refill()
                 while futures:
@@ -360,6 +385,9 @@ class Classifier:
                     yield result
         finally:
             torch.set_num_threads(threads)
+
+
+_END = object()  # end of the inputs (None is an input, and gets an error result)
 
 
 def _merge_tags(names: list[str], values: np.ndarray) -> dict[str, float]:
