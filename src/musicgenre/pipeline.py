@@ -323,11 +323,11 @@ class Classifier:
         return self._prediction(windows.name, np.concatenate(probs), np.concatenate(tags) if tags else None,
                                 np.concatenate(peaks), windows.seconds, windows.decoded.info)
 
-    def _predict_one(self, src: Any) -> Prediction:
+    def _predict_one(self, src: Any, max_seconds: float | None) -> Prediction:
         """``predict`` for one batch input: every failure, even an unexpected one, becomes a
         MusicGenreError naming the input, so one bad input never stops a batch."""
         try:
-            return self.predict(src)
+            return self.predict(src, max_seconds=max_seconds)
         except MusicGenreError:
             raise
         except MemoryError:
@@ -338,7 +338,8 @@ class Classifier:
             raise AudioDecodeError(describe(src), reason, type(e).__name__) from None
 
     def predict_many(
-        self, xs: Iterable[AudioSource], *, workers: int = 2, on_error: str = "raise"
+        self, xs: Iterable[AudioSource], *, workers: int = 2, on_error: str = "raise",
+        max_seconds: float | None = None,
     ) -> Iterator[Prediction | MusicGenreError]:
         """Classify many recordings, ``workers`` at a time (each decodes and runs the model).
 
@@ -370,7 +371,7 @@ class Classifier:
                         src = next(items, _END)
                         if src is _END:
                             return
-                        futures.append(pool.submit(self._predict_one, src))
+                        futures.append(pool.submit(self._predict_one, src, max_seconds))
 
                 refill()
                 while futures:
