@@ -112,6 +112,18 @@ class _Reader:
         self.sel.close()
 
 
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, 9)
+        else:
+            proc.kill()
+    except ProcessLookupError:
+        pass
+
+
 def _wav_header(reader: _Reader) -> tuple[int, int]:
     """Parse ffmpeg's streamed WAV header up to the data chunk: (sample rate, channels)."""
     head = reader.read(12)
@@ -173,15 +185,22 @@ def decode(path: Path, *, shown: str, max_seconds: float, block_frames: int, run
     cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file",
            "-format_whitelist", DEMUXERS, "-i", url, "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1",
            "-fflags", "+bitexact", "-t", f"{max_seconds + 1:.3f}", "-c:a", "pcm_f32le", "-f", "wav", "pipe:1"]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # its own process group, so that killing it also kills anything it started
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=hasattr(os, "killpg"))
     drain = threading.Thread(target=_drain, args=(proc.stderr, run, url[5:], shown), daemon=True)
     drain.start()
     reader = _Reader(proc)
     try:
         try:
             run.sr, run.channels = _wav_header(reader)
-        except FFmpegFailed:
-            proc.wait(timeout=max(1.0, WAIT_BASE_S - reader.waited))
+        except FFmpegFailed as e:
+            if e.kind == "CORRUPT":  # the wait budget ran out
+                raise
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
             drain.join(timeout=5)
             raise classify_stderr(list(run.stderr)) from None
         if not (0 < run.channels <= 255) or run.sr <= 0:
@@ -199,8 +218,7 @@ def decode(path: Path, *, shown: str, max_seconds: float, block_frames: int, run
             reader.audio_seconds = frames_out / run.sr
             yield block
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        _kill(proc)
         proc.wait()
         reader.close()
         drain.join(timeout=5)
