@@ -53,8 +53,8 @@ def _ffmpeg(src: Path, dst: Path, *args: str) -> Path:
 
 def _wav_header(*, sr: int, channels: int, bits: int, n_bytes: int) -> bytes:
     block = channels * max(1, bits // 8)
-    return (b"RIFF" + struct.pack("<I", 36 + n_bytes) + b"WAVE" + b"fmt "
-            + struct.pack("<IHHIIHH", 16, 1, channels, sr, sr * block, block, bits) + b"data" + struct.pack("<I", n_bytes))
+    fmt = struct.pack("<IHHIIHH", 16, 1, channels, sr, sr * block, block, bits)
+    return b"RIFF" + struct.pack("<I", 36 + n_bytes) + b"WAVE" + b"fmt " + fmt + b"data" + struct.pack("<I", n_bytes)
 
 
 def build(root: Path, *, seed: int = 1234) -> list[Case]:
@@ -62,7 +62,8 @@ def build(root: Path, *, seed: int = 1234) -> list[Case]:
     root.mkdir(parents=True, exist_ok=True)
     cases: list[Case] = []
 
-    def add(name: str | bytes, expect: str | frozenset[str], data: bytes | None = None, warning: str | None = None) -> Path:
+    def add(name: str | bytes, expect: str | frozenset[str], data: bytes | None = None,
+            warning: str | None = None) -> Path:
         path = Path(os.fsdecode(os.path.join(os.fsencode(root), os.fsencode(name))))
         if data is not None:
             path.write_bytes(data)

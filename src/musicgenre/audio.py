@@ -118,8 +118,12 @@ class MusicEvidence:
 
     def verdict(self) -> str | None:
         """None for plausible music, else a short reason why not."""
+        if not self.frames:
+            return None
+        if not self.active:
+            return "silent: nothing above -60 dBFS"
         if self.active * self.FRAME / self.sr < self.MIN_ACTIVE_SECONDS:
-            return "silence, a constant level or isolated clicks" if self.frames else None
+            return "silent apart from isolated clicks or a constant level"
         flat = float(np.median(np.concatenate(self.flatness)))
         if flat > self.NOISE_FLATNESS:
             return f"noise-like signal (spectral flatness {flat:.2f})"
@@ -301,7 +305,8 @@ def to_mono(x: np.ndarray, name: str) -> np.ndarray:
                 mono = x[:, int(np.argmax(rms))]
             x = mono
     elif x.ndim != 1:
-        raise AudioDecodeError(name, Reason.INVALID_INPUT, f"expected samples shaped (n,) or (n, channels), got {x.shape}")
+        raise AudioDecodeError(name, Reason.INVALID_INPUT,
+                               f"expected samples shaped (n,) or (n, channels), got {x.shape}")
     if not np.isfinite(x).all():
         raise AudioDecodeError(name, Reason.INVALID_INPUT, "audio contains NaN or infinite samples")
     return np.ascontiguousarray(x, dtype=np.float32)
@@ -350,7 +355,8 @@ def _check_array(name: str, array: Any, sr_in: Any) -> tuple[np.ndarray, int]:
     if x.ndim == 2 and x.shape[0] < x.shape[1] and x.shape[0] <= 8:
         x = x.T
     if x.ndim not in (1, 2) or (x.ndim == 2 and not 1 <= x.shape[1] <= MAX_CHANNELS):
-        raise AudioDecodeError(name, Reason.INVALID_INPUT, f"expected samples shaped (n,) or (n, channels), got {x.shape}")
+        raise AudioDecodeError(name, Reason.INVALID_INPUT,
+                               f"expected samples shaped (n,) or (n, channels), got {x.shape}")
     return x, rate
 
 
@@ -491,51 +497,36 @@ def _decode_any(name: str, f: Any, why: str | None, path: Path | None, size: int
             return
         # With ffmpeg at hand, a stream soundfile gives up on continues in ffmpeg (which resyncs).
         blocks = counted()
-        resume = _Resume(name, blocks, path, native, block_seconds, info, lambda: got)
+        resume = _resume(name, blocks, path, native, block_seconds, info, lambda: got)
         yield from _limited(name, resume, native, sr, info)
         if not info.seconds:
             raise AudioDecodeError(name, Reason.CORRUPT, "no audio could be decoded")
 
 
-class _Resume:
-    """soundfile blocks, then, if soundfile stopped at damage, ffmpeg's blocks after the same point."""
-
-    def __init__(self, name: str, first: Iterator[np.ndarray], path: Path | None, native: int,
-                 block_seconds: float, info: DecodeInfo, got: Any) -> None:
-        self.gen = self._run(name, first, path, native, block_seconds, info, got)
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return self.gen
-
-    def __next__(self) -> np.ndarray:
-        return next(self.gen)
-
-    def close(self) -> None:
-        self.gen.close()
-
-    @staticmethod
-    def _run(name: str, first: Iterator[np.ndarray], path: Path | None, native: int, block_seconds: float,
-             info: DecodeInfo, got: Any) -> Iterator[np.ndarray]:
-        channels = 0
-        for block in first:
-            channels = block.shape[1]
-            yield block
-        if not info.damaged or path is None:
-            return
-        run = _ffmpeg.FFmpegRun()
-        skip = got()
-        try:
-            for block in _ffmpeg.decode(path, shown=name, max_seconds=info.max_seconds, run=run,
-                                        block_frames=max(1, int(block_seconds * native))):
-                if run.sr != native or (channels and block.shape[1] != channels):
-                    return  # ffmpeg sees another stream layout: keep what soundfile gave
-                if skip >= len(block):
-                    skip -= len(block)
-                    continue
-                yield block[skip:]
-                skip = 0
-        except _ffmpeg.FFmpegFailed:
-            return
+def _resume(name: str, first: Iterator[np.ndarray], path: Path | None, native: int, block_seconds: float,
+            info: DecodeInfo, got: Any) -> Generator[np.ndarray, None, None]:
+    """soundfile blocks, then, if soundfile stopped at damage, ffmpeg's blocks after the same point
+    (ffmpeg resyncs after damaged frames; closing this generator closes ffmpeg's)."""
+    channels = 0
+    for block in first:
+        channels = block.shape[1]
+        yield block
+    if not info.damaged or path is None:
+        return
+    run = _ffmpeg.FFmpegRun()
+    skip = got()
+    try:
+        for block in _ffmpeg.decode(path, shown=name, max_seconds=info.max_seconds, run=run,
+                                    block_frames=max(1, int(block_seconds * native))):
+            if run.sr != native or (channels and block.shape[1] != channels):
+                return  # ffmpeg sees another stream layout: keep what soundfile gave
+            if skip >= len(block):
+                skip -= len(block)
+                continue
+            yield block[skip:]
+            skip = 0
+    except _ffmpeg.FFmpegFailed:
+        return
 
 
 def _via_ffmpeg(name: str, path: Path, sr: int, block_seconds: float, info: DecodeInfo) -> Blocks:
@@ -552,13 +543,12 @@ def _via_ffmpeg(name: str, path: Path, sr: int, block_seconds: float, info: Deco
         frames.close()
         raise AudioDecodeError(name, Reason.CORRUPT, f"implausible header: sample rate {run.sr} Hz")
 
-    def chained() -> Iterator[np.ndarray]:
+    def chained() -> Generator[np.ndarray, None, None]:
         yield first
-        yield from frames
+        yield from frames  # closing chained() closes frames, which kills ffmpeg
 
-    body = chained()
     try:
-        yield from _limited(name, _Closing(body, frames), run.sr, sr, info)
+        yield from _limited(name, chained(), run.sr, sr, info)
     except _ffmpeg.FFmpegFailed as e:
         raise AudioDecodeError(name, Reason[e.kind], e.detail or None) from None
     if run.error_lines:
@@ -568,19 +558,3 @@ def _via_ffmpeg(name: str, path: Path, sr: int, block_seconds: float, info: Deco
 def _ffmpeg_reason(run: _ffmpeg.FFmpegRun) -> tuple[Reason, str | None]:
     failed = _ffmpeg.classify_stderr(list(run.stderr))
     return Reason[failed.kind], failed.detail or None
-
-
-class _Closing:
-    """An iterator whose ``close`` also closes the ffmpeg generator underneath (kills the child)."""
-
-    def __init__(self, it: Iterator[np.ndarray], inner: Generator[np.ndarray, None, None]) -> None:
-        self.it, self.inner = it, inner
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return self
-
-    def __next__(self) -> np.ndarray:
-        return next(self.it)
-
-    def close(self) -> None:
-        self.inner.close()

@@ -174,7 +174,9 @@ class Windows:
     """
 
     def __init__(self, src: AudioSource, cfg: FeatureConfig, max_seconds: float | None = None) -> None:
-        self.decoded = stream_audio(src, sr=cfg.sr, max_seconds=max_seconds)  # raises now for missing/empty files
+        # raises now for missing/empty files; None: audio.DEFAULT_MAX_MINUTES
+        self.decoded = stream_audio(src, sr=cfg.sr) if max_seconds is None else \
+            stream_audio(src, sr=cfg.sr, max_seconds=max_seconds)
         self.cfg = cfg
         self.seconds = 0.0
         self.max_windows = None if max_seconds is None else max(1, round(max_seconds / cfg.patch_seconds))
