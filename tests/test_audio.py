@@ -7,6 +7,7 @@ import pytest
 
 from musicgenre import AudioDecodeError, load_audio
 from musicgenre.audio import stream_audio
+from musicgenre.errors import Reason
 
 from .conftest import tone, write_audio
 
@@ -46,17 +47,17 @@ def test_stream_is_blockwise_and_equals_whole(tmp_path):
 @pytest.mark.parametrize(
     "make, reason",
     [
-        (lambda p: p / "missing.wav", "file not found"),
-        (lambda p: p, "not a regular file"),
-        (lambda p: [(p / "empty.mp3").write_bytes(b""), p / "empty.mp3"][1], "empty file"),
-        (lambda p: [(p / "notes.txt").write_text("hello, not audio\n" * 50), p / "notes.txt"][1], "cannot decode"),
+        (lambda p: p / "missing.wav", Reason.FILE_NOT_FOUND),
+        (lambda p: p, Reason.NOT_A_REGULAR_FILE),
+        (lambda p: [(p / "empty.mp3").write_bytes(b""), p / "empty.mp3"][1], Reason.EMPTY_FILE),
+        (lambda p: [(p / "notes.txt").write_text("hello, not audio\n" * 50), p / "notes.txt"][1], Reason.NOT_AUDIO),
     ],
 )
 def test_bad_files_name_the_file_and_reason(tmp_path, make, reason, have_ffmpeg):
     path = make(tmp_path)
     with pytest.raises(AudioDecodeError) as e:
         load_audio(path, sr=16000)
-    assert str(path) in str(e.value) and reason in str(e.value)
+    assert str(e.value).startswith(f"{path}: {reason.value}") and e.value.reason is reason
 
 
 def test_nan_array_rejected():

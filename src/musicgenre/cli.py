@@ -23,21 +23,10 @@ def _err(msg: str) -> None:
 
 
 def iter_audio_files(paths: list[str], errors: list[str]) -> Iterator[Path]:
-    """Files as given; directories walked recursively (sorted) for audio extensions.
-    Paths that do not exist are reported in ``errors`` and skipped."""
-    from .audio import AUDIO_EXTENSIONS
+    """``audio.find_audio_files``: unusable inputs are reported in ``errors`` and skipped."""
+    from .audio import find_audio_files
 
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
-            if not found:
-                log.warning("%s: no audio files found", p)
-            yield from found
-        elif p.exists():
-            yield p
-        else:
-            errors.append(f"{p}: file not found")
+    return find_audio_files(paths, errors=errors)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -47,10 +36,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise ParameterError("--top-k must be at least 1")
+    if not args.max_minutes > 0:
+        raise ParameterError("--max-minutes must be a positive number")
     errors: list[str] = []
     files = list(iter_audio_files(args.inputs, errors))
     for e in errors:
         _err(e)
+    if not files:
+        _err("nothing to classify: no audio files in the given paths")
+        return 1
     clf = load(args.model, device=args.device, backend=args.backend)
     fmt = dict(top_k=args.top_k, segments=args.segments)
     stream = args.output is None and args.format in ("table", "jsonl")  # print each result as it comes
@@ -61,7 +55,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         bar = tqdm(total=len(files), unit="file", file=sys.stderr)
     preds = []
     failed = len(errors)
-    for result in predict_many(clf, [str(f) for f in files], workers=args.workers, on_error="return"):
+    for result in predict_many(clf, [str(f) for f in files], workers=args.workers, on_error="return",
+                                  max_seconds=args.max_minutes * 60):
         if isinstance(result, MusicGenreError):
             failed += 1
             (bar.write if bar else _err)(f"musicgenre: error: {result}" if bar else str(result))
@@ -224,6 +219,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .audio import DEFAULT_MAX_MINUTES
     from .output import FORMATS
 
     # the flags every model-running command shares, defined once
@@ -253,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("-f", "--format", choices=FORMATS, default="table", help="output format (default table)")
     pr.add_argument("-o", "--output", type=Path, help="write results to this file instead of stdout")
     pr.add_argument("--segments", action="store_true", help="include per-window scores in json/jsonl output")
+    pr.add_argument("--max-minutes", type=float, default=DEFAULT_MAX_MINUTES,
+                    help=f"analyse at most this many minutes of each file; longer files are truncated and "
+                    f"say so (default {DEFAULT_MAX_MINUTES:g})")
     pr.set_defaults(func=cmd_predict)
 
     sv = sub.add_parser("serve", help="start the web app (upload or record a song; JSON API)",
@@ -368,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help
         return int(e.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    for stream in (sys.stdout, sys.stderr):  # any file name prints, even on a C/ASCII locale
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         return int(args.func(args))
     except ParameterError as e:

@@ -8,6 +8,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from ._names import printable_name
+
 FORMATS = ("table", "json", "jsonl", "csv")
 
 
@@ -26,16 +28,17 @@ def render(preds: Sequence[Any], fmt: str, *, top_k: int, top_tags: int = 10, se
         w.writerow(["source", "rank", "genre", "score", "duration", "model"])
         for p in preds:
             for rank, (label, score) in enumerate(p.top(top_k), 1):
-                w.writerow([p.source, rank, label, f"{score:.6f}", f"{p.duration:.3f}", p.model])
+                w.writerow([printable_name(p.source), rank, label, f"{score:.6f}", f"{p.duration:.3f}", p.model])
         return buf.getvalue()
     raise ValueError(f"unknown format {fmt!r}")
 
 
 def _table(p: Any, top_k: int, top_tags: int) -> str:
-    lines = [f"{p.source}  ({p.duration:.1f} s, {len(p.segments)} windows)"]
+    lines = [f"{printable_name(p.source)}  ({p.duration:.1f} s, {len(p.segments)} windows)"]
     width = max(len(label) for label, _ in p.top(top_k))
     for label, score in p.top(top_k):
         lines.append(f"  {label:<{width}}  {score:6.1%}  {'#' * round(score * 30)}")
     if p.tags and top_tags:
         lines.append("  tags: " + ", ".join(f"{t} {s:.2f}" for t, s in list(p.tags.items())[:top_tags]))
+    lines.extend(f"  warning: {w}" for w in getattr(p, "warnings", ()))
     return "\n".join(lines) + "\n\n"

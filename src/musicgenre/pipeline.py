@@ -8,6 +8,7 @@ predictor over many inputs. The CLI, the Python API, the web app, the library sc
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sized
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioSource
-from .errors import AudioDecodeError, MusicGenreError, ParameterError
+from .audio import AudioSource, describe
+from .errors import AudioDecodeError, MusicGenreError, NoMusicError, ParameterError, Reason
 from .prediction import Prediction, Predictor, Segment, merge_tags, sorted_scores
 from .windows import SILENCE_PEAK, Windows
 
@@ -40,11 +41,11 @@ def loud_windows(peaks: np.ndarray) -> np.ndarray:
     return np.asarray(peaks) >= SILENCE_PEAK
 
 
-def clip_scores(probs: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+def clip_scores(probs: np.ndarray, peaks: np.ndarray, *, source: str = "") -> np.ndarray:
     """The one clip aggregation: mean window probability over the non-silent windows, (n, L) -> (L,)."""
     loud = loud_windows(peaks)
     if not loud.any():
-        raise AudioDecodeError("silent (peak below -60 dBFS everywhere); nothing to classify")
+        raise NoMusicError(source, Reason.NO_MUSIC, "silent: peak below -60 dBFS everywhere")
     return np.asarray(probs)[loud].mean(axis=0)
 
 
@@ -108,19 +109,25 @@ class Classifier:
         return windows, np.concatenate(probs), (np.concatenate(tags) if tags else None), np.concatenate(peaks)
 
     def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction:
-        """Classify one whole recording; ``max_seconds`` analyses only its start (e.g. 30 for a quick look)."""
+        """Classify one whole recording, streamed window by window (flat memory on long files).
+
+        ``max_seconds`` analyses only the start of the track (e.g. 30 for a quick look); by default at most
+        ``audio.DEFAULT_MAX_MINUTES`` are analysed, and ``Prediction.warnings`` says when a track was truncated
+        or damaged. Silence, DC, lone clicks and noise raise ``NoMusicError``: garbage never gets a genre.
+        """
         windows, probs, tags, peaks = self.window_outputs(x, max_seconds=max_seconds)
-        try:
-            scores = clip_scores(probs, peaks)
-        except AudioDecodeError as e:
-            raise AudioDecodeError(f"{windows.name}: {e}") from None
+        info = windows.decoded.info
+        not_music = info.evidence.verdict() if info.evidence is not None else None
+        if not_music is not None:
+            raise NoMusicError(windows.name, Reason.NO_MUSIC, not_music)
+        scores = clip_scores(probs, peaks, source=windows.name)
         loud = loud_windows(peaks)
         seconds, step = windows.seconds, self.window_seconds
         segments = [Segment(round(i * step, 3), round(min((i + 1) * step, seconds), 3),
                             sorted_scores(self.labels, probs[i])) for i in np.flatnonzero(loud)]
         tag_scores = {} if tags is None else merge_tags(self.model.tag_names, tags[loud].mean(axis=0))
         return Prediction(source=windows.name, scores=sorted_scores(self.labels, scores), tags=tag_scores,
-                          segments=segments, duration=seconds, model=self.name)
+                          segments=segments, duration=seconds, model=self.name, warnings=info.warnings)
 
 
 def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
@@ -140,15 +147,19 @@ def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend
 
 
 def predict_many(
-    predictor: Predictor, xs: Iterable[AudioSource], *, workers: int = 2, on_error: str = "raise"
+    predictor: Predictor, xs: Iterable[AudioSource], *, workers: int = 2, on_error: str = "raise",
+    max_seconds: float | None = None,
 ) -> Iterator[Prediction | MusicGenreError]:
     """Classify many recordings, ``workers`` at a time (each worker decodes and runs the model).
 
-    Yields one result per input, in input order. ``on_error="return"`` yields the ``MusicGenreError`` of a
-    bad input in its place (so a batch goes on); ``"raise"`` raises it.
+    Yields exactly one result per input, in input order. ``on_error="return"`` yields the ``MusicGenreError``
+    of a bad input (None, a wrong type, an unreadable file ...) in its place, naming that input, so a batch
+    goes on; ``"raise"`` raises it. ``max_seconds`` as in ``predict``.
     """
     if on_error not in ("raise", "return"):
         raise ParameterError("on_error must be 'raise' or 'return'")
+    if isinstance(xs, (str, bytes, bytearray, os.PathLike)):
+        raise ParameterError("predict_many takes an iterable of inputs; use predict for one input")
     if isinstance(xs, Sized):  # one long file must not run on a single thread
         workers = min(workers, len(xs))
     workers = max(1, workers)
@@ -158,10 +169,10 @@ def predict_many(
 
         def refill() -> None:
             while len(futures) < 2 * workers:
-                src = next(items, None)
-                if src is None:
+                src = next(items, _END)
+                if src is _END:
                     return
-                futures.append(pool.submit(predictor.predict, src))
+                futures.append(pool.submit(_predict_one, predictor, src, max_seconds))
 
         refill()
         while futures:
@@ -174,3 +185,21 @@ def predict_many(
                     raise
                 result = e
             yield result
+
+
+_END = object()  # end of the inputs (None is an input, and gets an error result)
+
+
+def _predict_one(predictor: Predictor, src: Any, max_seconds: float | None) -> Prediction:
+    """``predict`` for one batch input: every failure, even an unexpected one, becomes a MusicGenreError
+    naming the input, so one bad input never stops a batch."""
+    try:
+        return predictor.predict(src, max_seconds=max_seconds)
+    except MusicGenreError:
+        raise
+    except MemoryError:
+        raise AudioDecodeError(describe(src), Reason.TOO_LONG, "out of memory") from None
+    except Exception as e:  # decoder libraries raise many types on hostile input
+        log.info("%s: %s", describe(src), e, exc_info=True)
+        reason = Reason.INVALID_INPUT if isinstance(e, (TypeError, ValueError)) else Reason.CORRUPT
+        raise AudioDecodeError(describe(src), reason, type(e).__name__) from None

@@ -38,6 +38,7 @@ class Prediction:
     segments: list[Segment] = field(default_factory=list)
     duration: float = 0.0
     model: str = ""
+    warnings: list[str] = field(default_factory=list)  # e.g. a damaged or truncated input: what was analysed
 
     @property
     def label(self) -> str:
@@ -61,6 +62,7 @@ class Prediction:
             "tags": dict(list(self.tags.items())[:top_tags]),
             "duration": round(self.duration, 3),
             "model": self.model,
+            "warnings": list(self.warnings),
         }
         if segments:
             d["segments"] = [{"start": s.start, "end": s.end, "scores": s.scores} for s in self.segments]

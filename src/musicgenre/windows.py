@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .audio import AudioSource, stream_audio
-from .errors import AudioDecodeError
+from .errors import AudioDecodeError, Reason
 from .features import FeatureConfig, LogMel
 
 MIN_SECONDS = 1.0  # shorter input is rejected; input shorter than one window is repeat-padded to one
@@ -101,7 +101,8 @@ class Windows:
     """
 
     def __init__(self, src: AudioSource, cfg: FeatureConfig, max_seconds: float | None = None) -> None:
-        self.decoded = stream_audio(src, sr=cfg.sr)  # raises now for missing/empty files
+        # raises now for missing/empty files; None: at most audio.DEFAULT_MAX_MINUTES
+        self.decoded = stream_audio(src, sr=cfg.sr, max_seconds=max_seconds)
         self.cfg = cfg
         self.seconds = 0.0
         self.max_windows = None if max_seconds is None else max(1, round(max_seconds / cfg.patch_seconds))
@@ -126,9 +127,8 @@ class Windows:
                 yield mels, peaks
         self.seconds = stream.n_samples / self.cfg.sr
         if self.seconds < MIN_SECONDS:
-            raise AudioDecodeError(
-                f"{self.name}: too short ({self.seconds:.2f} s of audio; at least {MIN_SECONDS:g} s is needed)"
-            )
+            raise AudioDecodeError(self.name, Reason.TOO_SHORT,
+                                   f"{self.seconds:.2f} s of audio; at least {MIN_SECONDS:g} s is needed")
         mels, peaks = stream.push(np.zeros(0, np.float32), final=True)
         if len(mels):
             yield mels, peaks
