@@ -27,7 +27,7 @@ TINY = {
                       "num_attention_heads": 2, "intermediate_size": 37, "conv_dim": [8, 8],
                       "conv_stride": [5, 4], "conv_kernel": [10, 8], "num_feat_extract_layers": 2,
                       "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 2,
-                      "classifier_proj_size": 8}},
+                      "classifier_proj_size": 8, "layerdrop": 0.0}},
 }
 
 
