@@ -32,26 +32,30 @@ TINY = {
 
 
 def synth_clip(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
-    """Three synthetic 'genres': sustained low tones, white-noise bursts, high click trains."""
+    """Three synthetic 'genres', each music-like enough for the no-music gate (tonal, not noise):
+    sustained low tones, fast high beeps at random pitches, and trains of decaying 3-kHz pings."""
     t = np.arange(int(seconds * SR)) / SR
     if kind == "tones":
         f = rng.uniform(110, 220)
         y = 0.4 * np.sin(2 * np.pi * f * t) + 0.2 * np.sin(2 * np.pi * 1.5 * f * t)
-    elif kind == "noise":
-        y = 0.3 * rng.standard_normal(len(t)) * (np.sin(2 * np.pi * rng.uniform(1, 3) * t) > 0)
+    elif kind == "beeps":
+        y = np.zeros(len(t))
+        n = int(SR / 8)
+        for start in range(0, len(t) - n, n):
+            y[start : start + n] = 0.3 * np.sin(2 * np.pi * rng.uniform(500, 1500) * t[:n]) * np.hanning(n)
     else:
         y = np.zeros(len(t))
-        period = int(SR / rng.uniform(4, 8))
-        for start in range(0, len(t) - 200, period):
-            y[start : start + 200] = 0.6 * np.sin(2 * np.pi * 3000 * t[:200]) * np.exp(-np.arange(200) / 40)
-    return (y + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+        period = int(SR / rng.uniform(10, 14))
+        for start in range(0, len(t) - 800, period):
+            y[start : start + 800] = 0.6 * np.sin(2 * np.pi * 3000 * t[:800]) * np.exp(-np.arange(800) / 200)
+    return (y + 3e-4 * rng.standard_normal(len(t))).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def synth_data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth")
     rng = np.random.default_rng(0)
-    for kind in ("tones", "noise", "clicks"):
+    for kind in ("tones", "beeps", "clicks"):
         (root / kind).mkdir()
         for i in range(10):
             write_audio(root / kind / f"{kind}{i:02d}.wav", synth_clip(kind, 4.0, rng), SR)
@@ -90,7 +94,7 @@ def test_training_learns_and_the_model_works_everywhere(synth_data, tmp_path, ca
     out = tmp_path / "crnn_model"
     assert _train(synth_data, out, "--epochs", "12", "--patience", "0") == 0
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["architecture"] == "crnn" and cfg["labels"] == ["clicks", "noise", "tones"]
+    assert cfg["architecture"] == "crnn" and cfg["labels"] == ["beeps", "clicks", "tones"]
     assert cfg["metrics"]["valid"]["accuracy"] >= 0.66  # chance is 0.33
     for f in ("history.csv", "history.json", "learning_curve.png", "checkpoint.pt", "test/report.json",
               "test/confusion_matrix.png"):
@@ -102,7 +106,7 @@ def test_training_learns_and_the_model_works_everywhere(synth_data, tmp_path, ca
     assert main(["evaluate", "--model", str(out), "--data", str(synth_data), "--subset", "all",
                  "-o", str(tmp_path / "ev"), "-q"]) == 0
     rep = json.loads((tmp_path / "ev/report.json").read_text())
-    assert rep["accuracy"] > 0.66 and rep["clips"] == 30 and set(rep["per_class"]) == {"clicks", "noise", "tones"}
+    assert rep["accuracy"] > 0.66 and rep["clips"] == 30 and set(rep["per_class"]) == {"beeps", "clicks", "tones"}
     assert len(rep["confusion_matrix"]) == 3 and (tmp_path / "ev/confusion_matrix.png").is_file()
     assert "macro-F1" in capsys.readouterr().out
 
