@@ -16,6 +16,13 @@ def write_atomic(path: str | os.PathLike, data: str | bytes | Callable[[IO[bytes
     same folder, fsync it, then rename it over ``path``: an interrupted run never leaves a half-written file,
     and the previous version survives until the new one is complete."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # /dev/null, a FIFO, a terminal: write through, never replace
+        with open(path, "wb") as dev:
+            if callable(data):
+                data(dev)
+            else:
+                dev.write(data.encode() if isinstance(data, str) else data)
+        return
     fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
