@@ -348,7 +348,12 @@ def bench_musicgenre(python: str, clips: list[Path], folder: Path, long_file: Pa
     print(f"musicgenre: warm, {len(clips)} clips in one process ...", file=sys.stderr)
     warm = run_child(python, "musicgenre-warm", clips, env=env)
     print(f"musicgenre: folder of {len(clips)} clips as one process ...", file=sys.stderr)
-    folder_run = run_measured([*cli, str(folder)], env=env)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "folder.jsonl"
+        folder_run = run_measured([*cli[:-1], str(out), str(folder)], env=env)
+        classified = len(out.read_text().splitlines())
+    if classified != len(clips):  # a benchmark that skipped files would flatter us
+        raise RuntimeError(f"musicgenre predict {folder}: {classified} results for {len(clips)} clips")
     cold = []
     for i in range(repeats):
         print(f"musicgenre: one file as a whole process ({i + 1}/{repeats}) ...", file=sys.stderr)
@@ -363,10 +368,10 @@ def bench_musicgenre(python: str, clips: list[Path], folder: Path, long_file: Pa
         "predict_many": {"n": len(clips), "wall_s": warm["predict_many_s"], "audio_s": warm["predict_many_audio_s"],
                          "x_realtime": round(warm["predict_many_audio_s"] / warm["predict_many_s"], 1),
                          "per_file_s": round(warm["predict_many_s"] / len(clips), 3)},
-        "folder_process": {"n": len(clips), "wall_s": folder_run["wall_s"], "audio_s": audio_total,
+        "folder_process": {"n": classified, "wall_s": folder_run["wall_s"], "audio_s": audio_total,
                            "x_realtime": round(audio_total / folder_run["wall_s"], 1),
                            "peak_rss_mb": folder_run["peak_rss_mb"],
-                           "command": "python -m musicgenre predict -q -f jsonl -o /dev/null FOLDER"},
+                           "command": "python -m musicgenre predict -q -f jsonl -o OUT.jsonl FOLDER"},
         "cold_process": {**summary([c["wall_s"] for c in cold], CLIP_SECONDS),
                          "peak_rss_mb": max(c["peak_rss_mb"] for c in cold),
                          "command": "python -m musicgenre predict -q -f jsonl -o /dev/null CLIP"},
