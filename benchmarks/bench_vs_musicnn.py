@@ -312,7 +312,7 @@ def rss_flatness(samples: Sequence[tuple[float, float]]) -> dict[str, Any]:
     if not first or not second:
         return {"flat": None, "reason": "too few samples"}
     growth = max(second) - max(first)
-    return {"peak_first_half_mb": max(first), "peak_second_half_mb": max(second),
+    return {"peak_second_quarter_mb": max(first), "peak_second_half_mb": max(second),
             "growth_mb": round(growth, 1), "flat": growth <= FLAT_RSS_GROWTH_MB,
             "flat_threshold_mb": FLAT_RSS_GROWTH_MB}
 
@@ -435,8 +435,8 @@ def _x(value: float) -> str:
     return f"{value:,.0f}x" if value >= 10 else f"{value:.1f}x"
 
 
-def render_markdown(r: dict[str, Any]) -> str:
-    """The README speed table, from a results-speed.json dict."""
+def render_markdown(r: dict[str, Any], *, source: str = "benchmarks/results-speed.json") -> str:
+    """The README speed table, from a results-speed.json dict (``source``: where it was read, for the note)."""
     mg, mn, sp = r["musicgenre"], r.get("musicnn"), r.get("speedup_vs_musicnn")
     n, clip = r["inputs"]["clips"], r["inputs"]["clip_seconds"]
     w, pm, fo, co, lo = (mg[k] for k in ("warm_per_file", "predict_many", "folder_process", "cold_process",
@@ -468,7 +468,7 @@ def render_markdown(r: dict[str, Any]) -> str:
     if "musicnn" in v:
         tf = f"; musicnn {v['musicnn']['musicnn']}, tensorflow-cpu {v['musicnn']['tensorflow-cpu']}"
     audio = "synthetic audio" if "synthetic" in r["inputs"]["source"] else "GTZAN and Emotify"
-    lines += ["", f"From `benchmarks/results-speed.json` ({r['label']}, {r['started_utc'][:10]}): {m['cpu']}, "
+    lines += ["", f"From `{source}` ({r['label']}, {r['started_utc'][:10]}): {m['cpu']}, "
               f"{m['cpus_usable']} cores, load average {m['loadavg_start'][0]} at the start; {backend}{tf}. "
               f"{n} clips of {clip:g} s made from {audio}. "
               "Rerun with `python benchmarks/bench_vs_musicnn.py`; docs/benchmarks.md explains each figure."]
@@ -513,13 +513,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (the README must not name a local folder)."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
         args.result.write_text(json.dumps(CHILDREN[args.child](args.files)))
         return 0
     if args.markdown:
-        table = render_markdown(json.loads(args.output.read_text()))
+        table = render_markdown(json.loads(args.output.read_text()), source=_shown(args.output))
         if args.readme:
             write_readme(args.readme, table)
         else:
@@ -527,7 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     results = run_benchmark(args)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
-    sys.stdout.write(render_markdown(results))
+    sys.stdout.write(render_markdown(results, source=_shown(args.output)))
     return 0
 
 

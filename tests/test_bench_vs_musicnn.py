@@ -61,7 +61,8 @@ def test_markdown_table_carries_every_figure_from_the_json():
     assert all(row.count("|") == 5 for row in rows)
     for figure in ("0.05 s (600x real time)", "1.10 s (27x)", "22x", "0.04 s per clip (750x)", "6.0 s (500x), 180 MB",
                    "0.70 s, 150 MB", "5.40 s, 820 MB", "7.7x", "one 60-minute MP3", "9.0 s (400x), 190 MB",
-                   "1.5 MB growth", "full run", "onnxruntime 1.32.0", "tensorflow-cpu 2.18.1", "GTZAN and Emotify"):
+                   "1.5 MB growth", "full run", "From `benchmarks/results-speed.json`",
+                   "onnxruntime 1.32.0", "tensorflow-cpu 2.18.1", "GTZAN and Emotify"):
         assert figure in table, figure
 
 
@@ -93,7 +94,7 @@ def test_markdown_mode_reads_the_results_file(tmp_path, capsys):
     results = tmp_path / "r.json"
     results.write_text(json.dumps(fake_results()))
     assert bench.main(["--markdown", "-o", str(results)]) == 0
-    assert capsys.readouterr().out == bench.render_markdown(fake_results())
+    assert capsys.readouterr().out == bench.render_markdown(fake_results(), source=str(results.resolve()))
 
 
 def test_rss_flatness_flags_growth():
