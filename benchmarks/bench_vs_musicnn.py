@@ -463,7 +463,8 @@ def render_markdown(r: dict[str, Any], *, source: str = "benchmarks/results-spee
          _x(sp["cold"]) if sp else dash),
         (f"one {lo['audio_s'] / 60:g}-minute MP3 as one process",
          f"{lo['wall_s']:.1f} s ({_x(lo['x_realtime'])}), {lo['peak_rss_mb']:.0f} MB peak RSS, "
-         f"{lo.get('growth_mb', 'n/a')} MB growth over the second half", "", ""),
+         f"{lo['growth_mb']} MB growth over the second half" if "growth_mb" in lo else
+         f"RSS flatness not judged ({lo.get('reason', 'no samples')})", "", ""),
     ]
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
