@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..features import frame_tensor
 from ..frontends import CQT, LogMelSpectrogram
 from .registry import register_model
 
@@ -170,12 +171,12 @@ class MusicnnTransfer(SpectrogramModel):
 
     def __init__(self, n_labels: int, hidden: int = 128, dropout: float = 0.3, fine_tune: bool = False) -> None:
         super().__init__()
-        from ..features import FeatureConfig, LogMel
+        from ..features import FeatureConfig, TorchLogMel
         from .genre import load_backbone
 
         self.backbone, _ = load_backbone("MSD_musicnn")
         self.cfg = FeatureConfig()
-        self.logmel = LogMel(self.cfg)
+        self.logmel = TorchLogMel(self.cfg)
         self.fine_tune = fine_tune
         if fine_tune:  # fine-tuned backbone weights differ from the package's: save them
             self.external_prefixes = ()
@@ -185,8 +186,8 @@ class MusicnnTransfer(SpectrogramModel):
 
     def spectrogram(self, y: torch.Tensor) -> torch.Tensor:
         """(batch, samples at 16 kHz) -> (batch, 96, frames) MusiCNN log-mel."""
-        pad = self.cfg.n_fft // 2
-        frames = F.pad(y.float(), (pad, pad)).unfold(1, self.cfg.n_fft, self.cfg.hop_length)
+        pad = self.cfg.n_fft // 2  # centred frames, as features.log_mel cuts them
+        frames = frame_tensor(F.pad(y.float(), (pad, pad)), n_fft=self.cfg.n_fft, hop_length=self.cfg.hop_length)
         return self.logmel.from_frames(frames)[:, : self.cfg.patch_frames].transpose(1, 2)
 
     def forward_spec(self, spec: torch.Tensor) -> dict[str, torch.Tensor]:
