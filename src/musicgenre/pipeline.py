@@ -225,7 +225,8 @@ class Classifier:
     >>> clf.predict("song.mp3").top(3)                # [("jazz", 0.81), ("blues", 0.07), ...]
     """
 
-    def __init__(self, model: Any, *, device: str = "auto", batch_size: int | None = None) -> None:
+    def __init__(self, model: Any, *, device: str = "auto", batch_size: int | None = None,
+                 backend: str = "torch") -> None:
         import torch
 
         # Small batches are faster on CPU here: a batch of 2 windows keeps the front-end's conv outputs
@@ -235,6 +236,14 @@ class Classifier:
         self.module = model.module.to(self.device)
         self.batch_size = batch_size or (2 if self.device == "cpu" else 64)
         self._torch = torch
+        # Hook for the ONNX Runtime backend (runtime/onnx.py) until the backend choice is wired in properly.
+        if backend not in ("torch", "onnx"):
+            raise ParameterError(f"unknown backend {backend!r}: use torch or onnx")
+        self._onnx = None
+        if backend == "onnx":
+            from .runtime.onnx import OnnxModel
+
+            self._onnx = OnnxModel(model.path, model.config)
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path | None = None, *, device: str = "auto", **kw: Any) -> Classifier:
@@ -264,6 +273,8 @@ class Classifier:
 
     def _run(self, mels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(n, ...) windows -> genre probabilities (n, n_labels), tag probabilities (n, n_tags)."""
+        if self._onnx is not None:
+            return self._run_onnx(mels)
         torch = self._torch
         probs, tags = [], []
         with torch.inference_mode():
@@ -273,6 +284,18 @@ class Classifier:
                 probs.append(torch.softmax(out["logits"].float(), dim=-1).cpu().numpy())
                 if "tags" in out:
                     tags.append(torch.sigmoid(out["tags"].float()).cpu().numpy())
+        return np.concatenate(probs), (np.concatenate(tags) if tags else None)
+
+    def _run_onnx(self, mels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        assert self._onnx is not None
+        probs, tags = [], []
+        for i in range(0, len(mels), self.batch_size):
+            out = self._onnx.run(mels[i : i + self.batch_size])
+            logits = out["logits"] - out["logits"].max(axis=-1, keepdims=True)
+            e = np.exp(logits)
+            probs.append(e / e.sum(axis=-1, keepdims=True))
+            if "tags" in out:
+                tags.append(1.0 / (1.0 + np.exp(-out["tags"])))
         return np.concatenate(probs), (np.concatenate(tags) if tags else None)
 
     def _prediction(self, source: str, probs: np.ndarray, tags: np.ndarray | None, peaks: np.ndarray,
