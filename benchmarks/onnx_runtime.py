@@ -98,7 +98,8 @@ def windows_of(y: np.ndarray) -> np.ndarray:
 
 
 def bench_forward(repeats: int, batches: list[int]) -> dict[str, Any]:
-    """Seconds per window: torch (1/2 threads) vs ORT (1/2 intra-op threads, spinning off/on), by batch size."""
+    """Seconds per window. By batch size: torch vs ORT, one thread each. At batch 2: 1 vs 2 threads,
+    and ORT's spinning intra-op workers (its default) vs blocking ones (ours)."""
     import torch
 
     from musicgenre.models.registry import load_model
@@ -106,35 +107,40 @@ def bench_forward(repeats: int, batches: list[int]) -> dict[str, Any]:
     d = model_dir()
     module = load_model(d).module
     onnx_file = d / json.loads((d / "config.json").read_text())["onnx"]["file"]
-    x = windows_of(clip(16 * 3.0 + 1))[:16]  # 16 windows
+    x = windows_of(clip(max(batches + [8]) * 3.0 + 1))
     sessions = {
         "ort_1_thread": onnx_session(onnx_file, threads=1),
         "ort_2_threads": onnx_session(onnx_file, threads=2),
         "ort_2_threads_spinning": onnx_session(onnx_file, threads=2, spinning=True),
     }
 
-    def torch_run(threads: int, b: int) -> Callable[[], Any]:
+    def torch_run(threads: int, b: int, n: int) -> Callable[[], Any]:
         def run() -> None:
             torch.set_num_threads(threads)
             with torch.inference_mode():
-                for i in range(0, 16, b):
+                for i in range(0, n, b):
                     module(torch.from_numpy(x[i : i + b]))
         return run
 
-    def ort_run(session: Any, b: int) -> Callable[[], Any]:
+    def ort_run(session: Any, b: int, n: int) -> Callable[[], Any]:
         def run() -> None:
-            for i in range(0, 16, b):
+            for i in range(0, n, b):
                 session.run(None, {"logmel": x[i : i + b]})
         return run
 
-    out: dict[str, Any] = {"windows_per_round": 16, "seconds_per_window": {}}
+    def per_window(res: dict[str, dict[str, float]], n: int) -> dict[str, dict[str, float]]:
+        return {k: {s: round(v[s] / n, 5) for s in v} for k, v in res.items()}
+
+    out: dict[str, Any] = {"seconds_per_window_by_batch": {}}
     for b in batches:
-        fns = {"torch_1_thread": torch_run(1, b), "torch_2_threads": torch_run(2, b)}
-        fns.update({k: ort_run(s, b) for k, s in sessions.items()})
-        res = timed(fns, repeats)
-        out["seconds_per_window"][f"batch_{b}"] = {
-            k: {s: round(v[s] / 16, 5) for s in v} for k, v in res.items()
-        }
+        n = max(8, b)
+        res = timed({"torch_1_thread": torch_run(1, b, n), "ort_1_thread": ort_run(sessions["ort_1_thread"], b, n)},
+                    repeats)
+        out["seconds_per_window_by_batch"][f"batch_{b}"] = {"windows": n, **per_window(res, n)}
+    fns = {"torch_1_thread": torch_run(1, 2, 8), "torch_2_threads": torch_run(2, 2, 8)}
+    fns.update({k: ort_run(s, 2, 8) for k, s in sessions.items()})
+    out["seconds_per_window_by_threads_batch_2"] = {"windows": 8, **per_window(timed(fns, repeats), 8)}
+    torch.set_num_threads(1)
     return out
 
 
