@@ -1,8 +1,13 @@
-"""Spectral front-ends computed in torch (no librosa at run time: its import costs seconds).
+"""The MusiCNN log-mel front end in numpy (no torch, no librosa at run time: its import costs seconds).
 
 ``log_mel`` reproduces ``librosa.feature.melspectrogram`` (Slaney mel scale and normalisation,
 periodic Hann window, zero-padded centred frames) followed by MusiCNN's ``log10(10000 * mel + 1)``,
 computed in float32 (upstream's float16 overflows to inf on loud audio).
+
+Framing is defined once, in ``frame``: the whole-signal ``log_mel``, the streaming patch cutter
+(``pipeline._PatchStream``) and the trainable models' torch spectrogram (``frame_tensor``, the same
+rule on a tensor) all cut frames with it. ``TorchLogMel`` is the same front end in torch, for
+models that compute their spectrogram inside the network (gradients, GPU).
 """
 
 from __future__ import annotations
@@ -84,8 +89,53 @@ def mel_filterbank(*, sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax:
     return weights.astype(np.float32)
 
 
+def frame(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
+    """Every complete frame of ``y``: a read-only (n_frames, n_fft) view, frame i = y[i*hop : i*hop + n_fft].
+
+    Centring is the caller's padding: ``log_mel`` pads ``n_fft // 2`` zeros at both ends of the whole
+    signal, ``_PatchStream`` at the start and at the end of the stream only, so both cut the same frames.
+    """
+    if len(y) < n_fft:
+        return np.zeros((0, n_fft), dtype=y.dtype)
+    return np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop_length]
+
+
+def frame_tensor(y: Any, *, n_fft: int, hop_length: int) -> Any:
+    """``frame`` for a torch tensor (..., samples) -> (..., n_frames, n_fft), also a view."""
+    return y.unfold(-1, n_fft, hop_length)
+
+
+def centre_pad(y: np.ndarray, *, n_fft: int) -> np.ndarray:
+    """Zero-pad ``n_fft // 2`` samples at both ends, so frame i is centred on sample i * hop_length."""
+    return np.pad(np.asarray(y, dtype=np.float32), (n_fft // 2, n_fft // 2))
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(n_fft: int) -> np.ndarray:
+    """Periodic Hann window (scipy.signal.get_window("hann", n, fftbins=True), as librosa and torch use)."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+
+
 class LogMel:
-    """Frames -> MusiCNN log-mel. Callable on a framed signal so streaming and whole-file agree."""
+    """Frames -> MusiCNN log-mel in numpy. Callable on framed signal so streaming and whole-file agree."""
+
+    def __init__(self, cfg: FeatureConfig) -> None:
+        self.cfg = cfg
+        self.window = _hann(cfg.n_fft)
+        self.mel = np.ascontiguousarray(mel_filterbank(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels).T)
+
+    def from_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(n_frames, n_fft) float32 raw samples -> (n_frames, n_mels) float32 log-mel."""
+        spec = np.fft.rfft(frames * self.window, axis=-1)  # complex64: numpy >= 2 keeps float32
+        power = spec.real * spec.real + spec.imag * spec.imag  # (n_frames, 1 + n_fft // 2)
+        mel = np.matmul(power.astype(np.float32, copy=False), self.mel)
+        mel *= 10000.0
+        mel += 1.0
+        return np.log10(mel, out=mel)
+
+
+class TorchLogMel:
+    """The same front end in torch, for models that compute their spectrogram inside the network."""
 
     def __init__(self, cfg: FeatureConfig) -> None:
         import torch
@@ -95,21 +145,17 @@ class LogMel:
         self.mel = torch.from_numpy(mel_filterbank(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels)).T.contiguous()
 
     def from_frames(self, frames: Any) -> Any:
-        """(n_frames, n_fft) float32 tensor of raw samples -> (n_frames, n_mels) log-mel."""
+        """(..., n_frames, n_fft) float32 tensor of raw samples -> (..., n_frames, n_mels) log-mel."""
         import torch
 
-        if self.window.device != frames.device:  # follow the model onto the GPU
+        if self.window.device != frames.device:  # follow the input onto the GPU
             self.window, self.mel = self.window.to(frames.device), self.mel.to(frames.device)
         spec = torch.fft.rfft(frames * self.window, dim=-1)
-        power = spec.real.square() + spec.imag.square()  # (n_frames, 1 + n_fft // 2)
+        power = spec.real.square() + spec.imag.square()  # (..., n_frames, 1 + n_fft // 2)
         return torch.log10(10000.0 * (power @ self.mel) + 1.0)
 
 
 def log_mel(y: np.ndarray, *, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """Whole-signal log-mel, shape (1 + len(y) // hop_length, n_mels), centred zero-padded frames."""
-    import torch
-
-    pad = cfg.n_fft // 2
-    padded = torch.from_numpy(np.pad(np.asarray(y, dtype=np.float32), (pad, pad)))
-    frames = padded.unfold(0, cfg.n_fft, cfg.hop_length)
-    return LogMel(cfg).from_frames(frames).numpy()
+    frames = frame(centre_pad(y, n_fft=cfg.n_fft), n_fft=cfg.n_fft, hop_length=cfg.hop_length)
+    return LogMel(cfg).from_frames(frames)

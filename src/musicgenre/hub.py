@@ -52,7 +52,8 @@ def check_file(path: Path, sha256: str | None, *, required: bool) -> None:
         raise WeightsError(f"{path}: weights file not found")
     if sha256 is None:
         if required:
-            raise WeightsError(f"{path}: no sha256 in the model config; shipped weights must be checksummed")
+            raise WeightsError(f"{path}: no sha256 in the model config; shipped weights must be checksummed; "
+                               "reinstall musicgenre")
         return
     actual = sha256_file(path)
     if actual != sha256:
@@ -214,9 +215,9 @@ def load_model(name_or_dir: str | Path | None = None, *, device: str = "auto", b
     chosen = choose_backend(cfg, device=device, backend=backend)
     tags = list(cfg.get("tags", []))
     if chosen == "onnx":
-        from .runtime.onnx import OnnxRunner
+        from .runtime.onnx import OnnxModel
 
-        runner: Any = OnnxRunner(path / cfg["onnx"]["file"], cfg["onnx"].get("sha256"), required=is_shipped(path))
+        runner: Any = OnnxModel(path, cfg)
     else:
         from .runtime.torch import TorchRunner
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .audio import AudioSource, stream_audio
 from .errors import AudioDecodeError, Reason
-from .features import FeatureConfig, LogMel
+from .features import FeatureConfig, LogMel, frame
 
 MIN_SECONDS = 1.0  # shorter input is rejected; input shorter than one window is repeat-padded to one
 SILENCE_PEAK = 1e-3  # windows whose peak stays below -60 dBFS are not analysed
@@ -36,18 +36,15 @@ class _PatchStream:
         self.n_windows = 0
 
     def _frames(self, final: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        import torch
-
         cfg = self.cfg
         if final:
             self.buf = np.concatenate([self.buf, np.zeros(cfg.n_fft // 2, np.float32)])
-        n = 0 if len(self.buf) < cfg.n_fft else 1 + (len(self.buf) - cfg.n_fft) // cfg.hop_length
-        if n == 0:
+        frames = frame(self.buf, n_fft=cfg.n_fft, hop_length=cfg.hop_length)
+        if len(frames) == 0:
             return
-        frames = torch.from_numpy(self.buf).unfold(0, cfg.n_fft, cfg.hop_length)[:n]
-        peaks = frames[:, cfg.n_fft // 2 - cfg.hop_length // 2 : cfg.n_fft // 2 + cfg.hop_length // 2].abs().amax(1)
-        yield self.logmel.from_frames(frames).numpy(), peaks.numpy()
-        self.buf = self.buf[n * cfg.hop_length :]
+        peaks = np.abs(frames[:, cfg.n_fft // 2 - cfg.hop_length // 2 : cfg.n_fft // 2 + cfg.hop_length // 2]).max(1)
+        yield self.logmel.from_frames(frames), peaks
+        self.buf = self.buf[len(frames) * cfg.hop_length :]
 
     def push(self, block: np.ndarray, final: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Add samples; return the complete windows so far: mels (k, T, F) and peaks (k,)."""

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError
-from ..features import FeatureConfig
+from ..features import FeatureConfig, frame_tensor
 from ..frontends import CQT, LogMelSpectrogram
 from ._registry import register_model
 
@@ -175,12 +175,12 @@ class MusicnnTransfer(SpectrogramModel):
         super().__init__()
         if sr != 16000:
             raise ParameterError("musicnn_transfer takes 16-kHz audio (the pretrained MusiCNN's rate)")
-        from ..features import LogMel
+        from ..features import TorchLogMel
         from ..hub import load_backbone
 
         self.backbone, _ = load_backbone("MSD_musicnn")
         self.cfg = FeatureConfig()
-        self.logmel = LogMel(self.cfg)
+        self.logmel = TorchLogMel(self.cfg)
         self.fine_tune = fine_tune
         if fine_tune:  # fine-tuned backbone weights differ from the package's: save them
             self.external_prefixes = ()
@@ -190,8 +190,8 @@ class MusicnnTransfer(SpectrogramModel):
 
     def spectrogram(self, y: torch.Tensor) -> torch.Tensor:
         """(batch, samples at 16 kHz) -> (batch, 96, frames) MusiCNN log-mel."""
-        pad = self.cfg.n_fft // 2
-        frames = F.pad(y.float(), (pad, pad)).unfold(1, self.cfg.n_fft, self.cfg.hop_length)
+        pad = self.cfg.n_fft // 2  # centred frames, as features.log_mel cuts them
+        frames = frame_tensor(F.pad(y.float(), (pad, pad)), n_fft=self.cfg.n_fft, hop_length=self.cfg.hop_length)
         return self.logmel.from_frames(frames)[:, : self.cfg.patch_frames].transpose(1, 2)
 
     def forward_spec(self, spec: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,0 +1,163 @@
+"""The ONNX Runtime backend: same outputs as the torch module, checked files, clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musicgenre.errors import WeightsError
+from musicgenre.features import FeatureConfig
+from musicgenre.hub import read_manifest, resolve_model_dir
+from musicgenre.pipeline import Windows
+from musicgenre.runtime.onnx import OnnxModel
+
+from .conftest import EXAMPLES, ROOT
+
+pytest.importorskip("onnxruntime")
+
+SHIPPED = resolve_model_dir(None)
+CLIPS = sorted(EXAMPLES.glob("*.ogg"))
+
+
+@pytest.fixture(scope="module")
+def example_windows() -> np.ndarray:
+    """Every analysis window of the example clips (4 clips x 5 windows of 3 s)."""
+    cfg = FeatureConfig.from_dict(read_manifest(SHIPPED / "config.json")["features"])
+    return np.concatenate([Windows(clip, cfg).all()[0] for clip in CLIPS])
+
+
+@pytest.fixture(scope="module")
+def onnx_model() -> OnnxModel:
+    return OnnxModel(SHIPPED, read_manifest(SHIPPED / "config.json"))
+
+
+def _copy_model(tmp_path: Path) -> Path:
+    dst = tmp_path / "model"
+    shutil.copytree(SHIPPED, dst, ignore=shutil.ignore_patterns("*.int8.onnx"))
+    return dst
+
+
+def test_onnx_equals_torch_on_the_examples(example_windows: np.ndarray, onnx_model: OnnxModel) -> None:
+    torch = pytest.importorskip("torch")
+    from musicgenre.hub import load_module
+
+    assert len(CLIPS) == 4 and example_windows.shape == (20, 187, 96)
+    module = load_module(SHIPPED)
+    for i in range(0, len(example_windows), 2):  # batches of 2: torch is slowest on large CPU batches
+        x = example_windows[i : i + 2]
+        with torch.inference_mode():
+            expected = module(torch.from_numpy(x))
+        got = onnx_model.run(x)
+        assert set(got) == set(expected) == {"logits", "tags"}
+        for name in expected:
+            np.testing.assert_allclose(got[name], expected[name].numpy(), atol=1e-4, rtol=0)
+
+
+def test_batch_axis_is_dynamic(example_windows: np.ndarray, onnx_model: OnnxModel) -> None:
+    whole = onnx_model.run(example_windows[:5])["logits"]
+    for start, stop in ((0, 1), (1, 4), (4, 5)):
+        np.testing.assert_allclose(onnx_model.run(example_windows[start:stop])["logits"], whole[start:stop],
+                                   atol=1e-5, rtol=0)
+
+
+def test_classifier_onnx_backend_gives_the_torch_scores() -> None:
+    pytest.importorskip("torch")
+    from musicgenre import Classifier
+
+    torch_clf = Classifier.from_pretrained(device="cpu", backend="torch")
+    onnx_clf = Classifier.from_pretrained(device="cpu", backend="onnx")
+    for clip in CLIPS[-1:]:
+        a, b = torch_clf.predict(clip), onnx_clf.predict(clip)
+        assert a.label == b.label
+        assert a.scores.keys() == b.scores.keys() and a.tags.keys() == b.tags.keys()
+        np.testing.assert_allclose([b.scores[k] for k in a.scores], list(a.scores.values()), atol=1e-4)
+        np.testing.assert_allclose([b.tags[k] for k in a.tags], list(a.tags.values()), atol=1e-4)
+
+
+def test_modified_onnx_file_is_refused(tmp_path: Path) -> None:
+    model_dir = _copy_model(tmp_path)
+    with open(model_dir / "model.onnx", "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(WeightsError, match=r"model\.onnx: checksum mismatch"):
+        OnnxModel(model_dir, read_manifest(model_dir / "config.json"))
+
+
+def test_missing_checksum_is_an_error_for_shipped_models_only(tmp_path: Path, monkeypatch, caplog) -> None:
+    model_dir = _copy_model(tmp_path)
+    config = read_manifest(model_dir / "config.json")
+    del config["onnx"]["sha256"]
+    monkeypatch.setattr("musicgenre.hub.weights_dir", lambda: tmp_path)
+    with pytest.raises(WeightsError, match="no sha256 in the model config"):
+        OnnxModel(model_dir, config)
+    monkeypatch.setattr("musicgenre.hub.weights_dir", lambda: tmp_path / "elsewhere")
+    model = OnnxModel(model_dir, config)  # a user's own directory: loads, with a warning
+    assert "not checked" in caplog.text
+    assert set(model.output_names) == {"logits", "tags"}
+
+
+def test_no_export_and_garbled_file_name_the_file(tmp_path: Path) -> None:
+    model_dir = _copy_model(tmp_path)
+    config = read_manifest(model_dir / "config.json")
+    with pytest.raises(WeightsError, match="no ONNX export recorded"):
+        OnnxModel(model_dir, {k: v for k, v in config.items() if k != "onnx"})
+    (model_dir / "model.onnx").write_bytes(b"not a protobuf at all")
+    config["onnx"]["sha256"] = None
+    with pytest.raises(WeightsError, match=r"model\.onnx: cannot load the ONNX model"):
+        OnnxModel(model_dir, {**config, "onnx": {"file": "model.onnx"}})
+    (model_dir / "model.onnx").unlink()
+    with pytest.raises(WeightsError, match=r"model\.onnx: ONNX file not found"):
+        OnnxModel(model_dir, config)
+
+
+def test_onnx_backend_runs_without_torch(example_windows: np.ndarray, onnx_model: OnnxModel) -> None:
+    """The inference install has no torch: load and run the shipped model with torch unimportable."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import json, numpy as np\n"
+        "from musicgenre.hub import resolve_model_dir\n"
+        "from musicgenre.runtime.onnx import OnnxModel\n"
+        "d = resolve_model_dir(None)\n"
+        "m = OnnxModel(d, json.loads((d / 'config.json').read_text()))\n"
+        "x = np.frombuffer(sys.stdin.buffer.read(), np.float32).reshape(-1, 187, 96)\n"
+        "sys.stdout.buffer.write(m.run(x)['logits'].astype(np.float32).tobytes())\n"
+    )
+    x = np.ascontiguousarray(example_windows[:2])
+    run = subprocess.run([sys.executable, "-c", code], input=x.tobytes(), capture_output=True,
+                         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr.decode()
+    logits = np.frombuffer(run.stdout, np.float32).reshape(2, -1)
+    np.testing.assert_allclose(logits, onnx_model.run(x)["logits"], atol=1e-6)
+
+
+def test_config_records_the_shipped_export() -> None:
+    entry = json.loads((SHIPPED / "config.json").read_text())["onnx"]
+    assert entry["file"] == "model.onnx" and len(entry["sha256"]) == 64
+    assert entry["outputs"] == ["logits", "tags"]
+
+
+@pytest.mark.slow
+def test_export_script_writes_a_checked_model(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import export_onnx
+    finally:
+        sys.path.pop(0)
+    model_dir = _copy_model(tmp_path)
+    (model_dir / "model.onnx").unlink()
+    config = read_manifest(model_dir / "config.json")
+    del config["onnx"]
+    (model_dir / "config.json").write_text(json.dumps(config))
+    entry = export_onnx.export(model_dir)
+    assert entry["max_abs_diff_vs_torch"] <= 1e-4
+    saved = read_manifest(model_dir / "config.json")
+    assert saved["onnx"] == entry and saved["labels"] == config["labels"]
+    OnnxModel(model_dir, saved)  # the recorded checksum matches the written file
