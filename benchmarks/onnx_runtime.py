@@ -250,7 +250,7 @@ def bench_optimisation(repeats: int) -> dict[str, Any]:
 def bench_int8(repeats: int) -> dict[str, Any]:
     """int8 dynamic quantization: speed per window and max score difference on the examples/ clips."""
     from musicgenre.features import FeatureConfig
-    from musicgenre.pipeline import Windows
+    from musicgenre.windows import Windows
 
     sys.path.insert(0, str(ROOT / "scripts"))
     from export_onnx import quantize_int8

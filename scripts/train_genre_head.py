@@ -29,7 +29,7 @@ from musicgenre.weights_io import save_weights  # noqa: E402
 
 from musicgenre.features import FeatureConfig  # noqa: E402
 from musicgenre.models.genre import MusicnnGenre  # noqa: E402
-from musicgenre.pipeline import Windows  # noqa: E402
+from musicgenre.windows import Windows  # noqa: E402
 
 CANDIDATES = {
     "logreg_C0.01": ("logreg", {"C": 0.01}),

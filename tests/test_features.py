@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from musicgenre.features import FeatureConfig, LogMel, TorchLogMel, centre_pad, frame, frame_tensor, log_mel
-from musicgenre.pipeline import _PatchStream
+from musicgenre.windows import _PatchStream
 
 from .conftest import ROOT
 
@@ -90,7 +90,7 @@ def test_front_end_imports_without_torch() -> None:
         "import sys; sys.modules['torch'] = None\n"  # any `import torch` now raises ImportError
         "import numpy as np\n"
         "from musicgenre.features import log_mel\n"
-        "from musicgenre.pipeline import _PatchStream\n"
+        "from musicgenre.windows import _PatchStream\n"
         "import musicgenre.runtime.onnx\n"
         "from musicgenre.features import FeatureConfig\n"
         "s = _PatchStream(FeatureConfig())\n"

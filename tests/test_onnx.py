@@ -14,7 +14,7 @@ import pytest
 from musicgenre.errors import WeightsError
 from musicgenre.features import FeatureConfig
 from musicgenre.hub import read_manifest, resolve_model_dir
-from musicgenre.pipeline import Windows
+from musicgenre.windows import Windows
 from musicgenre.runtime.onnx import OnnxModel
 
 from .conftest import EXAMPLES, ROOT
