@@ -21,7 +21,8 @@ from .conftest import EXAMPLES, tone, write_audio
 
 pytest.importorskip("gradio", reason="web extra not installed")  # the test set-up installs it
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -323,3 +324,72 @@ def test_queue_full_gives_503_with_retry_after_for_api_and_page(classifier, tmp_
     assert jobs.status()["running"] + jobs.status()["waiting"] == 0
     assert jobs.run(lambda: 42) == 42
     jobs.close()
+
+
+def _bench_server():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_server", ROOT / "benchmarks" / "bench_server.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_server_process_under_load_then_sigterm(tmp_path, long_m4a):
+    """A real `musicgenre serve` process: a burst beyond its queue gets 503s and never runs more than
+    one analysis; RSS stays flat over 40 more requests; SIGTERM during an analysis exits promptly,
+    kills the decoder and leaves no temporary file."""
+    import httpx
+    import psutil
+
+    bench = _bench_server()
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    server = bench.Server("--concurrency", "1", "--queue", "2", "--max-upload-mb", "10",
+                          env={"TMPDIR": str(tmpdir)})
+    try:
+        server.wait_ready()
+        clips = bench.make_clips(5.0, tmp_path)
+        assert [bench.post(server.url, c) for c in clips] == [200] * 4  # warm-up
+        rss_before = server.rss_mb()
+
+        statuses: list[int] = []
+        retry_after: list[str] = []
+
+        def burst(clip):
+            r = httpx.post(server.url + "/api/classify", files={"file": (clip.name, clip.read_bytes())}, timeout=120)
+            statuses.append(r.status_code)
+            retry_after.append(r.headers.get("Retry-After", ""))
+
+        threads = [threading.Thread(target=burst, args=(clips[i % 4],)) for i in range(8)]
+        for t in threads:
+            t.start()
+        peak = {"running": 0, "waiting": 0}
+        while any(t.is_alive() for t in threads):
+            h = httpx.get(server.url + "/api/health", timeout=10).json()
+            peak = {k: max(peak[k], h[k]) for k in peak}
+            time.sleep(0.05)
+        assert set(statuses) == {200, 503} and statuses.count(200) >= 3, statuses
+        assert all(ra.isdigit() and int(ra) >= 1 for s, ra in zip(statuses, retry_after) if s == 503)
+        assert peak["running"] <= 1 and peak["waiting"] <= 2, peak
+
+        for i in range(40):
+            assert bench.post(server.url, clips[i % 4]) == 200
+        rss_after = server.rss_mb()
+        assert rss_after < rss_before * 1.15, (rss_before, rss_after)  # flat: within 15 % (target 10 %)
+
+        long_request = threading.Thread(target=lambda: httpx.post(
+            server.url + "/api/classify", files={"file": ("long.m4a", long_m4a.read_bytes())}, timeout=120),
+            daemon=True)
+        long_request.start()
+        deadline = time.monotonic() + 30
+        while httpx.get(server.url + "/api/health").json()["running"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.stop(timeout=20) < 10
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+    leftovers = [p.pid for p in psutil.process_iter(["cmdline"]) if str(tmpdir) in " ".join(p.info["cmdline"] or [])]
+    assert not leftovers, leftovers  # no orphaned ffmpeg
+    assert not list(tmpdir.iterdir()), list(tmpdir.iterdir())
