@@ -201,9 +201,10 @@ def test_browser_upload_and_analyze(live_server):
         driver.get(live_server + "/")
         wait = WebDriverWait(driver, 60)
         upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "input[type=file]"))
+        assert not driver.find_elements(By.CSS_SELECTOR, "#song audio")
         upload.send_keys(str(EXAMPLES / "jazz_vibe_ace.ogg"))
-        # the upload is done when the page shows the player for it
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "audio, #waveform, [data-testid='waveform-Song']"))
+        # the upload is done when the page shows a player for it (no <audio> in #song before that)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#song audio"))
         wait.until(lambda d: d.find_element(By.ID, "analyze")).click()
 
         def five_rows(d):

@@ -166,7 +166,7 @@ def build_app(classifier: Any, limits: Limits = Limits(), jobs: AnalysisQueue | 
         )
         with gr.Row():
             with gr.Column():
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song")
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song", elem_id="song")
                 mode = gr.Radio(list(MODES), value=MODES[0], label="Analyse")
                 button = gr.Button("Analyze", variant="primary", elem_id="analyze")
                 status = gr.Markdown(elem_id="status")
