@@ -380,6 +380,12 @@ def test_server_process_under_load_then_sigterm(tmp_path, long_m4a):
         rss_after = server.rss_mb()
         assert rss_after < rss_before * 1.15, (rss_before, rss_after)  # flat: within 15 % (target 10 %)
 
+        # the page's uploads land in the server's private folder, which SIGTERM removes below
+        from gradio_client import Client, handle_file
+
+        Client(server.url + "/", verbose=False).predict(handle_file(str(clips[0])), MODES[1], api_name="/classify")
+        assert list(tmpdir.glob("musicgenre-web-*/gradio/**/*.flac"))
+
         long_request = threading.Thread(target=lambda: httpx.post(
             server.url + "/api/classify", files={"file": ("long.m4a", long_m4a.read_bytes())}, timeout=120),
             daemon=True)
