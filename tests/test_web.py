@@ -277,9 +277,6 @@ def test_time_limit_gives_504_and_kills_the_decoder(classifier, long_m4a):
         assert time.monotonic() - t0 < 10
         assert _wait_idle(url)["running"] == 0  # the worker is free again: the decode was stopped
         assert not _ffmpeg_children("upload-")
-        r = httpx.post(url + "/api/classify", files={"file": ("j.ogg", (EXAMPLES / "jazz_vibe_ace.ogg").read_bytes())},
-                       params={"quick": "true"}, timeout=60)
-        assert r.status_code == 200, r.text
 
 
 def test_client_disconnect_stops_the_analysis(classifier, long_m4a):
