@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 
+from musicgenre.file_tags import TagWriter, read_genre
 from musicgenre.library import read_rows, scan
 
 from .test_library import make_library
@@ -22,15 +27,17 @@ def test_ray_scan_matches_local_scan(local_ray, classifier, tmp_path):
     from musicgenre.distributed import scan_ray
 
     lib = tmp_path / "lib"
-    files = make_library(lib, n=6)
+    make_library(lib, n=6)
     (lib / "broken.flac").write_bytes(b"fLaC" + b"\x01" * 100)
+    odd = Path(os.fsdecode(os.fsencode(lib) + b"/caf\xe9.flac"))  # not UTF-8: travels as bytes
+    shutil.copy(lib / "t001.flac", odd)
     all_files = sorted(lib.iterdir())
     db = tmp_path / "ray.sqlite"
     s = scan_ray(all_files, db, None, shards=tmp_path / "shards")
-    assert (s.done, s.failed) == (6, 1)
+    assert (s.done, s.failed) == (7, 1)
     ray_rows = {r["path"]: r for r in read_rows(db)}
     shard_rows = {r["path"]: r for r in read_rows(tmp_path / "shards")}  # export reads shards too
-    assert ray_rows.keys() == shard_rows.keys() and len(ray_rows) == 7
+    assert ray_rows.keys() == shard_rows.keys() and len(ray_rows) == 8 and str(odd) in ray_rows
 
     local_db = tmp_path / "local.sqlite"
     scan(all_files, local_db, classifier)
@@ -42,10 +49,17 @@ def test_ray_scan_matches_local_scan(local_ray, classifier, tmp_path):
 
     # incremental: a second Ray run has nothing to do
     again = scan_ray(all_files, db, None, shards=tmp_path / "shards2")
-    assert (again.done, again.skipped) == (0, 7)
-    assert len(files) == 6
+    assert (again.done, again.skipped) == (0, 8)
+    assert not list((tmp_path / "shards2").glob("*.parquet"))  # no job was run
 
     # a run that wrote its shards but stopped before importing them: the next run imports them first
     fresh_db = tmp_path / "fresh.sqlite"
     resumed = scan_ray(all_files, fresh_db, None, shards=tmp_path / "shards")
-    assert (resumed.done, resumed.skipped) == (0, 7) and len(list(read_rows(fresh_db))) == 7
+    assert (resumed.done, resumed.skipped) == (0, 8) and len(list(read_rows(fresh_db))) == 8
+
+    # --write-tags after the classifying runs: tags the 5 taggable files (not the WAVs), no new job
+    tagged = scan_ray(all_files, db, None, shards=tmp_path / "shards3", tagger=TagWriter(report=lambda m: None))
+    assert (tagged.done, tagged.skipped, tagged.tagged) == (0, 8, 5)
+    assert read_genre(odd)[0] == ray_rows[str(odd)]["label"]
+    again = scan_ray(all_files, db, None, shards=tmp_path / "shards4", tagger=TagWriter(report=lambda m: None))
+    assert (again.done, again.skipped, again.tagged) == (0, 8, 0)

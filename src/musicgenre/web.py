@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -165,7 +166,7 @@ def build_app(classifier: Any, limits: Limits = Limits(), jobs: AnalysisQueue | 
         )
         with gr.Row():
             with gr.Column():
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song")
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song", elem_id="song")
                 mode = gr.Radio(list(MODES), value=MODES[0], label="Analyse")
                 button = gr.Button("Analyze", variant="primary", elem_id="analyze")
                 status = gr.Markdown(elem_id="status")
@@ -190,6 +191,9 @@ def serve(classifier: Any, *, host: str, port: int, limits: Limits = Limits()) -
     from .web_api import build_server
 
     check_port_free(host, port)
+    # uvicorn handles SIGTERM itself, then re-raises it once it has stopped: turn that second one into
+    # a normal exit so the clean-up below runs (exit status 0, as systemd expects after a stop)
+    previous = signal.signal(signal.SIGTERM, _exit_quietly)
     workdir = Path(tempfile.mkdtemp(prefix="musicgenre-web-"))
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))  # gradio reads it when the app is built
     jobs = limits.queue_for_jobs()
@@ -202,4 +206,9 @@ def serve(classifier: Any, *, host: str, port: int, limits: Limits = Limits()) -
     finally:
         jobs.close()
         shutil.rmtree(workdir, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
         log.info("stopped; removed %s", workdir)
+
+
+def _exit_quietly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)

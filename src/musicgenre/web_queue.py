@@ -131,6 +131,7 @@ class AnalysisQueue:
         """Run ``fn`` in a worker; stop it if the time limit passes or ``disconnected()`` turns true."""
         job = self._submit(fn, paths)
         waiter = asyncio.wrap_future(job.future)
+        waiter.add_done_callback(lambda f: f.cancelled() or f.exception())  # read, even after we gave up on it
         deadline = time.monotonic() + self.timeout_s
         while True:
             left = deadline - time.monotonic()
