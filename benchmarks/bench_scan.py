@@ -26,7 +26,7 @@ from bench_predict import make_clips  # noqa: E402
 RAY_CHILD = """
 import sys, ray
 from pathlib import Path
-from musicgenre.distributed import scan_ray
+from musicgenre.library.ray_engine import scan_ray
 ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
 files = sorted(Path(sys.argv[1]).glob("*.mp3"))
 print(scan_ray(files, Path(sys.argv[2]), None, shards=Path(sys.argv[2] + ".shards")).line(), file=sys.stderr)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from musicgenre.file_tags import TagWriter, read_genre
-from musicgenre.library import read_rows, scan
+from musicgenre.library.db import read_rows
+from musicgenre.library.scan import scan
+from musicgenre.library.tags import TagWriter, read_genre
 
 from .test_library import make_library
 
@@ -24,7 +25,7 @@ def local_ray():
 
 
 def test_ray_scan_matches_local_scan(local_ray, classifier, tmp_path):
-    from musicgenre.distributed import scan_ray
+    from musicgenre.library.ray_engine import scan_ray
 
     lib = tmp_path / "lib"
     make_library(lib, n=6)

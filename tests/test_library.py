@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from musicgenre.cli import main
-from musicgenre.file_tags import TagWriter, read_genre
-from musicgenre.library import read_rows, scan
+from musicgenre.library.db import read_rows
+from musicgenre.library.scan import scan
+from musicgenre.library.tags import TagWriter, read_genre
 
 from .conftest import EXAMPLES, tone, write_audio
 
@@ -162,7 +163,7 @@ def test_failed_tag_write_leaves_file_intact(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr("musicgenre.file_tags._set", boom)
+    monkeypatch.setattr("musicgenre.library.tags._set", boom)
     msgs: list[str] = []
     assert TagWriter(report=msgs.append).write(path, _Pred()) == 0
     assert path.read_bytes() == original and "unchanged" in msgs[0]

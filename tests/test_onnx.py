@@ -14,8 +14,8 @@ import pytest
 from musicgenre.errors import WeightsError
 from musicgenre.features import FeatureConfig
 from musicgenre.hub import read_manifest, resolve_model_dir
-from musicgenre.windows import Windows
 from musicgenre.runtime.onnx import OnnxModel
+from musicgenre.windows import Windows
 
 from .conftest import EXAMPLES, ROOT
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from musicgenre.errors import ParameterError
-from musicgenre.web import MODES, Analyzer, Limits, check_port_free
+from musicgenre.web.analyzer import MODES, Analyzer, Limits, check_port_free
 
 from .conftest import EXAMPLES, tone, write_audio
 
@@ -29,7 +29,7 @@ ARTIFACTS = ROOT / "artifacts"
 def client(classifier):
     from fastapi.testclient import TestClient
 
-    from musicgenre.web_api import build_server
+    from musicgenre.web.server import build_server
 
     return TestClient(build_server(classifier, Limits(max_upload_mb=1.0, max_seconds=60)))
 
@@ -120,7 +120,7 @@ def running_server(classifier, limits=Limits()):
     """A real uvicorn server on a free loopback port, in a thread of this process."""
     import uvicorn
 
-    from musicgenre.web_api import build_server
+    from musicgenre.web.server import build_server
 
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(build_server(classifier, limits), host="127.0.0.1", port=port,
@@ -294,8 +294,8 @@ def test_queue_full_gives_503_with_retry_after_for_api_and_page(classifier, tmp_
     import gradio as gr
     from fastapi.testclient import TestClient
 
-    from musicgenre.web_api import build_server
-    from musicgenre.web_queue import AnalysisQueue
+    from musicgenre.web.queue import AnalysisQueue
+    from musicgenre.web.server import build_server
 
     jobs = AnalysisQueue(workers=1, queue_size=1, timeout_s=30)
     release = threading.Event()

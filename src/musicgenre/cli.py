@@ -97,7 +97,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .pipeline import load
-    from .web import Limits, check_port_free, serve
+    from .web.analyzer import Limits, check_port_free
+    from .web.server import serve
 
     check_port_free(args.host, args.port)  # before the model loads: fail fast
     clf = load(args.model, device=args.device, backend=args.backend)
@@ -108,8 +109,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from .file_tags import TagWriter
-    from .library import scan
+    from .library.scan import scan
+    from .library.tags import TagWriter
     from .pipeline import load
 
     errors: list[str] = []
@@ -121,7 +122,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         tagger = TagWriter(dry_run=args.dry_run, overwrite=args.overwrite_genre,
                            report=lambda m: print(m, file=sys.stderr))
     if args.engine == "ray":
-        from .distributed import scan_ray
+        from .library.ray_engine import scan_ray
 
         summary = scan_ray(files, args.db, args.model, address=args.address, shards=args.shards,
                            device=args.device, tagger=tagger)
@@ -134,7 +135,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .library_export import export
+    from .library.export import export
 
     n = export(args.db, args.format, args.output)
     if args.output:
@@ -143,7 +144,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from .library_export import genre_chart, stats_text
+    from .library.export import genre_chart, stats_text
 
     print(stats_text(args.db), end="")
     if args.chart:

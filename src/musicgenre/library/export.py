@@ -1,7 +1,7 @@
 """Export and statistics for a library database (or a folder of Ray Parquet shards).
 
 Paths are exported as text; bytes of a name that is not valid UTF-8 appear as ``\\xNN`` escapes
-(the database itself keeps the exact bytes, see fsnames.py)."""
+(the database itself keeps the exact bytes, see db.py)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from ._io import write_atomic
-from .errors import MusicGenreError, ParameterError
-from .fsnames import display
-from .library import read_rows
+from .._io import write_atomic
+from .._names import printable_name
+from ..errors import MusicGenreError, ParameterError
+from .db import read_rows
 
 
 def export(db: Path, fmt: str, output: Path | None) -> int:
     """Write every row as csv / json / parquet to ``output`` (stdout for csv/json); returns the count."""
-    rows = [{**r, "path": display(r["path"])} for r in read_rows(db)]
+    rows = [{**r, "path": printable_name(r["path"])} for r in read_rows(db)]
     if fmt == "parquet":
         if output is None:
             raise ParameterError("--format parquet needs --output PATH")

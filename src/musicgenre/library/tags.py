@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import MusicGenreError
-from .fsnames import decodable, display
+from .._names import printable_name
+from ..errors import MusicGenreError
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,10 @@ class TagWriter:
     def tag(self, path: Path, pred: Any) -> str:
         """Tag one file; returns what happened (``WRITTEN``, ``ALREADY``, ``WOULD``, ``KEPT``, ...)."""
         path = Path(path)
-        shown = display(path)
+        shown = printable_name(path)
         if path.suffix.lower() not in TAGGABLE:
-            self.report(f"{shown}: tag writing is not supported for {display(path.suffix)} files; left unchanged")
+            self.report(f"{shown}: tag writing is not supported for {printable_name(path.suffix)} files; "
+                        "left unchanged")
             return UNSUPPORTED
         if is_temp_copy(path):
             self.report(f"{shown}: a temporary copy made by musicgenre; not tagged")
@@ -123,7 +124,7 @@ class TagWriter:
             self.report(f"{shown}: keeps its GENRE={old_genre!r} (use --overwrite-genre to replace it)")
             return KEPT
         change = f"GENRE {old_genre!r} -> {genre!r}, {CONFIDENCE_KEY}={confidence}"
-        via = f" (through the symlink to {display(target)})" if target != path.absolute() else ""
+        via = f" (through the symlink to {printable_name(target)})" if target != path.absolute() else ""
         if self.dry_run:
             self.report(f"{shown}: would set {change}{via}")
             return WOULD
@@ -139,7 +140,7 @@ class TagWriter:
     def _safe_write(path: Path, genre: str, confidence: str) -> None:
         """Edit a copy, verify it, then atomically swap it in: the original is never half-written.
         ``path`` is a regular file (links already resolved), so the swap never replaces a link."""
-        from .audio import stream_audio
+        from ..audio import stream_audio
 
         tmp = temp_copy_path(path)
         try:
@@ -147,9 +148,8 @@ class TagWriter:
             _set(tmp, genre, confidence)
             if read_genre(tmp) != (genre, confidence):
                 raise MusicGenreError("tags did not read back")
-            with decodable([tmp]) as (name,):
-                for _ in stream_audio(name, sr=16000).blocks:  # the audio must still decode to the end
-                    pass
+            for _ in stream_audio(tmp, sr=16000).blocks:  # the audio must still decode to the end
+                pass
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -165,7 +165,7 @@ def remove_temp_copies(paths: list[Path]) -> list[Path]:
         try:
             if not p.is_symlink():
                 p.unlink()
-                log.warning("%s: removed a temporary copy left by an interrupted tag write", display(p))
+                log.warning("%s: removed a temporary copy left by an interrupted tag write", printable_name(p))
         except OSError as e:
-            log.warning("%s: cannot remove this leftover temporary copy (%s)", display(p), e.strerror)
+            log.warning("%s: cannot remove this leftover temporary copy (%s)", printable_name(p), e.strerror)
     return keep

@@ -23,7 +23,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import MusicGenreError
+from ..errors import MusicGenreError
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import MusicGenreError
-from .file_tags import remove_temp_copies
-from .fsnames import decodable, display
-from .library import ScanSummary, connect, file_hash, import_shards, plan, read_rows, row_from_prediction, tag_pending
+from .._names import printable_name
+from ..errors import MusicGenreError
+from .db import connect, file_hash, import_shards, read_rows, row_from_prediction
+from .scan import ScanSummary, plan, tag_pending
+from .tags import remove_temp_copies
 
 
 class ClassifyBatch:
@@ -25,7 +26,7 @@ class ClassifyBatch:
     def __init__(self, model: str | None, device: str) -> None:
         import torch
 
-        from .pipeline import load
+        from ..pipeline import load
 
         torch.set_num_threads(1)  # one core per actor (its own process): Ray schedules the parallelism
         self.clf = load(model, device=device)
@@ -35,16 +36,15 @@ class ClassifyBatch:
         rows = []
         for raw in batch["path"]:
             path = os.fsdecode(bytes(raw))  # paths travel as bytes: a name need not be UTF-8
-            pred, error, name = None, None, path
+            pred, error = None, None
             try:
-                with decodable([Path(path)]) as (name,):
-                    pred = self.clf.predict(name)
+                pred = self.clf.predict(path)
             except MusicGenreError as e:
-                error = str(e).replace(name, display(path))
+                error = str(e)
             try:
                 st, digest = os.stat(path), file_hash(Path(path))
             except OSError as e:
-                st, digest, error = os.stat_result((0,) * 10), "", error or f"{display(path)}: {e.strerror}"
+                st, digest, error = os.stat_result((0,) * 10), "", error or f"{printable_name(path)}: {e.strerror}"
             row = row_from_prediction(path, st, digest, self.clf.name, self.version, pred, error)
             rows.append({**row, "path": os.fsencode(path)})
         return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
@@ -58,7 +58,7 @@ def scan_ray(
         import ray  # noqa: F401 (only checks that Ray is installed)
     except ImportError:
         raise MusicGenreError("--engine ray needs Ray: pip install 'musicgenre[distributed]'") from None
-    from .hub import model_identity
+    from ..hub import model_identity
 
     name, version = model_identity(model)
     summary = ScanSummary()

@@ -1,7 +1,7 @@
-"""Web app: upload or record a song, see its genres. ``musicgenre serve`` runs it.
+"""The web app's analysis core: upload or record a song, see its genres. ``musicgenre serve`` runs it.
 
-One FastAPI app (web_api.py) serves both the Gradio page (at ``/``) and a plain JSON endpoint
-(``POST /api/classify``); both go through one ``AnalysisQueue`` (web_queue.py: bounded concurrency,
+One FastAPI app (server.py) serves both the Gradio page (ui.py, at ``/``) and a plain JSON endpoint
+(``POST /api/classify``); both go through one ``AnalysisQueue`` (queue.py: bounded concurrency,
 bounded queue, time limit) and ``Analyzer.classify`` to ``Classifier.predict``. Everything is local:
 analytics off, no share links, system fonts (no web-font CDN).
 """
@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import signal
 import socket
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MusicGenreError, ParameterError
-from .web_queue import AnalysisQueue
+from ..errors import MusicGenreError, ParameterError
+from .queue import AnalysisQueue
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +108,8 @@ def spectrogram_image(path: str, seconds: float) -> np.ndarray:
     at the bottom."""
     from matplotlib import colormaps
 
-    from .audio import stream_audio
-    from .features import FeatureConfig, log_mel
+    from ..audio import stream_audio
+    from ..features import FeatureConfig, log_mel
 
     cfg = FeatureConfig()
     limit = int(min(seconds, 120.0) * cfg.sr)
@@ -150,65 +147,3 @@ def timeline_figure(pred: Any) -> Any:
     ax.set_title("Genre over time" + (" (one window: play a longer track)" if len(starts) < 2 else ""))
     fig.tight_layout()
     return fig
-
-
-def build_app(classifier: Any, limits: Limits = Limits(), jobs: AnalysisQueue | None = None) -> Any:
-    """The Gradio Blocks page; its analyses go through ``jobs`` (shared with the JSON API)."""
-    import gradio as gr
-
-    analyzer = Analyzer(classifier, limits, jobs)
-    cache_s = int(limits.cache_minutes * 60)
-    with gr.Blocks(title="musicgenre", analytics_enabled=False, delete_cache=(max(60, cache_s // 4), cache_s)) as demo:
-        gr.Markdown(
-            f"# musicgenre\nUpload a song (MP3, WAV, FLAC, OGG, Opus, M4A) or record one, then press **Analyze**. "
-            f"Model: `{classifier.name}` ({len(classifier.labels)} genres). "
-            f"Limits: {limits.max_upload_mb:g} MB per file, the first {limits.max_seconds / 60:g} min are analysed."
-        )
-        with gr.Row():
-            with gr.Column():
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song", elem_id="song")
-                mode = gr.Radio(list(MODES), value=MODES[0], label="Analyse")
-                button = gr.Button("Analyze", variant="primary", elem_id="analyze")
-                status = gr.Markdown(elem_id="status")
-            with gr.Column():
-                top5 = gr.Label(num_top_classes=5, label="Top 5 genres", elem_id="top5")
-                tags = gr.Label(num_top_classes=10, label="Descriptive tags", elem_id="tags")
-        spec = gr.Image(label="Log-mel spectrogram of the analysed audio", type="numpy", interactive=False)
-        timeline = gr.Plot(label="Genre over time")
-        # Gradio admits as many as the shared queue holds; the queue decides who runs and who waits.
-        button.click(analyzer.analyze, [audio, mode], [top5, spec, timeline, tags, status], api_name="classify",
-                     concurrency_limit=limits.workers + limits.queue)
-    demo.queue(max_size=limits.workers + limits.queue)
-    return demo
-
-
-def serve(classifier: Any, *, host: str, port: int, limits: Limits = Limits()) -> None:
-    """Run the server until SIGINT/SIGTERM; then stop running analyses (their decoders are killed)
-    and delete every temporary file: API uploads and the page's upload cache live in one private
-    folder, removed on the way out."""
-    import uvicorn
-
-    from .web_api import build_server
-
-    check_port_free(host, port)
-    # uvicorn handles SIGTERM itself, then re-raises it once it has stopped: turn that second one into
-    # a normal exit so the clean-up below runs (exit status 0, as systemd expects after a stop)
-    previous = signal.signal(signal.SIGTERM, _exit_quietly)
-    workdir = Path(tempfile.mkdtemp(prefix="musicgenre-web-"))
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))  # gradio reads it when the app is built
-    jobs = limits.queue_for_jobs()
-    try:
-        app = build_server(classifier, limits, jobs=jobs, workdir=workdir)
-        print(f"musicgenre web app on http://{host}:{port}/  (JSON API: POST http://{host}:{port}/api/classify)",
-              flush=True)
-        # open page connections (server-sent events) would otherwise hold a graceful shutdown forever
-        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
-    finally:
-        jobs.close()
-        shutil.rmtree(workdir, ignore_errors=True)
-        signal.signal(signal.SIGTERM, previous)
-        log.info("stopped; removed %s", workdir)
-
-
-def _exit_quietly(signum: int, frame: Any) -> None:
-    raise SystemExit(0)

@@ -8,7 +8,11 @@ through the shared ``AnalysisQueue`` (503 + Retry-After when full, 504 past the 
 No ``from __future__ import annotations`` here: FastAPI reads the endpoint's annotations at run time.
 """
 
+import logging
+import os
 import re
+import shutil
+import signal
 import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -19,9 +23,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from .errors import MusicGenreError
-from .web import Analyzer, Limits, build_app
-from .web_queue import Abandoned, AnalysisQueue, Busy, TimedOut
+from ..errors import MusicGenreError
+from .analyzer import Analyzer, Limits, check_port_free
+from .queue import Abandoned, AnalysisQueue, Busy, TimedOut
+from .ui import build_app
+
+log = logging.getLogger(__name__)
 
 MULTIPART_SLACK = 64 * 1024  # multipart framing around the file: boundaries, part headers, small fields
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
@@ -124,3 +131,33 @@ def build_server(classifier: Any, limits: Limits = Limits(), *, jobs: AnalysisQu
 
     return gr.mount_gradio_app(app, build_app(classifier, limits, jobs), path="/",
                                max_file_size=limits.max_upload_bytes)
+
+
+def serve(classifier: Any, *, host: str, port: int, limits: Limits = Limits()) -> None:
+    """Run the server until SIGINT/SIGTERM; then stop running analyses (their decoders are killed)
+    and delete every temporary file: API uploads and the page's upload cache live in one private
+    folder, removed on the way out."""
+    import uvicorn
+
+    check_port_free(host, port)
+    # uvicorn handles SIGTERM itself, then re-raises it once it has stopped: turn that second one into
+    # a normal exit so the clean-up below runs (exit status 0, as systemd expects after a stop)
+    previous = signal.signal(signal.SIGTERM, _exit_quietly)
+    workdir = Path(tempfile.mkdtemp(prefix="musicgenre-web-"))
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))  # gradio reads it when the app is built
+    jobs = limits.queue_for_jobs()
+    try:
+        app = build_server(classifier, limits, jobs=jobs, workdir=workdir)
+        print(f"musicgenre web app on http://{host}:{port}/  (JSON API: POST http://{host}:{port}/api/classify)",
+              flush=True)
+        # open page connections (server-sent events) would otherwise hold a graceful shutdown forever
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+    finally:
+        jobs.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+        log.info("stopped; removed %s", workdir)
+
+
+def _exit_quietly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
