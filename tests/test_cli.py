@@ -80,3 +80,14 @@ def test_models_and_help(capsys):
     assert "musicnn-gtzan (default)" in out and "musicnn_genre" in out
     assert main(["--help"]) == 0
     assert main(["predict", "--help"]) == 0
+
+
+def test_missing_optional_dependency_names_the_extra(monkeypatch, capsys, tmp_path):
+    """A light install (no torch) gets one line naming the extra to install, not a traceback."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails as if not installed
+    monkeypatch.delitem(sys.modules, "musicgenre.train.explain", raising=False)
+    code = main(["explain", str(EXAMPLES / "jazz_vibe_ace.ogg"), "-o", str(tmp_path / "s.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install 'musicgenre[train]'" in err and "Traceback" not in err

@@ -81,8 +81,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    import importlib.util
+
     from .hub import DEFAULT_MODEL, list_pretrained
-    from .models import list_architectures
 
     print("Pretrained models (use with --model NAME):")
     for name, cfg in list_pretrained().items():
@@ -90,6 +91,11 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"  {name}{mark}: {len(cfg['labels'])} genres: {', '.join(cfg['labels'])}")
         print(f"      {cfg.get('description', '')}")
     print("\nArchitectures (for `musicgenre train`):")
+    if importlib.util.find_spec("torch") is None:
+        print("  (training needs PyTorch: pip install 'musicgenre[train]')")
+        return 0
+    from .models import list_architectures
+
     for name, doc in list_architectures(trainable_only=True).items():
         print(f"  {name}: {doc}")
     return 0
@@ -386,6 +392,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except ModuleNotFoundError as e:  # an optional dependency of this command is not installed
+        extra = _EXTRAS.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        _err(f"this command needs {e.name}, which is not installed: pip install 'musicgenre[{extra}]'")
+        return 2
+
+
+# optional dependencies -> the extra that brings them (pyproject.toml)
+_EXTRAS = {"torch": "train", "safetensors": "train", "sklearn": "train", "matplotlib": "plots", "gradio": "web",
+           "fastapi": "web", "uvicorn": "web", "psutil": "web", "ray": "distributed", "pyarrow": "distributed",
+           "transformers": "hf", "datasets": "hf"}
 
 
 def main_exit() -> None:
