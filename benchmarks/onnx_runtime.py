@@ -187,12 +187,12 @@ import json, sys, time
 import numpy as np
 t0 = time.perf_counter()
 backend = sys.argv[1]
-from musicgenre.hub import resolve_model_dir
+from musicgenre.hub import onnx_file, resolve_model_dir
 d = resolve_model_dir(None)
 x = np.random.default_rng(0).uniform(0, 4, (2, 187, 96)).astype(np.float32)
 if backend == "onnx":
     from musicgenre.runtime.onnx import OnnxModel
-    m = OnnxModel(d, json.loads((d / "config.json").read_text()))
+    m = OnnxModel(onnx_file(d, json.loads((d / "config.json").read_text())))
     loaded = time.perf_counter()
     m.run(x)
 else:

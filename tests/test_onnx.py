@@ -13,7 +13,7 @@ import pytest
 
 from musicgenre.errors import WeightsError
 from musicgenre.features import FeatureConfig
-from musicgenre.hub import read_manifest, resolve_model_dir
+from musicgenre.hub import onnx_file, read_manifest, resolve_model_dir
 from musicgenre.runtime.onnx import OnnxModel
 from musicgenre.windows import Windows
 
@@ -34,7 +34,7 @@ def example_windows() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def onnx_model() -> OnnxModel:
-    return OnnxModel(SHIPPED, read_manifest(SHIPPED / "config.json"))
+    return OnnxModel(onnx_file(SHIPPED, read_manifest(SHIPPED / "config.json")))
 
 
 def _copy_model(tmp_path: Path) -> Path:
@@ -86,7 +86,7 @@ def test_modified_onnx_file_is_refused(tmp_path: Path) -> None:
         f.seek(1000)
         f.write(b"\x00\x01\x02")
     with pytest.raises(WeightsError, match=r"model\.onnx: checksum mismatch"):
-        OnnxModel(model_dir, read_manifest(model_dir / "config.json"))
+        OnnxModel(onnx_file(model_dir, read_manifest(model_dir / "config.json")))
 
 
 def test_missing_checksum_is_an_error_for_shipped_models_only(tmp_path: Path, monkeypatch, caplog) -> None:
@@ -95,9 +95,9 @@ def test_missing_checksum_is_an_error_for_shipped_models_only(tmp_path: Path, mo
     del config["onnx"]["sha256"]
     monkeypatch.setattr("musicgenre.hub.weights_dir", lambda: tmp_path)
     with pytest.raises(WeightsError, match="no sha256 in the model config"):
-        OnnxModel(model_dir, config)
+        OnnxModel(onnx_file(model_dir, config))
     monkeypatch.setattr("musicgenre.hub.weights_dir", lambda: tmp_path / "elsewhere")
-    model = OnnxModel(model_dir, config)  # a user's own directory: loads, with a warning
+    model = OnnxModel(onnx_file(model_dir, config))  # a user's own directory: loads, with a warning
     assert "not checked" in caplog.text
     assert set(model.output_names) == {"logits", "tags"}
 
@@ -106,14 +106,14 @@ def test_no_export_and_garbled_file_name_the_file(tmp_path: Path) -> None:
     model_dir = _copy_model(tmp_path)
     config = read_manifest(model_dir / "config.json")
     with pytest.raises(WeightsError, match="no ONNX export recorded"):
-        OnnxModel(model_dir, {k: v for k, v in config.items() if k != "onnx"})
+        OnnxModel(onnx_file(model_dir, {k: v for k, v in config.items() if k != "onnx"}))
     (model_dir / "model.onnx").write_bytes(b"not a protobuf at all")
     config["onnx"]["sha256"] = None
     with pytest.raises(WeightsError, match=r"model\.onnx: cannot load the ONNX model"):
-        OnnxModel(model_dir, {**config, "onnx": {"file": "model.onnx"}})
+        OnnxModel(onnx_file(model_dir, {**config, "onnx": {"file": "model.onnx"}}))
     (model_dir / "model.onnx").unlink()
     with pytest.raises(WeightsError, match=r"model\.onnx: ONNX file not found"):
-        OnnxModel(model_dir, config)
+        OnnxModel(onnx_file(model_dir, config))
 
 
 def test_onnx_backend_runs_without_torch(example_windows: np.ndarray, onnx_model: OnnxModel) -> None:
@@ -121,10 +121,10 @@ def test_onnx_backend_runs_without_torch(example_windows: np.ndarray, onnx_model
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "import json, numpy as np\n"
-        "from musicgenre.hub import resolve_model_dir\n"
+        "from musicgenre.hub import onnx_file, resolve_model_dir\n"
         "from musicgenre.runtime.onnx import OnnxModel\n"
         "d = resolve_model_dir(None)\n"
-        "m = OnnxModel(d, json.loads((d / 'config.json').read_text()))\n"
+        "m = OnnxModel(onnx_file(d, json.loads((d / 'config.json').read_text())))\n"
         "x = np.frombuffer(sys.stdin.buffer.read(), np.float32).reshape(-1, 187, 96)\n"
         "sys.stdout.buffer.write(m.run(x)['logits'].astype(np.float32).tobytes())\n"
     )
@@ -160,4 +160,4 @@ def test_export_script_writes_a_checked_model(tmp_path: Path) -> None:
     assert entry["max_abs_diff_vs_torch"] <= 1e-4
     saved = read_manifest(model_dir / "config.json")
     assert saved["onnx"] == entry and saved["labels"] == config["labels"]
-    OnnxModel(model_dir, saved)  # the recorded checksum matches the written file
+    OnnxModel(onnx_file(model_dir, saved))  # the recorded checksum matches the written file

@@ -11,6 +11,7 @@ model with an ONNX file runs without it.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,8 @@ import numpy as np
 from ._io import sha256_file, write_atomic, write_json
 from .errors import ParameterError, WeightsError
 from .features import FeatureConfig
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "musicnn-gtzan"
 BACKENDS = ("auto", "onnx", "torch")
@@ -205,6 +208,21 @@ def load_backbone(name: str) -> tuple[Any, list[str]]:
     return load_module(path, cfg), list(cfg["labels"])
 
 
+def onnx_file(path: Path, cfg: dict[str, Any]) -> Path:
+    """The model directory's ONNX file, checked against the sha256 in ``cfg["onnx"]`` (a missing checksum is
+    an error for shipped models; a user's own directory is only warned about)."""
+    entry = cfg.get("onnx")
+    if not isinstance(entry, dict) or "file" not in entry:
+        raise WeightsError(f"{path / 'config.json'}: no ONNX export recorded (run scripts/export_onnx.py)")
+    file = path / entry["file"]
+    if not file.is_file():
+        raise WeightsError(f"{file}: ONNX file not found")
+    if entry.get("sha256") is None and not is_shipped(path):
+        log.warning("%s: no sha256 recorded; the ONNX file is not checked", file)
+    check_file(file, entry.get("sha256"), required=is_shipped(path))
+    return file
+
+
 def load_model(name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
                batch_size: int | None = None) -> LoadedModel:
     """Resolve, check and load a model directory onto a runtime backend (ONNX Runtime or torch)."""
@@ -217,7 +235,7 @@ def load_model(name_or_dir: str | Path | None = None, *, device: str = "auto", b
     if chosen == "onnx":
         from .runtime.onnx import OnnxModel
 
-        runner: Any = OnnxModel(path, cfg)
+        runner: Any = OnnxModel(onnx_file(path, cfg))
     else:
         from .runtime.torch import TorchRunner
 

@@ -1,7 +1,7 @@
 """ONNX Runtime backend: runs a model directory's exported graph (``model.onnx``) without torch.
 
 The graph is written by ``scripts/export_onnx.py`` from the torch module, and its sha256 is recorded
-in the directory's ``config.json`` under ``"onnx"``; a shipped model without that checksum is refused.
+in the directory's ``config.json`` under ``"onnx"``; ``hub.onnx_file`` checks it before a session opens.
 The outputs are the raw ones of the torch module (``logits``, and ``tags`` where the model has them):
 softmax/sigmoid stay with the caller, as for the torch backend.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,23 +22,6 @@ log = logging.getLogger(__name__)
 DEFAULT_THREADS = 1
 
 
-def check_onnx_file(path: Path, config: dict[str, Any]) -> Path:
-    """The directory's ONNX file after checking it against the sha256 in ``config["onnx"]`` (a missing
-    checksum is an error for shipped models; for user model directories it only skips the check)."""
-    from ..hub import check_file, is_shipped
-
-    entry = config.get("onnx")
-    if not isinstance(entry, dict) or "file" not in entry:
-        raise WeightsError(f"{path / 'config.json'}: no ONNX export recorded (run scripts/export_onnx.py)")
-    file = path / entry["file"]
-    if not file.is_file():
-        raise WeightsError(f"{file}: ONNX file not found")
-    if entry.get("sha256") is None and not is_shipped(path):
-        log.warning("%s: no sha256 recorded; the ONNX file is not checked", file)
-    check_file(file, entry.get("sha256"), required=is_shipped(path))
-    return file
-
-
 class OnnxModel:
     """A model directory's ONNX graph in an ONNX Runtime CPU session.
 
@@ -50,11 +32,11 @@ class OnnxModel:
     backend = "onnx"
     device = "cpu"
 
-    def __init__(self, path: Path, config: dict[str, Any], *, threads: int = DEFAULT_THREADS) -> None:
+    def __init__(self, file: Path, *, threads: int = DEFAULT_THREADS) -> None:
+        """``file``: a checked ONNX file (``hub.onnx_file`` verifies it against the model's manifest)."""
         import onnxruntime as ort
 
-        self.path = Path(path)
-        self.file = check_onnx_file(self.path, config)
+        self.file = Path(file)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
