@@ -83,8 +83,8 @@ class MusicEvidence:
     """Cheap signal statistics that tell music from garbage: silence, DC, lone clicks, white noise.
 
     Frames of ``FRAME`` samples at the target rate, DC removed; a frame is active above -60 dBFS RMS.
-    Input with under ``MIN_ACTIVE_SECONDS`` of active frames, or whose active frames are as flat as
-    white noise (median spectral flatness above ``NOISE_FLATNESS``), is not music.
+    Input with under ``MIN_ACTIVE_SECONDS`` of active frames, or whose active frames are nearly all
+    as flat as white noise (90% of them above spectral flatness ``NOISE_FLATNESS``), is not music.
     """
 
     FRAME = 1024
@@ -124,7 +124,7 @@ class MusicEvidence:
             return "silent: nothing above -60 dBFS"
         if self.active * self.FRAME / self.sr < self.MIN_ACTIVE_SECONDS:
             return "silent apart from isolated clicks or a constant level"
-        flat = float(np.median(np.concatenate(self.flatness)))
+        flat = float(np.quantile(np.concatenate(self.flatness), 0.1))  # noise-like nearly throughout
         if flat > self.NOISE_FLATNESS:
             return f"noise-like signal (spectral flatness {flat:.2f})"
         return None
