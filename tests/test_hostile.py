@@ -5,6 +5,7 @@ downmix on every path, the no-music gate, printable names)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -290,3 +291,29 @@ def test_real_music_is_never_refused():
             refused.append(f"{clip}: {why}")
     print(f"{len(clips) - len(refused)} of {len(clips)} clips pass the no-music gate")
     assert not refused
+
+
+def test_decoder_words_only_in_the_log(corpus, capsys, caplog):
+    rot = next(str(c.path) for c in corpus if c.path.name == "bitrot.mp3")
+    assert main(["predict", rot, "-f", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert "@ 0x" not in out + err and "Header missing" not in out + err  # no raw decoder text
+    assert json.loads(out)[0]["warnings"][0].startswith("corrupt or truncated: ")
+    caplog.set_level(logging.INFO, logger="musicgenre")
+    load_audio(rot, sr=16000)
+    assert any("ffmpeg said" in r.getMessage() for r in caplog.records)
+
+
+def test_output_to_a_device_writes_through(tmp_path):
+    from musicgenre.output import write_atomic
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    import threading
+
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    write_atomic(fifo, "hello\n")
+    reader.join(timeout=10)
+    assert got == [b"hello\n"] and stat.S_ISFIFO(fifo.lstat().st_mode)  # still the FIFO, not a file

@@ -50,6 +50,10 @@ def _table(p: Any, top_k: int, top_tags: int) -> str:
 def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so an interrupted run never leaves a half-written file."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # /dev/null, /dev/stdout, a FIFO: never replace it with a file
+        with open(path, "w", newline="") as f:
+            f.write(text)
+        return
     fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", newline="") as f:
