@@ -352,3 +352,15 @@ def test_chained_streams_decode_in_full_and_damage_is_reported(corpus):
     seconds = sum(len(b) for b in d.blocks) / 16000
     assert 1.0 < seconds < 3.0 and d.info.declared_seconds == pytest.approx(4.0, abs=0.01)
     assert d.info.warnings == [f"corrupt or truncated: decoded {seconds:.1f} of 4.0 s"]
+
+
+def test_symlinked_folders_are_walked_once_even_when_they_loop(tmp_path):
+    (tmp_path / "lib" / "a").mkdir(parents=True)
+    sf.write(tmp_path / "lib" / "a" / "x.wav", tone(1.0), SR)
+    os.symlink(tmp_path / "lib", tmp_path / "lib" / "a" / "back")  # a loop
+    (tmp_path / "elsewhere").mkdir()
+    sf.write(tmp_path / "elsewhere" / "y.flac", tone(1.0), SR)
+    os.symlink(tmp_path / "elsewhere", tmp_path / "lib" / "linked")
+    errors: list[str] = []
+    found = list(find_audio_files([tmp_path / "lib"], errors=errors))
+    assert found == [tmp_path / "lib" / "a" / "x.wav", tmp_path / "lib" / "linked" / "y.flac"] and not errors

@@ -165,7 +165,19 @@ def find_audio_files(paths: list[Any], *, errors: list[str]) -> Iterator[Path]:
         problem = _stat_problem(p)
         if problem is None and p.is_dir():
             found: list[Path] = []
-            for root, dirs, files in os.walk(p, onerror=lambda e: errors.append(_os_error_line(e))):
+            seen: set[tuple[int, int]] = set()  # folders already walked: symlinked folders may loop
+            walk = os.walk(p, followlinks=True, onerror=lambda e: errors.append(_os_error_line(e)))
+            for root, dirs, files in walk:
+                try:
+                    st = os.stat(root)
+                except OSError as e:
+                    errors.append(_os_error_line(e))
+                    dirs.clear()
+                    continue
+                if (st.st_dev, st.st_ino) in seen:
+                    dirs.clear()
+                    continue
+                seen.add((st.st_dev, st.st_ino))
                 dirs.sort()
                 found.extend(Path(root) / f for f in files if Path(f).suffix.lower() in AUDIO_EXTENSIONS)
             found.sort()
