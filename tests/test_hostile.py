@@ -364,3 +364,16 @@ def test_symlinked_folders_are_walked_once_even_when_they_loop(tmp_path):
     errors: list[str] = []
     found = list(find_audio_files([tmp_path / "lib"], errors=errors))
     assert found == [tmp_path / "lib" / "a" / "x.wav", tmp_path / "lib" / "linked" / "y.flac"] and not errors
+
+
+def test_mpg123_noise_stays_off_the_terminal_without_ffmpeg(corpus, monkeypatch, capfd):
+    monkeypatch.setattr("musicgenre.audio.ffmpeg_path", lambda: None)
+    for c in corpus:
+        if c.path.suffix == ".mp3" and c.path.exists():
+            try:
+                load_audio(c.path, sr=16000)
+            except AudioDecodeError:
+                pass
+    os.write(2, b"kept\n")
+    err = capfd.readouterr().err
+    assert "Warning:" not in err and "libmpg123" not in err and "kept" in err
