@@ -214,6 +214,16 @@ def test_long_input_is_truncated_and_says_so(classifier, tmp_path, capsys):
     assert abs(sum(len(b) for b in d.blocks) / 16000 - 5.0) < 0.01 and d.info.truncated
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("limit", [30, 45])  # the window limit, or the audio limit, stops decoding first
+def test_truncation_is_reported_whichever_limit_stops_first(classifier, tmp_path, limit):
+    path = tmp_path / "x.wav"
+    sf.write(path, music(70.0), SR)
+    assert classifier.predict(path, max_seconds=limit).warnings[0].startswith("too long: analysed the first")
+    sf.write(path, music(limit), SR)
+    assert classifier.predict(path, max_seconds=limit).warnings == []
+
+
 @pytest.mark.parametrize("bad", [True, float("nan"), -1, 0.5, "44100", 10**9])
 def test_bad_sample_rates_are_refused(bad):
     with pytest.raises(AudioDecodeError) as e:

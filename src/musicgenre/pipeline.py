@@ -322,8 +322,12 @@ class Classifier:
             peaks.append(pk)
             if t is not None:
                 tags.append(t)
+        info = windows.decoded.info
+        if windows.truncated and not info.truncated:  # the window limit stopped decoding first
+            declared = info.declared_seconds
+            info.truncated = declared is None or declared > windows.seconds + self.model.features.patch_seconds
         return self._prediction(windows.name, np.concatenate(probs), np.concatenate(tags) if tags else None,
-                                np.concatenate(peaks), windows.seconds, windows.decoded.info)
+                                np.concatenate(peaks), windows.seconds, info)
 
     def _predict_one(self, src: Any, max_seconds: float | None) -> Prediction:
         """``predict`` for one batch input: every failure, even an unexpected one, becomes a
