@@ -111,7 +111,7 @@ def build(root: Path, *, seed: int = 1234) -> list[Case]:
         add("bitrot.m4a", NO_GENRE | {GENRE}, bytes(rot))
         # chained Ogg and concatenated MP3 whose parts differ in sample rate: decoded in full
         a, b = root / "_a.wav", root / "_b.wav"
-        sf.write(a, music(3.0, seed=1), 44100)
+        sf.write(a, music(3.0, seed=1), 44100)  # 22.05-kHz samples written at 44.1 kHz: 1.5 s, an octave up
         sf.write(b, music(3.0, seed=2), 22050)
         parts = [_ffmpeg(a, root / "_a.ogg", "-c:a", "libvorbis"), _ffmpeg(b, root / "_b.ogg", "-c:a", "libvorbis")]
         add("chained.ogg", GENRE, b"".join(p.read_bytes() for p in parts))

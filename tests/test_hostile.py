@@ -5,6 +5,7 @@ downmix on every path, the no-music gate, printable names)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -213,6 +214,16 @@ def test_long_input_is_truncated_and_says_so(classifier, tmp_path, capsys):
     assert abs(sum(len(b) for b in d.blocks) / 16000 - 5.0) < 0.01 and d.info.truncated
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("limit", [30, 45])  # the window limit, or the audio limit, stops decoding first
+def test_truncation_is_reported_whichever_limit_stops_first(classifier, tmp_path, limit):
+    path = tmp_path / "x.wav"
+    sf.write(path, music(70.0), SR)
+    assert classifier.predict(path, max_seconds=limit).warnings[0].startswith("too long: analysed the first")
+    sf.write(path, music(limit), SR)
+    assert classifier.predict(path, max_seconds=limit).warnings == []
+
+
 @pytest.mark.parametrize("bad", [True, float("nan"), -1, 0.5, "44100", 10**9])
 def test_bad_sample_rates_are_refused(bad):
     with pytest.raises(AudioDecodeError) as e:
@@ -248,24 +259,48 @@ def test_no_music_error_is_a_decode_error_with_a_reason(classifier, corpus):
     assert type(clone) is NoMusicError and clone.reason is Reason.NO_MUSIC and str(clone) == str(e.value)
 
 
-CONTAINERS = {
-    "flac": ["-c:a", "flac"], "ogg": ["-c:a", "libvorbis", "-q:a", "8"], "opus": ["-c:a", "libopus", "-b:a", "256k"],
-    "webm": ["-c:a", "libopus", "-b:a", "256k"], "mp3": ["-c:a", "libmp3lame", "-b:a", "320k"],
-    "alac.m4a": ["-c:a", "alac"], "aac.m4a": ["-c:a", "aac", "-b:a", "256k"], "aiff": [], "mka": ["-c:a", "pcm_s16le"],
+LOSSLESS = {  # soundfile reads wav/flac/aiff; ffmpeg reads the others
+    "flac": ["-c:a", "flac"], "aiff": [], "alac.m4a": ["-c:a", "alac"], "mka": ["-c:a", "pcm_s16le"],
+    "wv": ["-c:a", "wavpack"], "caf": ["-c:a", "pcm_s16le"],
 }
+LOSSY = {
+    "ogg": ["-c:a", "libvorbis", "-q:a", "8"], "opus": ["-c:a", "libopus", "-b:a", "256k"],
+    "webm": ["-c:a", "libopus", "-b:a", "256k"], "mp3": ["-c:a", "libmp3lame", "-b:a", "320k"],
+    "aac.m4a": ["-c:a", "aac", "-b:a", "256k"],
+}
+
+
+def _encode(src: Path, dst: Path, args: list[str]) -> Path:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), *args, str(dst)], check=True)
+    return dst
+
+
+def _max_diff(a: dict[str, float], b: dict[str, float]) -> float:
+    return max(abs(a[k] - b[k]) for k in a)
 
 
 @pytest.mark.slow
 def test_same_audio_in_any_container_gets_the_same_scores(classifier, tmp_path, have_ffmpeg):
+    """One downmix on every path: the same samples give the same scores whichever decoder reads them.
+
+    Stereo with unequal channels, so a decoder that mixes differently (ffmpeg's ``-ac 1`` was 3 dB
+    louder) shows. Lossless containers must match the WAV; a lossy file must match its own samples
+    written out as WAV (the codec itself changes the audio, and with it the scores, by up to 0.06).
+    """
     wav = tmp_path / "song.wav"
     sf.write(wav, music(8.0, channels=2, seed=7) * np.array([1.0, 0.6], np.float32), 44100)
     ref = classifier.predict(wav).scores
-    for ext, args in CONTAINERS.items():
-        out = tmp_path / f"song.{ext}"
-        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), *args, str(out)], check=True)
-        scores = classifier.predict(out).scores
-        diff = max(abs(scores[k] - ref[k]) for k in ref)
+    for ext, args in LOSSLESS.items():
+        diff = _max_diff(ref, classifier.predict(_encode(wav, tmp_path / f"song.{ext}", args)).scores)
         assert diff <= 0.01, f"{ext}: scores differ from the WAV's by {diff:.4f}"
+    lossy = {}
+    for ext, args in LOSSY.items():
+        coded = _encode(wav, tmp_path / f"song.{ext}", args)
+        lossy[ext] = classifier.predict(coded).scores
+        as_wav = _encode(coded, tmp_path / f"{ext}.decoded.wav", ["-c:a", "pcm_f32le"])  # every channel kept
+        diff = _max_diff(lossy[ext], classifier.predict(as_wav).scores)
+        assert diff <= 0.01, f"{ext}: ffmpeg path and soundfile path differ by {diff:.4f}"
+    assert _max_diff(lossy["opus"], lossy["webm"]) <= 0.01
 
 
 @pytest.mark.slow
@@ -290,3 +325,65 @@ def test_real_music_is_never_refused():
             refused.append(f"{clip}: {why}")
     print(f"{len(clips) - len(refused)} of {len(clips)} clips pass the no-music gate")
     assert not refused
+
+
+def test_decoder_words_only_in_the_log(corpus, capsys, caplog):
+    rot = next(str(c.path) for c in corpus if c.path.name == "bitrot.mp3")
+    assert main(["predict", rot, "-f", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert "@ 0x" not in out + err and "Header missing" not in out + err  # no raw decoder text
+    assert json.loads(out)[0]["warnings"][0].startswith("corrupt or truncated: ")
+    caplog.set_level(logging.INFO, logger="musicgenre")
+    load_audio(rot, sr=16000)
+    assert any("ffmpeg said" in r.getMessage() for r in caplog.records)
+
+
+def test_output_to_a_device_writes_through(tmp_path):
+    from musicgenre.output import write_atomic
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    import threading
+
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    write_atomic(fifo, "hello\n")
+    reader.join(timeout=10)
+    assert got == [b"hello\n"] and stat.S_ISFIFO(fifo.lstat().st_mode)  # still the FIFO, not a file
+
+
+def test_chained_streams_decode_in_full_and_damage_is_reported(corpus):
+    by_name = {c.path.name: c.path for c in corpus}
+    for name in ("chained.ogg", "concat.mp3"):  # 1.5 s at 44.1 kHz, then 3 s at 22.05 kHz
+        d = stream_audio(by_name[name], sr=16000)
+        assert abs(sum(len(b) for b in d.blocks) / 16000 - 4.5) < 0.2, name
+    d = stream_audio(by_name["half.flac"], sr=16000)
+    seconds = sum(len(b) for b in d.blocks) / 16000
+    assert 1.0 < seconds < 3.0 and d.info.declared_seconds == pytest.approx(4.0, abs=0.01)
+    assert d.info.warnings == [f"corrupt or truncated: decoded {seconds:.1f} of 4.0 s"]
+
+
+def test_symlinked_folders_are_walked_once_even_when_they_loop(tmp_path):
+    (tmp_path / "lib" / "a").mkdir(parents=True)
+    sf.write(tmp_path / "lib" / "a" / "x.wav", tone(1.0), SR)
+    os.symlink(tmp_path / "lib", tmp_path / "lib" / "a" / "back")  # a loop
+    (tmp_path / "elsewhere").mkdir()
+    sf.write(tmp_path / "elsewhere" / "y.flac", tone(1.0), SR)
+    os.symlink(tmp_path / "elsewhere", tmp_path / "lib" / "linked")
+    errors: list[str] = []
+    found = list(find_audio_files([tmp_path / "lib"], errors=errors))
+    assert found == [tmp_path / "lib" / "a" / "x.wav", tmp_path / "lib" / "linked" / "y.flac"] and not errors
+
+
+def test_mpg123_noise_stays_off_the_terminal_without_ffmpeg(corpus, monkeypatch, capfd):
+    monkeypatch.setattr("musicgenre.audio.ffmpeg_path", lambda: None)
+    for c in corpus:
+        if c.path.suffix == ".mp3" and c.path.exists():
+            try:
+                load_audio(c.path, sr=16000)
+            except AudioDecodeError:
+                pass
+    os.write(2, b"kept\n")
+    err = capfd.readouterr().err
+    assert "Warning:" not in err and "libmpg123" not in err and "kept" in err

@@ -186,8 +186,14 @@ def decode(path: Path, *, shown: str, max_seconds: float, block_frames: int, run
            "-format_whitelist", DEMUXERS, "-i", url, "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1",
            "-fflags", "+bitexact", "-t", f"{max_seconds + 1:.3f}", "-c:a", "pcm_f32le", "-f", "wav", "pipe:1"]
     # its own process group, so that killing it also kills anything it started
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=hasattr(os, "killpg"))
+    # stdin: a pipe closed at once (EOF), which needs no /dev/null
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=hasattr(os, "killpg"))
+    except OSError as e:
+        raise FFmpegFailed("UNSUPPORTED_CODEC", f"ffmpeg could not start ({e.strerror or e})") from None
+    assert proc.stdin is not None
+    proc.stdin.close()
     drain = threading.Thread(target=_drain, args=(proc.stderr, run, url[5:], shown), daemon=True)
     drain.start()
     reader = _Reader(proc)

@@ -20,8 +20,11 @@ import logging
 import math
 import os
 import stat
+import sys
 import tempfile
+import threading
 from collections.abc import Generator, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,8 +86,8 @@ class MusicEvidence:
     """Cheap signal statistics that tell music from garbage: silence, DC, lone clicks, white noise.
 
     Frames of ``FRAME`` samples at the target rate, DC removed; a frame is active above -60 dBFS RMS.
-    Input with under ``MIN_ACTIVE_SECONDS`` of active frames, or whose active frames are as flat as
-    white noise (median spectral flatness above ``NOISE_FLATNESS``), is not music.
+    Input with under ``MIN_ACTIVE_SECONDS`` of active frames, or whose active frames are nearly all
+    as flat as white noise (90% of them above spectral flatness ``NOISE_FLATNESS``), is not music.
     """
 
     FRAME = 1024
@@ -124,7 +127,7 @@ class MusicEvidence:
             return "silent: nothing above -60 dBFS"
         if self.active * self.FRAME / self.sr < self.MIN_ACTIVE_SECONDS:
             return "silent apart from isolated clicks or a constant level"
-        flat = float(np.median(np.concatenate(self.flatness)))
+        flat = float(np.quantile(np.concatenate(self.flatness), 0.1))  # noise-like nearly throughout
         if flat > self.NOISE_FLATNESS:
             return f"noise-like signal (spectral flatness {flat:.2f})"
         return None
@@ -165,7 +168,19 @@ def find_audio_files(paths: list[Any], *, errors: list[str]) -> Iterator[Path]:
         problem = _stat_problem(p)
         if problem is None and p.is_dir():
             found: list[Path] = []
-            for root, dirs, files in os.walk(p, onerror=lambda e: errors.append(_os_error_line(e))):
+            seen: set[tuple[int, int]] = set()  # folders already walked: symlinked folders may loop
+            walk = os.walk(p, followlinks=True, onerror=lambda e: errors.append(_os_error_line(e)))
+            for root, dirs, files in walk:
+                try:
+                    st = os.stat(root)
+                except OSError as e:
+                    errors.append(_os_error_line(e))
+                    dirs.clear()
+                    continue
+                if (st.st_dev, st.st_ino) in seen:
+                    dirs.clear()
+                    continue
+                seen.add((st.st_dev, st.st_ino))
                 dirs.sort()
                 found.extend(Path(root) / f for f in files if Path(f).suffix.lower() in AUDIO_EXTENSIONS)
             found.sort()
@@ -393,6 +408,50 @@ def _limited(name: str, frames: Iterator[np.ndarray], sr_in: int, sr: int, info:
     yield tail
 
 
+_fd2_lock = threading.Lock()
+_fd2_state: dict[str, Any] = {"users": 0}
+_MPG123_NOISE = (b"Warning: ", b"Note: ", b"[src/libmpg123", b"[libmpg123", b"[mpg123")
+
+
+@contextmanager
+def _quiet_fd2() -> Iterator[None]:
+    """Keep mpg123 (inside libsndfile), which writes straight to file descriptor 2, off the terminal.
+
+    While any thread is inside, fd 2 points to a temporary file; when the last one leaves, the
+    decoder's lines go to the log and anything else written meanwhile goes back to stderr.
+    """
+    with _fd2_lock:
+        if _fd2_state["users"] == 0:
+            sys.stderr.flush()
+            capture = tempfile.TemporaryFile()
+            _fd2_state.update(capture=capture, saved=os.dup(2))
+            os.dup2(capture.fileno(), 2)
+        _fd2_state["users"] += 1
+    try:
+        yield
+    finally:
+        with _fd2_lock:
+            _fd2_state["users"] -= 1
+            if _fd2_state["users"] == 0:
+                sys.stderr.flush()
+                os.dup2(_fd2_state["saved"], 2)
+                os.close(_fd2_state["saved"])
+                capture = _fd2_state.pop("capture")
+                capture.seek(0)
+                lines = capture.read().splitlines(keepends=True)
+                capture.close()
+                noise = [ln for ln in lines if ln.lstrip().startswith(_MPG123_NOISE)]
+                if noise:
+                    log.info("mpg123 said: %s", b" | ".join(ln.strip() for ln in noise).decode(errors="replace"))
+                other = b"".join(ln for ln in lines if ln not in noise)
+                if other:
+                    os.write(2, other)
+
+
+def _quiet_if(noisy: bool) -> AbstractContextManager[None]:
+    return _quiet_fd2() if noisy else nullcontext()
+
+
 def _open_soundfile(target: Any) -> tuple[Any, str | None]:
     import soundfile as sf
 
@@ -429,7 +488,8 @@ def _soundfile_frames(name: str, f: Any, block_seconds: float, info: DecodeInfo)
     read = 0
     try:
         while True:
-            block = f.read(step, dtype="float32", always_2d=True)
+            with _quiet_if(f.format == "MP3"):
+                block = f.read(step, dtype="float32", always_2d=True)
             if not len(block):
                 break
             read += len(block)
@@ -448,13 +508,21 @@ def _soundfile_first(head: bytes) -> bool:
 
 
 def _file_blocks(name: str, path: Path, sr: int, block_seconds: float, info: DecodeInfo, head: bytes) -> Blocks:
-    f, why = _open_soundfile(str(path)) if _soundfile_first(head) else (None, None)
+    if not _soundfile_first(head):
+        f, why = None, None
+    else:
+        with _quiet_if(not head.startswith(_SOUNDFILE_MAGIC)):  # MP3 without ffmpeg
+            f, why = _open_soundfile(str(path))
     yield from _decode_any(name, f, why, path, path.stat().st_size, sr, block_seconds, info)
 
 
 def _bytes_blocks(name: str, data: bytes, sr: int, block_seconds: float, info: DecodeInfo) -> Blocks:
     _sniff(name, data[:_TEXT_SNIFF])
-    f, why = _open_soundfile(io.BytesIO(data)) if _soundfile_first(data[:16]) else (None, None)
+    if not _soundfile_first(data[:16]):
+        f, why = None, None
+    else:
+        with _quiet_if(not data.startswith(_SOUNDFILE_MAGIC)):  # MP3 without ffmpeg
+            f, why = _open_soundfile(io.BytesIO(data))
     if ffmpeg_path() is None or (f is not None and f.format in _SOUNDFILE_FIRST):
         yield from _decode_any(name, f, why, None, len(data), sr, block_seconds, info)
         return

@@ -81,7 +81,7 @@ class Ensemble:
         tags = merge_tags(tag_names, np.array([v for p in preds for v in p.tags.values()]))
         return Prediction(source=preds[0].source, scores=sorted_scores(self.labels, probs), tags=tags,
                           segments=_combine_segments(preds, self.labels), duration=preds[0].duration,
-                          model=self.name)
+                          model=self.name, warnings=preds[0].warnings)
 
 
 def _combine_segments(preds: list[Prediction], labels: list[str]) -> list[Segment]:

@@ -117,6 +117,9 @@ class Classifier:
         """
         windows, probs, tags, peaks = self.window_outputs(x, max_seconds=max_seconds)
         info = windows.decoded.info
+        if windows.truncated and not info.truncated:  # the window limit stopped decoding first
+            declared = info.declared_seconds
+            info.truncated = declared is None or declared > windows.seconds + self.window_seconds
         not_music = info.evidence.verdict() if info.evidence is not None else None
         if not_music is not None:
             raise NoMusicError(windows.name, Reason.NO_MUSIC, not_music)
