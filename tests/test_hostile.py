@@ -25,6 +25,7 @@ from musicgenre._names import printable_name
 from musicgenre.audio import DEFAULT_MAX_MINUTES, find_audio_files, load_audio, stream_audio, to_mono
 from musicgenre.cli import main
 from musicgenre.errors import AudioDecodeError, MusicGenreError, NoMusicError, ParameterError, Reason
+from musicgenre.pipeline import predict_many
 
 from .conftest import ROOT, tone
 from .hostile_corpus import GENRE, SR, build, music, outcome
@@ -50,7 +51,7 @@ def test_corpus_through_predict_many(classifier, corpus):
     inputs = [str(c.path) for c in corpus] + extra
     results, gaps = [], []
     t = time.monotonic()
-    for r in classifier.predict_many(inputs, workers=2, on_error="return"):
+    for r in predict_many(classifier, inputs, workers=2, on_error="return"):
         now = time.monotonic()
         results.append(r)
         gaps.append(now - t)
@@ -233,13 +234,13 @@ def test_bad_sample_rates_are_refused(bad):
 
 def test_predict_many_api_contract(classifier, tmp_path):
     with pytest.raises(ParameterError):
-        list(classifier.predict_many(str(tmp_path)))
+        list(predict_many(classifier, str(tmp_path)))
     good = tmp_path / "a.wav"
     sf.write(good, music(3.0), SR)
-    out = list(classifier.predict_many([None, good, object(), good], on_error="return"))
+    out = list(predict_many(classifier, [None, good, object(), good], on_error="return"))
     assert [type(r).__name__ for r in out] == ["AudioDecodeError", "Prediction", "AudioDecodeError", "Prediction"]
     with pytest.raises(AudioDecodeError, match="<None>: invalid input"):
-        list(classifier.predict_many([None], on_error="raise"))
+        list(predict_many(classifier, [None], on_error="raise"))
 
 
 # --- garbage never gets a genre; one downmix ------------------------------------------------------------
@@ -336,21 +337,6 @@ def test_decoder_words_only_in_the_log(corpus, capsys, caplog):
     caplog.set_level(logging.INFO, logger="musicgenre")
     load_audio(rot, sr=16000)
     assert any("ffmpeg said" in r.getMessage() for r in caplog.records)
-
-
-def test_output_to_a_device_writes_through(tmp_path):
-    from musicgenre.output import write_atomic
-
-    fifo = tmp_path / "out.fifo"
-    os.mkfifo(fifo)
-    got: list[bytes] = []
-    import threading
-
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
-    reader.start()
-    write_atomic(fifo, "hello\n")
-    reader.join(timeout=10)
-    assert got == [b"hello\n"] and stat.S_ISFIFO(fifo.lstat().st_mode)  # still the FIFO, not a file
 
 
 def test_chained_streams_decode_in_full_and_damage_is_reported(corpus):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from musicgenre import AudioDecodeError, Classifier, ParameterError, Prediction, WeightsError
+from musicgenre.pipeline import predict_many
 
 from .conftest import EXAMPLES, tone, write_audio
 
@@ -95,12 +96,12 @@ def test_predict_many_keeps_order_and_goes_past_errors(classifier, tmp_path):
     bad = tmp_path / "bad.mp3"
     bad.write_bytes(b"not an mp3 at all" * 10)
     srcs = [EXAMPLES / "jazz_vibe_ace.ogg", bad, EXAMPLES / "classical_hungarian_dance_5.ogg"]
-    out = list(classifier.predict_many(srcs, on_error="return"))
+    out = list(predict_many(classifier, srcs, on_error="return"))
     assert isinstance(out[0], Prediction) and isinstance(out[2], Prediction)
     assert isinstance(out[1], AudioDecodeError) and "bad.mp3" in str(out[1])
     assert out[2].source.endswith("classical_hungarian_dance_5.ogg")
     with pytest.raises(AudioDecodeError):
-        list(classifier.predict_many(srcs, on_error="raise"))
+        list(predict_many(classifier, srcs, on_error="raise"))
 
 
 def test_model_dir_checksum_and_errors(tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from . import __version__
@@ -22,15 +21,9 @@ def _err(msg: str) -> None:
     print(f"musicgenre: error: {msg}", file=sys.stderr)
 
 
-def iter_audio_files(paths: list[str], errors: list[str]) -> Iterator[Path]:
-    """``audio.find_audio_files``: unusable inputs are reported in ``errors`` and skipped."""
-    from .audio import find_audio_files
-
-    return find_audio_files(paths, errors=errors)
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     from ._io import write_atomic
+    from .audio import find_audio_files
     from .output import render
     from .pipeline import load, predict_many
 
@@ -39,7 +32,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not args.max_minutes > 0:
         raise ParameterError("--max-minutes must be a positive number")
     errors: list[str] = []
-    files = list(iter_audio_files(args.inputs, errors))
+    files = list(find_audio_files(args.inputs, errors=errors))
     for e in errors:
         _err(e)
     if not files:
@@ -115,12 +108,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    from .audio import find_audio_files
     from .library.scan import scan
     from .library.tags import TagWriter
     from .pipeline import load
 
     errors: list[str] = []
-    files = list(iter_audio_files(args.dirs, errors))
+    files = list(find_audio_files(args.dirs, errors=errors))
     for e in errors:
         _err(e)
     tagger = None
