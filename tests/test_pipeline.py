@@ -72,7 +72,7 @@ def test_streaming_equals_whole_file(classifier, tmp_path, monkeypatch):
     import musicgenre.audio as audio
 
     orig = audio.stream_audio
-    monkeypatch.setattr("musicgenre.windows.stream_audio", lambda s, sr: orig(s, sr=sr, block_seconds=0.37))
+    monkeypatch.setattr("musicgenre.windows.stream_audio", lambda s, sr, **kw: orig(s, sr=sr, block_seconds=0.37, **kw))
     blocky = classifier.predict(path)
     np.testing.assert_allclose(list(whole.scores.values()), list(blocky.scores.values()), atol=1e-4)
 
@@ -111,11 +111,12 @@ def test_model_dir_checksum_and_errors(tmp_path):
     shutil.copytree(weights_dir() / "musicnn_gtzan", copy)
     clf = Classifier.from_pretrained(copy, device="cpu")
     assert clf.labels[0] == "blues"
-    data = bytearray((copy / "model.safetensors").read_bytes())
-    data[-1] ^= 0x01
-    (copy / "model.safetensors").write_bytes(bytes(data))
-    with pytest.raises(WeightsError, match="checksum mismatch"):
-        Classifier.from_pretrained(copy)
+    for weights, backend in (("model.safetensors", "torch"), ("model.onnx", "onnx")):
+        data = bytearray((copy / weights).read_bytes())
+        data[-1] ^= 0x01
+        (copy / weights).write_bytes(bytes(data))
+        with pytest.raises(WeightsError, match="checksum mismatch"):
+            Classifier.from_pretrained(copy, backend=backend)
     with pytest.raises(ParameterError, match="unknown model"):
         Classifier.from_pretrained("no-such-model")
     with pytest.raises(WeightsError, match="not a model directory"):
