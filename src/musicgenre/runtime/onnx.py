@@ -36,6 +36,7 @@ class OnnxModel:
         """``file``: a checked ONNX file (``hub.onnx_file`` verifies it against the model's manifest)."""
         import onnxruntime as ort
 
+        ort.disable_telemetry_events()  # offline by design: no usage events, ever
         self.file = Path(file)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
