@@ -39,7 +39,9 @@ from musicgenre.train.head import (  # noqa: E402
     window_logits,
 )
 
+RECIPE_PATH = ROOT / "recipes" / "musicnn-genre.toml"
 TEN = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
+AUG = ("clean", "mp3_64k", "phone")
 NO_POP = {"classical": "classical", "rock": "rock", "pop": "", "electronic": ""}
 
 # name -> (what changes, recipe overrides). Each is one validation run on cached features.
@@ -51,15 +53,26 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "msd-linear-clean": ("MSD, linear head (no hidden layer)", {"hidden": 0, "conditions": ("clean",)}),
     "msd-nobalance-clean": ("MSD, no class balancing", {"balance": "none", "conditions": ("clean",)}),
     "msd-mixup-clean": ("MSD, mixup a=0.4", {"mixup": 0.4, "conditions": ("clean",)}),
-    "msd-aug": ("MSD, clean + MP3 64k + phone copies", {}),
-    "msd-aug-mixup": ("MSD, degraded copies + mixup a=0.4", {"mixup": 0.4}),
+    "msd-linear-emb-clean": ("MSD embedding only, linear head", {"hidden": 0, "features": "embedding",
+                                                                  "conditions": ("clean",)}),
+    "msd-linear-nobalance-clean": ("MSD, linear head, no class balancing", {"hidden": 0, "balance": "none",
+                                                                           "conditions": ("clean",)}),
+    "msd-linear-mixup-clean": ("MSD, linear head, mixup a=0.4", {"hidden": 0, "mixup": 0.4,
+                                                                 "conditions": ("clean",)}),
+    "msd-linear-wd1e-2-clean": ("MSD, linear head, weight decay 1e-2", {"hidden": 0, "weight_decay": 1e-2,
+                                                                        "conditions": ("clean",)}),
+    "msd-linear-11-electronic": ("MSD, linear head, 11 labels (+ Emotify electronic)", {
+        "hidden": 0, "conditions": ("clean",), "labels": (*TEN, "electronic"),
+        "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
+    "msd-aug": ("MSD, clean + MP3 64k + phone copies", {"conditions": AUG}),
+    "msd-aug-mixup": ("MSD, degraded copies + mixup a=0.4", {"mixup": 0.4, "conditions": AUG}),
     "msd-pop-as-pop": ("MSD, Emotify pop -> GTZAN pop", {"conditions": ("clean",),
                                                           "emotify_labels": {**NO_POP, "pop": "pop"}}),
     "msd-11-electronic": ("MSD, 11 labels (+ Emotify electronic)", {
         "conditions": ("clean",), "labels": (*TEN, "electronic"),
         "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
     "msd-aug-11-electronic": ("MSD, 11 labels, degraded copies", {
-        "labels": (*TEN, "electronic"), "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
+        "conditions": AUG, "labels": (*TEN, "electronic"), "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
 }
 
 
@@ -126,7 +139,7 @@ def cross_source(recipe: Recipe) -> dict[str, Any]:
 def shipped(recipe: Recipe, model: str) -> dict[str, Any]:
     from musicgenre.train.evaluate import evaluate, recipe_examples
 
-    recipe_path = ROOT / "recipes" / f"{recipe.name}.toml"
+    recipe_path = RECIPE_PATH
     res: dict[str, Any] = {"model": model}
     val = validation_run(recipe)
     res["validation_run"] = {s: brief(val[s]) for s in ("gtzan", "emotify") if s in val}
@@ -160,7 +173,8 @@ def markdown_experiments(rows: dict[str, Any]) -> str:
 
 
 def markdown_shipped(res: dict[str, Any]) -> str:
-    lines = ["| figure | n | top-1 [95% CI] | top-3 | macro-F1 [95% CI] | ECE | min recall |", "|---|---|---|---|---|---|---|"]
+    lines = ["| figure | n | top-1 [95% CI] | top-3 | macro-F1 [95% CI] | ECE | min recall |",
+             "|---|---|---|---|---|---|---|"]
     rows = [(f"validation run, {s} valid (artist-disjoint)", b) for s, b in res["validation_run"].items()
             if isinstance(b, dict)]
     rows += [(k, v) for k, v in res.items() if k.startswith("shipped/")]
@@ -177,10 +191,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=("experiments", "shipped"))
     ap.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "musicnn-genre.toml")
-    ap.add_argument("--model", default="musicnn-genre", help="shipped model name or directory")
+    ap.add_argument("--model", default="musicnn-gtzan", help="shipped model name or directory")
     ap.add_argument("--only", nargs="*", help="experiments: run only these variants")
     args = ap.parse_args()
     recipe = Recipe.load(args.recipe)
+    global RECIPE_PATH
+    RECIPE_PATH = args.recipe
     if args.command == "experiments":
         res = run_experiments(recipe, args.only or list(VARIANTS))
         md = markdown_experiments(res)

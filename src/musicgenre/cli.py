@@ -161,7 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ParameterError("give either --recipe or ARCHITECTURE DATA, not both")
         from .train.head import Recipe, build
 
-        config = build(Recipe.load(args.recipe), args.output)
+        config = build(Recipe.load(args.recipe), args.output, recipe_file=str(args.recipe))
         print(json.dumps({"model": str(args.output), "temperature": config["temperature"],
                           "valid": config["metrics"]["valid"]}, indent=2))
         return 0

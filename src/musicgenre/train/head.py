@@ -30,7 +30,7 @@ from ..errors import ParameterError
 from ..features import FeatureConfig
 from ..pipeline import SILENCE_PEAK
 from ..weights_io import save_weights
-from .calibrate import fit_temperature, softmax
+from .calibrate import ece, fit_temperature, softmax
 from .embed import ClipFeatures, extract
 from .metrics import full_report
 
@@ -85,8 +85,9 @@ class Recipe:
         base = path.parent
         for key in ("gtzan",):
             flat[key] = tuple(str((base / p).resolve()) if not Path(p).is_absolute() else p for p in flat.get(key, ()))
-        if flat.get("emotify"):
-            flat["emotify"] = str((base / flat["emotify"]).resolve())
+        for key in ("emotify", "cache"):  # relative to the recipe file, like gtzan
+            if flat.get(key) and not Path(flat[key]).is_absolute():
+                flat[key] = str((base / flat[key]).resolve())
         for key in ("labels", "conditions"):
             if key in flat:
                 flat[key] = tuple(flat[key])
@@ -234,11 +235,12 @@ def validation_run(recipe: Recipe, *, train_on: tuple[str, ...] = ("train",), va
         if part:
             sub = assemble(recipe, part, ("clean",), loud_only=True)
             out[source] = evaluate_clips(recipe, head, sub, temperature)
-            out[source]["uncalibrated_ece"] = evaluate_clips(recipe, head, sub, 1.0)["ece"]
+            y_sub = np.array([recipe.labels.index(c.label) for c in sub.clips])
+            out[source]["uncalibrated_ece"] = ece(clip_scores(window_logits(head, sub), sub, 1.0), y_sub)
     return out
 
 
-def build(recipe: Recipe, out: Path) -> dict[str, Any]:
+def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str, Any]:
     """Validation run (figures, temperature), then the final model on train + valid, saved to ``out``."""
     from ..models.genre import MusicnnGenre
 
@@ -269,7 +271,7 @@ def build(recipe: Recipe, out: Path) -> dict[str, Any]:
         "temperature": round(val["temperature"], 4),
         "description": recipe.description,
         "licence": "head: same as musicgenre; backbone: ISC (see backbones/LICENSE-musicnn.txt)",
-        "training": {"command": f"musicgenre train --recipe recipes/{recipe.name}.toml -o DIR",
+        "training": {"command": f"musicgenre train --recipe {recipe_file} -o DIR",
                      "recipe": {k: v for k, v in recipe.__dict__.items() if k not in ("gtzan", "emotify", "cache")},
                      "clips": len(final.clips), "windows": len(final.x), "clips_by_source_label": counts},
         "metrics": {"protocol": "validation run: head trained on the train partitions, scored on the "

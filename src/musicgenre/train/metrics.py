@@ -62,14 +62,13 @@ def bootstrap_interval(y_true: np.ndarray, y_pred: np.ndarray, stat: Any, *, n_b
     ``groups``, e.g. artists, when given: clips of one artist are not independent)."""
     rng = np.random.default_rng(seed)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    units = np.unique(groups) if groups is not None else None
+    members = None if groups is None else [np.flatnonzero(groups == u) for u in np.unique(groups)]
     vals = []
     for _ in range(n_boot):
-        if units is None:
+        if members is None:
             idx = rng.integers(0, len(y_true), len(y_true))
         else:
-            pick = rng.choice(units, len(units))
-            idx = np.concatenate([np.flatnonzero(groups == u) for u in pick])
+            idx = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
         vals.append(stat(y_true[idx], y_pred[idx]))
     lo, hi = np.percentile(vals, [2.5, 97.5])
     return round(float(lo), 4), round(float(hi), 4)
