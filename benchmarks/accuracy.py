@@ -2,6 +2,7 @@
 
     python benchmarks/accuracy.py experiments   # validation runs of the recipe's variants
     python benchmarks/accuracy.py shipped       # the shipped model: valid, test, degradations, cross-source
+    python benchmarks/accuracy.py confidence    # validation run: accuracy of confident vs uncertain calls
 
 Both read the data through a recipe (default recipes/musicnn-genre.toml: ../shared beside the
 checkout) and write benchmarks/results-accuracy-<command>.json and .md.
@@ -154,6 +155,28 @@ def shipped(recipe: Recipe, model: str) -> dict[str, Any]:
     return res
 
 
+def confidence(recipe: Recipe) -> dict[str, Any]:
+    """Validation run: accuracy of the clips called confident vs uncertain at several thresholds."""
+    from musicgenre.train.calibrate import fit_temperature
+
+    clips = recipe.clips()
+    head, _ = train_head(recipe, assemble(recipe, [c for c in clips if c.split == "train"], recipe.conditions,
+                                          loud_only=True))
+    va = assemble(recipe, [c for c in clips if c.split == "valid"], ("clean",), loud_only=True)
+    logits = window_logits(head, va)
+    y = np.array([recipe.labels.index(c.label) for c in va.clips])
+    t = fit_temperature(lambda t: clip_scores(logits, va, t), y)
+    probs = clip_scores(logits, va, t)
+    top, right = probs.max(1), probs.argmax(1) == y
+    out: dict[str, Any] = {"n": len(y), "temperature": t}
+    for thr in (0.4, 0.5, 0.6, 0.7):
+        sure = top >= thr
+        out[str(thr)] = {"confident_share": round(float(sure.mean()), 4),
+                         "confident_accuracy": round(float(right[sure].mean()), 4) if sure.any() else None,
+                         "uncertain_accuracy": round(float(right[~sure].mean()), 4) if (~sure).any() else None}
+    return out
+
+
 def fmt_ci(b: dict[str, Any], key: str) -> str:
     lo, hi = b["ci95"][key]
     return f"{b[key]:.3f} [{lo:.2f}, {hi:.2f}]"
@@ -189,7 +212,7 @@ def markdown_shipped(res: dict[str, Any]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("experiments", "shipped"))
+    ap.add_argument("command", choices=("experiments", "shipped", "confidence"))
     ap.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "musicnn-genre.toml")
     ap.add_argument("--model", default="musicnn-gtzan", help="shipped model name or directory")
     ap.add_argument("--only", nargs="*", help="experiments: run only these variants")
@@ -200,6 +223,12 @@ def main() -> None:
     if args.command == "experiments":
         res = run_experiments(recipe, args.only or list(VARIANTS))
         md = markdown_experiments(res)
+    elif args.command == "confidence":
+        res = confidence(recipe)
+        md = ("| min confidence | confident share | accuracy when confident | accuracy when uncertain |\n"
+              "|---|---|---|---|\n")
+        md += "".join(f"| {k} | {v['confident_share']:.2f} | {v['confident_accuracy']} | "
+                      f"{v['uncertain_accuracy']} |\n" for k, v in res.items() if isinstance(v, dict))
     else:
         res = shipped(recipe, args.model)
         md = markdown_shipped(res)
