@@ -147,7 +147,20 @@ def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...], *, 
 
 
 def train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Sequential, list[float]]:
-    """Fit the head (standardise -> MLP) on window features; returns it and the loss per epoch."""
+    """Fit the head (standardise -> MLP) on window features; returns it and the loss per epoch.
+
+    Runs on one thread: the head is tiny, and a fixed reduction order makes the weights
+    bit-for-bit reproducible (two threads change the last bits, hence the sha256).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_head(recipe, data)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Sequential, list[float]]:
     from ..models.genre import make_head
 
     torch.manual_seed(recipe.seed)
