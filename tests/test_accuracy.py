@@ -142,6 +142,7 @@ def _fake_corpus(root: Path) -> Path:
     parts = gtzan_partitions()
     for genre, freq in (("blues", 110.0), ("classical", 880.0)):
         ids = {s: [k for k, v in parts.items() if k.startswith(genre) and v == s][:2] for s in ("train", "valid")}
+        (root / "gtzan" / "genres" / genre).mkdir(parents=True)
         for key in ids["train"] + ids["valid"]:
             y = tone(3.5, SR, freq=freq * (1 + 0.05 * int(key[-2:]) % 3))
             write_audio(root / "gtzan" / "genres" / f"{key}.wav", y, SR)
@@ -167,7 +168,7 @@ def test_train_recipe_builds_a_loadable_calibrated_model(tmp_path):
     assert main(["train", "--recipe", str(recipe), "-o", str(tmp_path / "model")]) == 0
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["labels"] == ["blues", "classical", "rock"] and config["temperature"] > 0
-    assert config["training"]["clips"] == 9 and config["metrics"]["valid"]["gtzan"]["n"] == 4
+    assert config["training"]["clips"] == 11 and config["metrics"]["valid"]["gtzan"]["n"] == 4
     clf = Classifier.from_pretrained(tmp_path / "model", device="cpu")
     assert clf.temperature == config["temperature"]
     assert clf.predict(str(tmp_path / "emotify" / "rock" / "rock_002.ogg")).label in config["labels"]
