@@ -21,6 +21,7 @@ from ..data.corpus import Clip
 from ..errors import MusicGenreError
 from ..features import FeatureConfig
 from ..models.genre import load_backbone
+from ..models.musicnn import Musicnn
 from ..pipeline import Windows
 from .degrade import degrade
 
@@ -40,7 +41,7 @@ def cache_path(cache: Path, backbone: str, condition: str, clip: Clip) -> Path:
     return cache / backbone / condition / f"{clip.key}.npz"
 
 
-def window_features(backbone: torch.nn.Module, mels: np.ndarray, batch: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def window_features(backbone: Musicnn, mels: np.ndarray, batch: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """(n, T, F) log-mel windows -> embeddings, tag logits (batches of 2 are fastest on CPU here)."""
     embs, tags = [], []
     with torch.inference_mode():
@@ -58,7 +59,7 @@ def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path,
     A clip that cannot be decoded is logged and left out; the rest goes on.
     """
     cfg = cfg or FeatureConfig()
-    model: torch.nn.Module | None = None
+    model: Musicnn | None = None
     out: dict[str, ClipFeatures] = {}
     t0, computed = time.perf_counter(), 0
     for clip in clips:

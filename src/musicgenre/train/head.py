@@ -126,7 +126,10 @@ def head_input(f: ClipFeatures, features: str) -> np.ndarray:
 
 def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...], *, loud_only: bool) -> Batch:
     """Stack the cached window features of ``clips`` under each condition (computing what is missing)."""
-    xs, ys, cs, kept = [], [], [], []
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    cs: list[np.ndarray] = []
+    kept: list[Clip] = []
     feats = {c: extract(clips, backbone=recipe.backbone, condition=c, cache=Path(recipe.cache)) for c in conditions}
     for clip in clips:
         for cond in conditions:
@@ -161,13 +164,14 @@ def train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Sequential, list[f
 
 
 def _train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Sequential, list[float]]:
-    from ..models.genre import make_head
+    from ..models.genre import Standardize, make_head
 
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
     x, y = torch.from_numpy(data.x).float(), torch.from_numpy(data.y).long()
     head = make_head(x.shape[1], len(recipe.labels), hidden=recipe.hidden, dropout=recipe.dropout)
     std = head[0]
+    assert isinstance(std, Standardize)
     std.mean.copy_(x.mean(0))
     std.std.copy_(x.std(0).clamp_min(1e-6))
     counts = np.bincount(data.y, minlength=len(recipe.labels)).astype(float)
