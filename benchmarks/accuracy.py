@@ -65,6 +65,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "msd-linear-11-electronic": ("MSD, linear head, 11 labels (+ Emotify electronic)", {
         "hidden": 0, "conditions": ("clean",), "labels": (*TEN, "electronic"),
         "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
+    "msd-linear-11-aug-mp3": ("MSD, linear head, 11 labels, clean + MP3 64k copies", {
+        "hidden": 0, "conditions": ("clean", "mp3_64k"), "labels": (*TEN, "electronic"),
+        "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
+    "msd-linear-11-aug": ("MSD, linear head, 11 labels, clean + MP3 64k + phone copies", {
+        "hidden": 0, "conditions": AUG, "labels": (*TEN, "electronic"),
+        "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
     "msd-aug": ("MSD, clean + MP3 64k + phone copies", {"conditions": AUG}),
     "msd-aug-mixup": ("MSD, degraded copies + mixup a=0.4", {"mixup": 0.4, "conditions": AUG}),
     "msd-pop-as-pop": ("MSD, Emotify pop -> GTZAN pop", {"conditions": ("clean",),
