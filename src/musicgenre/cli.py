@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--segments", action="store_true", help="include per-window scores in json/jsonl output")
     pr.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
     pr.add_argument("--min-confidence", type=float, default=None, metavar="P",
-                    help="top score below P marks a result 'uncertain' (default 0.7)")
+                    help="top score below P marks a result 'uncertain' (default 0.6)")
     pr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)
 
