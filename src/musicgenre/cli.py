@@ -38,7 +38,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         _err("nothing to classify: no audio files in the given paths")
         return 1
-    clf = load(args.model, device=args.device, backend=args.backend)
+    clf = load(args.model, device=args.device, backend=args.backend, min_confidence=args.min_confidence)
     fmt = dict(top_k=args.top_k, segments=args.segments)
     stream = args.output is None and args.format in ("table", "jsonl")  # print each result as it comes
     bar = None
@@ -156,6 +156,17 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import json
 
+    if args.recipe is not None:
+        if args.architecture or args.data:
+            raise ParameterError("give either --recipe or ARCHITECTURE DATA, not both")
+        from .train.head import Recipe, build
+
+        config = build(Recipe.load(args.recipe), args.output, recipe_file=str(args.recipe))
+        print(json.dumps({"model": str(args.output), "temperature": config["temperature"],
+                          "valid": config["metrics"]["valid"]}, indent=2))
+        return 0
+    if not (args.architecture and args.data):
+        raise ParameterError("train needs ARCHITECTURE DATA, or --recipe FILE")
     from .train.loop import TrainConfig, train
 
     try:
@@ -177,25 +188,37 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import load_dataset
-    from .train.evaluate import evaluate
+    from .train.evaluate import evaluate, recipe_examples
 
-    ds = load_dataset(args.data, kind=args.dataset_kind, split=args.split, seed=args.seed)
-    examples = ds.examples if args.subset == "all" else ds.split(args.subset)
+    if (args.data is None) == (args.recipe is None):
+        raise ParameterError("evaluate needs --data DATA or --recipe FILE (the recipe's artist-disjoint corpus)")
+    if args.recipe is not None:
+        examples, labels, name = recipe_examples(args.recipe, args.subset, args.source)
+    else:
+        from .data import load_dataset
+
+        ds = load_dataset(args.data, kind=args.dataset_kind, split=args.split, seed=args.seed)
+        examples = ds.examples if args.subset == "all" else ds.split(args.subset)
+        labels, name = ds.labels, ds.name
     if not examples:
-        raise ParameterError(f"{args.data}: the {args.subset} split is empty")
-    rep = evaluate(args.model, examples, ds.labels, args.output, device=args.device, backend=args.backend,
+        raise ParameterError(f"{args.data or args.recipe}: the {args.subset} split is empty")
+    rep = evaluate(args.model, examples, labels, args.output, device=args.device, backend=args.backend,
                    workers=args.workers,
                    progress=sys.stderr.isatty() and not args.quiet)
-    print(f"{rep['model']} on {ds.name} ({args.subset}, {rep['clips']} clips): accuracy {rep['accuracy']:.3f}, "
-          f"macro-F1 {rep['macro_f1']:.3f}, window accuracy {rep['window_accuracy']:.3f}")
+    ci = rep["ci95"]
+    print(f"{rep['model']} on {name} ({args.subset}, n={rep['clips']} clips): accuracy {rep['accuracy']:.3f} "
+          f"[{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}], macro-F1 {rep['macro_f1']:.3f} "
+          f"[{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}], ECE {rep['ece']:.3f} "
+          f"[{ci['ece'][0]:.3f}, {ci['ece'][1]:.3f}], window accuracy {rep['window_accuracy']:.3f} "
+          f"(95% bootstrap intervals over {rep['ci_resampling']})")
     for label, m in rep["per_class"].items():
-        print(f"  {label:<14} precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  "
-              f"n={m['support']}")
+        if m["support"]:
+            print(f"  {label:<14} precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  "
+                  f"n={m['support']}")
     for f in rep["failed"]:
         _err(f)
-    print(f"report: {args.output / 'report.json'}, confusion matrix: {args.output / 'confusion_matrix.png'}",
-          file=sys.stderr)
+    print(f"report: {args.output / 'report.json'}, confusion matrix: {args.output / 'confusion_matrix.png'}, "
+          f"reliability diagram: {args.output / 'reliability.png'}", file=sys.stderr)
     return 1 if rep["failed"] else 0
 
 
@@ -253,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--max-minutes", type=float, default=DEFAULT_MAX_MINUTES,
                     help=f"analyse at most this many minutes of each file; longer files are truncated and "
                     f"say so (default {DEFAULT_MAX_MINUTES:g})")
+    pr.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                    help="a top score below P marks a result 'uncertain' (default 0.6)")
     pr.set_defaults(func=cmd_predict)
 
     sv = sub.add_parser("serve", help="start the web app (upload or record a song; JSON API)",
@@ -298,10 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_stats)
 
     tr = sub.add_parser("train", help="train a genre model on a labelled dataset",
-                        description="Train ARCHITECTURE on DATA; the output directory is a model usable with "
-                        "--model everywhere. Multi-GPU/multi-node: run under torchrun (DDP).")
-    tr.add_argument("architecture", help="see `musicgenre models`")
-    tr.add_argument("data", help="GTZAN root, FMA root, folder per label, CSV manifest, or HF dataset on disk")
+                        description="Train ARCHITECTURE on DATA, or rebuild a model from a recipe "
+                        "(--recipe recipes/musicnn-genre.toml rebuilds the shipped model); the output directory "
+                        "is a model usable with --model everywhere. Multi-GPU/multi-node: run under torchrun (DDP).")
+    tr.add_argument("architecture", nargs="?", help="see `musicgenre models`")
+    tr.add_argument("data", nargs="?", help="GTZAN root, FMA root, folder per label, CSV manifest, or HF dataset")
+    tr.add_argument("--recipe", type=Path, help="TOML recipe (recipes/); replaces ARCHITECTURE DATA")
     tr.add_argument("-o", "--output", type=Path, required=True, help="model directory to write")
     _dataset_flags(tr)
     tr.add_argument("--model-args", help='JSON constructor arguments, e.g. \'{"width": 32}\'')
@@ -326,11 +353,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     tr.set_defaults(func=cmd_train)
 
-    ev = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class report, confusion matrix",
+    ev = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class report, calibration, confusion matrix",
                         parents=[model_flags, backend_flag, batch_flags],
                         description="Evaluate a model on a dataset split through the same inference path as "
-                        "predict (clip-level aggregation of windows).")
-    ev.add_argument("--data", required=True)
+                        "predict (clip-level aggregation of windows): per-class precision/recall, macro-F1, "
+                        "ECE, n and bootstrap 95%% intervals (over artist groups when the data has them), "
+                        "confusion-matrix and reliability-diagram PNGs.")
+    ev.add_argument("--data", help="a dataset (see train); or use --recipe")
+    ev.add_argument("--recipe", type=Path,
+                    help="evaluate on the recipe's corpus (GTZAN fault-filtered + Emotify by artist)")
+    ev.add_argument("--source", choices=("gtzan", "emotify", "all"), default="all",
+                    help="with --recipe: which source's clips (default all)")
     _dataset_flags(ev)
     ev.add_argument("--subset", choices=("test", "valid", "train", "all"), default="test")
     ev.add_argument("-o", "--output", type=Path, default=Path("evaluation"), help="report folder")

@@ -20,7 +20,7 @@ import numpy as np
 from ._io import write_json
 from .audio import AudioSource
 from .errors import ParameterError, WeightsError
-from .prediction import Prediction, Predictor, Segment, merge_tags, sorted_scores
+from .prediction import DEFAULT_MIN_CONFIDENCE, Prediction, Predictor, Segment, confidence, merge_tags, sorted_scores
 
 
 def create_ensemble(members: list[Path], out: Path) -> dict[str, Any]:
@@ -49,9 +49,11 @@ class Ensemble:
     version: str
     labels: list[str]
     members: list[Any]  # Classifiers
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
     @classmethod
-    def from_dir(cls, path: Path, load: Callable[[Path], Predictor]) -> Ensemble:
+    def from_dir(cls, path: Path, load: Callable[[Path], Predictor], *,
+                 min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Ensemble:
         """The ensemble in ``path``, each member loaded with ``load`` (``musicgenre.load`` with its options)."""
         from .hub import read_manifest
 
@@ -64,7 +66,8 @@ class Ensemble:
             members.append(load(member_dir))
         if len(members) < 2:
             raise WeightsError(f"{path / 'config.json'}: an ensemble needs at least two members")
-        return cls(config.get("name", path.name), str(config.get("version", "0")), sorted(config["labels"]), members)
+        return cls(config.get("name", path.name), str(config.get("version", "0")), sorted(config["labels"]), members,
+                   min_confidence)
 
     @property
     def window_seconds(self) -> float:
@@ -79,9 +82,11 @@ class Ensemble:
         probs = np.mean([[p.scores[lab] for lab in self.labels] for p in preds], axis=0)
         tag_names = [t for p in preds for t in p.tags]
         tags = merge_tags(tag_names, np.array([v for p in preds for v in p.tags.values()]))
-        return Prediction(source=preds[0].source, scores=sorted_scores(self.labels, probs), tags=tags,
-                          segments=_combine_segments(preds, self.labels), duration=preds[0].duration,
-                          model=self.name, warnings=preds[0].warnings)
+        scores, segments = sorted_scores(self.labels, probs), _combine_segments(preds, self.labels)
+        status, agreement = confidence(scores, [s.label for s in segments], self.min_confidence)
+        return Prediction(source=preds[0].source, scores=scores, tags=tags, segments=segments,
+                          duration=preds[0].duration, model=self.name, status=status, agreement=agreement,
+                          warnings=preds[0].warnings)
 
 
 def _combine_segments(preds: list[Prediction], labels: list[str]) -> list[Segment]:

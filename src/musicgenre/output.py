@@ -34,7 +34,8 @@ def render(preds: Sequence[Any], fmt: str, *, top_k: int, top_tags: int = 10, se
 
 
 def _table(p: Any, top_k: int, top_tags: int) -> str:
-    lines = [f"{printable_name(p.source)}  ({p.duration:.1f} s, {len(p.segments)} windows)"]
+    lines = [f"{printable_name(p.source)}  ({p.duration:.1f} s, {len(p.segments)} windows, {p.status}, "
+             f"window agreement {p.agreement:.2f})"]
     width = max(len(label) for label, _ in p.top(top_k))
     for label, score in p.top(top_k):
         lines.append(f"  {label:<{width}}  {score:6.1%}  {'#' * round(score * 30)}")

@@ -18,7 +18,7 @@ import numpy as np
 
 from .audio import AudioSource, describe
 from .errors import AudioDecodeError, MusicGenreError, NoMusicError, ParameterError, Reason
-from .prediction import Prediction, Predictor, Segment, merge_tags, sorted_scores
+from .prediction import DEFAULT_MIN_CONFIDENCE, Prediction, Predictor, Segment, confidence, merge_tags, sorted_scores
 from .windows import SILENCE_PEAK, Windows
 
 __all__ = ["Classifier", "Prediction", "Predictor", "Segment", "clip_scores", "load", "predict_many"]
@@ -56,8 +56,9 @@ class Classifier:
     >>> clf.predict("song.mp3").top(3)                # [("jazz", 0.81), ("blues", 0.07), ...]
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, *, min_confidence: float | None = None) -> None:
         self.model = model  # a hub.LoadedModel
+        self.min_confidence = check_min_confidence(min_confidence)
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path | None = None, **kw: Any) -> Any:
@@ -129,15 +130,26 @@ class Classifier:
         segments = [Segment(round(i * step, 3), round(min((i + 1) * step, seconds), 3),
                             sorted_scores(self.labels, probs[i])) for i in np.flatnonzero(loud)]
         tag_scores = {} if tags is None else merge_tags(self.model.tag_names, tags[loud].mean(axis=0))
-        return Prediction(source=windows.name, scores=sorted_scores(self.labels, scores), tags=tag_scores,
-                          segments=segments, duration=seconds, model=self.name, warnings=info.warnings)
+        ranked = sorted_scores(self.labels, scores)
+        status, agreement = confidence(ranked, [s.label for s in segments], self.min_confidence)
+        return Prediction(source=windows.name, scores=ranked, tags=tag_scores, segments=segments, duration=seconds,
+                          model=self.name, status=status, agreement=agreement, warnings=info.warnings)
+
+
+def check_min_confidence(value: float | None) -> float:
+    if value is None:
+        return DEFAULT_MIN_CONFIDENCE
+    if isinstance(value, bool) or not 0.0 <= value <= 1.0:
+        raise ParameterError(f"min_confidence must be between 0 and 1, got {value!r}")
+    return float(value)
 
 
 def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
-         batch_size: int | None = None) -> Any:
+         batch_size: int | None = None, min_confidence: float | None = None) -> Any:
     """A ready ``Predictor``: a shipped model by name (default ``musicnn-gtzan``), a trained model directory,
     or an ensemble directory. ``backend`` "auto" runs shipped models in ONNX Runtime on the CPU (no torch
-    needed) and everything else in torch; ``device`` "cuda" needs torch with CUDA."""
+    needed) and everything else in torch; ``device`` "cuda" needs torch with CUDA. A track whose top score
+    is below ``min_confidence`` (default ``DEFAULT_MIN_CONFIDENCE``) gets the status "uncertain"."""
     from .hub import load_model, read_manifest, resolve_model_dir
 
     path = resolve_model_dir(name_or_dir)
@@ -145,8 +157,10 @@ def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend
         from .ensemble import Ensemble
 
         return Ensemble.from_dir(path, lambda member: load(member, device=device, backend=backend,
-                                                            batch_size=batch_size))
-    return Classifier(load_model(path, device=device, backend=backend, batch_size=batch_size))
+                                                            batch_size=batch_size),
+                                 min_confidence=check_min_confidence(min_confidence))
+    return Classifier(load_model(path, device=device, backend=backend, batch_size=batch_size),
+                      min_confidence=min_confidence)
 
 
 def predict_many(

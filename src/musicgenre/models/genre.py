@@ -12,31 +12,30 @@ from ._registry import register_model
 
 
 class MusicnnGenre(nn.Module):
-    """Frozen pretrained MusiCNN taggers -> genre head on [MSD penultimate (200), MTT tag logits (50)].
+    """One pretrained MusiCNN tagger (frozen) -> genre head on [penultimate embedding, tag logits].
 
-    The MSD features carry most of the genre information; MTT's tag logits add what the MSD
-    vocabulary lacks (it has no "classical", MTT has classical, strings, violin, harpsichord...),
-    which helps on music unlike GTZAN's (see docs/models.md). Both taggers' outputs are the tags.
+    Exactly one backbone pass per 3-s window: the genre logits and the tags come from the same
+    pass (the tag layer is a linear map of the embedding). The backbone was chosen on validation
+    data (docs/experiments.md); its weights come from the package, the head's from the model file.
     """
 
-    external_prefixes = ("msd.", "mtt.")  # these weights come from the package, not the model file
+    external_prefixes = ("backbone.",)  # these weights come from the package, not the model file
 
-    def __init__(self, n_labels: int, hidden: int = 0, dropout: float = 0.0) -> None:
+    def __init__(self, n_labels: int, backbone: str = "MSD_musicnn", hidden: int = 0, dropout: float = 0.0,
+                 features: str = "embedding+tags") -> None:
         super().__init__()
-        self.msd, msd_tags = load_backbone("MSD_musicnn")
-        self.mtt, mtt_tags = load_backbone("MTT_musicnn")
-        self.tag_names = msd_tags + mtt_tags
-        dim = self.msd.dense.out_features + self.mtt.out.out_features
+        if features not in ("embedding", "embedding+tags"):
+            raise ValueError(f"unknown feature set {features!r}: use embedding or embedding+tags")
+        self.backbone, self.tag_names = load_backbone(backbone)
+        self.with_tags = features == "embedding+tags"
+        dim = self.backbone.dense.out_features + (self.backbone.out.out_features if self.with_tags else 0)
         self.head = make_head(dim, n_labels, hidden=hidden, dropout=dropout)
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(batch, time, n_mels) log-mel -> head input (batch, 250), tag logits (batch, 100)."""
-        emb = self.msd.embed(x)
-        msd_tags, mtt_tags = self.msd.out(emb), self.mtt(x)
-        return torch.cat([emb, mtt_tags], dim=1), torch.cat([msd_tags, mtt_tags], dim=1)
-
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats, tags = self.features(x)
+        """(batch, time, n_mels) log-mel -> genre logits (batch, n_labels), tag logits (batch, n_tags)."""
+        emb = self.backbone.embed(x)
+        tags = self.backbone.out(emb)
+        feats = torch.cat([emb, tags], dim=1) if self.with_tags else emb
         return {"logits": self.head(feats), "tags": tags}
 
 
@@ -65,8 +64,8 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
-@register_model
+@register_model(trainable=False)  # built by `musicgenre train --recipe`, not `train ARCH DATA`
 def musicnn_genre(**kwargs: Any) -> MusicnnGenre:
-    """Pretrained MusiCNN taggers (MSD + MTT) with a trained genre head (the default model)."""
+    """One pretrained MusiCNN tagger with a trained genre head (the default model)."""
     return MusicnnGenre(**kwargs)
 

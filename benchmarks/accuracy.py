@@ -1,0 +1,260 @@
+"""Accuracy tables of the genre model on artist-disjoint splits, as JSON and markdown.
+
+    python benchmarks/accuracy.py experiments   # validation runs of the recipe's variants
+    python benchmarks/accuracy.py shipped       # the shipped model: valid, test, degradations, cross-source
+    python benchmarks/accuracy.py confidence    # validation run: accuracy of confident vs uncertain calls
+
+Both read the data through a recipe (default recipes/musicnn-genre.toml: ../shared beside the
+checkout) and write benchmarks/results-accuracy-<command>.json and .md.
+
+- ``experiments``: every variant (backbone, features, augmentation, balance, mixup, label set) is
+  trained on the train partitions only and scored on the artist-disjoint valid partitions (clip
+  level, as ``predict`` aggregates; temperature fitted on those clips). Choices are made here.
+- ``shipped``: the shipped model through ``Classifier.predict`` on GTZAN valid and Emotify valid
+  (these clips are in its training set since it is retrained on train + valid: a regression check,
+  not a generalisation figure) and on the GTZAN test clips present (never trained on); the
+  validation run's figures (the honest ones); label stability under the degradation suite on the
+  valid clips (validation-run head, cached features cut by ``windows.Windows``); cross-source runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from musicgenre.train.head import (  # noqa: E402
+    Recipe,
+    assemble,
+    clip_scores,
+    evaluate_clips,
+    train_head,
+    validation_run,
+    window_logits,
+)
+
+RECIPE_PATH = ROOT / "recipes" / "musicnn-genre.toml"
+TEN = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
+ELEVEN = tuple(sorted((*TEN, "electronic")))  # the recipe's order (it changes the seeded init)
+AUG = ("clean", "mp3_64k", "phone")
+NO_POP = {"classical": "classical", "rock": "rock", "pop": "", "electronic": ""}
+
+# Every variant starts from this baseline (10 GTZAN labels, Emotify classical/rock, MSD, MLP 128, clean
+# audio), not from the recipe file, so the table keeps its meaning when the recipe changes.
+BASE: dict[str, Any] = {"labels": TEN, "emotify_labels": NO_POP, "backbone": "MSD_musicnn",
+                        "features": "embedding+tags", "hidden": 128, "conditions": ("clean",), "mixup": 0.0,
+                        "balance": "class", "weight_decay": 1e-3}
+
+# name -> (what changes, recipe overrides). Each is one validation run on cached features.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "gtzan-only-msd": ("GTZAN train only, MSD, clean", {"emotify": "", "conditions": ("clean",)}),
+    "msd-clean": ("MSD embedding+tags, clean only", {"conditions": ("clean",)}),
+    "mtt-clean": ("MTT embedding+tags, clean only", {"backbone": "MTT_musicnn", "conditions": ("clean",)}),
+    "msd-emb-clean": ("MSD embedding only, clean only", {"features": "embedding", "conditions": ("clean",)}),
+    "msd-linear-clean": ("MSD, linear head (no hidden layer)", {"hidden": 0, "conditions": ("clean",)}),
+    "msd-nobalance-clean": ("MSD, no class balancing", {"balance": "none", "conditions": ("clean",)}),
+    "msd-mixup-clean": ("MSD, mixup a=0.4", {"mixup": 0.4, "conditions": ("clean",)}),
+    "msd-linear-emb-clean": ("MSD embedding only, linear head", {"hidden": 0, "features": "embedding",
+                                                                  "conditions": ("clean",)}),
+    "msd-linear-nobalance-clean": ("MSD, linear head, no class balancing", {"hidden": 0, "balance": "none",
+                                                                           "conditions": ("clean",)}),
+    "msd-linear-mixup-clean": ("MSD, linear head, mixup a=0.4", {"hidden": 0, "mixup": 0.4,
+                                                                 "conditions": ("clean",)}),
+    "msd-linear-wd1e-2-clean": ("MSD, linear head, weight decay 1e-2", {"hidden": 0, "weight_decay": 1e-2,
+                                                                        "conditions": ("clean",)}),
+    "msd-linear-11-electronic": ("MSD, linear head, 11 labels (+ Emotify electronic)", {
+        "hidden": 0, "conditions": ("clean",), "labels": ELEVEN,
+        "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
+    "msd-linear-11-aug-mp3": ("MSD, linear head, 11 labels, clean + MP3 64k copies", {
+        "hidden": 0, "conditions": ("clean", "mp3_64k"), "labels": ELEVEN,
+        "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
+    "msd-linear-11-aug": ("MSD, linear head, 11 labels, clean + MP3 64k + phone copies", {
+        "hidden": 0, "conditions": AUG, "labels": ELEVEN,
+        "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
+    "msd-aug-mixup-11-electronic": ("MSD, MLP 128, 11 labels, degraded copies + mixup a=0.4", {
+        "mixup": 0.4, "conditions": AUG, "labels": ELEVEN, "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
+    "msd-linear-aug-mixup-11-electronic": ("MSD, linear head, 11 labels, degraded copies + mixup a=0.4", {
+        "hidden": 0, "mixup": 0.4, "conditions": AUG, "labels": ELEVEN,
+        "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
+    "msd-aug": ("MSD, clean + MP3 64k + phone copies", {"conditions": AUG}),
+    "msd-aug-mixup": ("MSD, degraded copies + mixup a=0.4", {"mixup": 0.4, "conditions": AUG}),
+    "msd-pop-as-pop": ("MSD, Emotify pop -> GTZAN pop", {"conditions": ("clean",),
+                                                          "emotify_labels": {**NO_POP, "pop": "pop"}}),
+    "msd-11-electronic": ("MSD, 11 labels (+ Emotify electronic)", {
+        "conditions": ("clean",), "labels": ELEVEN,
+        "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
+    "msd-aug-11-electronic": ("MSD, 11 labels, degraded copies", {
+        "conditions": AUG, "labels": ELEVEN, "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
+}
+
+
+def brief(rep: dict[str, Any]) -> dict[str, Any]:
+    recalls = {k: v["recall"] for k, v in rep["per_class"].items() if v["support"]}
+    return {"n": rep["n"], "accuracy": round(rep["accuracy"], 4), "top3": round(rep["top3_accuracy"], 4),
+            "macro_f1": round(rep["macro_f1"], 4), "ece": round(rep["ece"], 4), "ci95": rep["ci95"],
+            "min_recall": min(recalls.values()), "recall": recalls,
+            "uncalibrated_ece": round(rep.get("uncalibrated_ece", float("nan")), 4)}
+
+
+def run_experiments(recipe: Recipe, names: list[str]) -> dict[str, Any]:
+    rows = {}
+    for name in names:
+        what, over = VARIANTS[name]
+        r = Recipe(**{**recipe.__dict__, **BASE, **over})
+        val = validation_run(r, valid_sources=("gtzan", "emotify") if r.emotify else ("gtzan",))
+        rows[name] = {"what": what, "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in over.items()},
+                      "temperature": val["temperature"], "train_clips": val["train_clips"],
+                      **{s: brief(val[s]) for s in ("gtzan", "emotify") if s in val}}
+        g = rows[name].get("gtzan", {})
+        print(f"{name}: gtzan {g.get('accuracy')} emotify {rows[name].get('emotify', {}).get('accuracy')}",
+              file=sys.stderr)
+    return rows
+
+
+def stability(recipe: Recipe) -> dict[str, Any]:
+    """Share of valid clips whose label under each degradation equals the clean label (validation-run head)."""
+    from musicgenre.train.degrade import CONDITIONS
+
+    clips = [c for c in recipe.clips() if c.split == "train"]
+    head, _ = train_head(recipe, assemble(recipe, clips, recipe.conditions, loud_only=True))
+    valid = [c for c in recipe.clips() if c.split == "valid"]
+    labels: dict[str, dict[str, int]] = {}
+    for cond in CONDITIONS:
+        data = assemble(recipe, valid, (cond,), loud_only=True)
+        pred = clip_scores(window_logits(head, data), data).argmax(1)
+        labels[cond] = {c.key: int(p) for c, p in zip(data.clips, pred)}
+    out: dict[str, Any] = {}
+    for cond in CONDITIONS[1:]:
+        keys = sorted(set(labels["clean"]) & set(labels[cond]))
+        for source in ("gtzan", "emotify", "all"):
+            ks = [k for k in keys if source == "all" or k.startswith(source)]
+            if ks:
+                out[f"{cond}/{source}"] = {"n": len(ks), "same_label": round(
+                    float(np.mean([labels["clean"][k] == labels[cond][k] for k in ks])), 4)}
+    return out
+
+
+def cross_source(recipe: Recipe) -> dict[str, Any]:
+    """Train on one source's train+valid clips, test on the other source's shared classes (all its clips)."""
+    out = {}
+    shared = ("classical", "rock")
+    everything = [c for c in recipe.clips() if c.split in ("train", "valid")]
+    for train_src, test_src in (("gtzan", "emotify"), ("emotify", "gtzan")):
+        tr = [c for c in everything if c.source == train_src]
+        te = [c for c in everything if c.source == test_src and c.label in shared]
+        head, _ = train_head(recipe, assemble(recipe, tr, recipe.conditions, loud_only=True))
+        rep = evaluate_clips(recipe, head, assemble(recipe, te, ("clean",), loud_only=True), 1.0)
+        out[f"{train_src}->{test_src}"] = {"classes": list(shared), **brief(rep)}
+    return out
+
+
+def shipped(recipe: Recipe, model: str) -> dict[str, Any]:
+    from musicgenre.train.evaluate import evaluate, recipe_examples
+
+    recipe_path = RECIPE_PATH
+    res: dict[str, Any] = {"model": model}
+    val = validation_run(recipe)
+    res["validation_run"] = {s: brief(val[s]) for s in ("gtzan", "emotify") if s in val}
+    res["validation_run"]["temperature"] = val["temperature"]
+    for source in ("gtzan", "emotify"):
+        for subset in ("valid", "test"):
+            ex, labels, _ = recipe_examples(recipe_path, subset, source)
+            if ex:
+                res[f"shipped/{source}/{subset}"] = brief(evaluate(model, ex, labels, None))
+    res["stability"] = stability(recipe)
+    res["cross_source"] = cross_source(recipe)
+    return res
+
+
+def confidence(recipe: Recipe) -> dict[str, Any]:
+    """Validation run: accuracy of the clips called confident vs uncertain at several thresholds."""
+    from musicgenre.train.calibrate import fit_temperature
+
+    clips = recipe.clips()
+    head, _ = train_head(recipe, assemble(recipe, [c for c in clips if c.split == "train"], recipe.conditions,
+                                          loud_only=True))
+    va = assemble(recipe, [c for c in clips if c.split == "valid"], ("clean",), loud_only=True)
+    logits = window_logits(head, va)
+    y = np.array([recipe.labels.index(c.label) for c in va.clips])
+    t = fit_temperature(lambda t: clip_scores(logits, va, t), y)
+    probs = clip_scores(logits, va, t)
+    top, right = probs.max(1), probs.argmax(1) == y
+    out: dict[str, Any] = {"n": len(y), "temperature": t}
+    for thr in (0.4, 0.5, 0.6, 0.7):
+        sure = top >= thr
+        out[str(thr)] = {"confident_share": round(float(sure.mean()), 4),
+                         "confident_accuracy": round(float(right[sure].mean()), 4) if sure.any() else None,
+                         "uncertain_accuracy": round(float(right[~sure].mean()), 4) if (~sure).any() else None}
+    return out
+
+
+def fmt_ci(b: dict[str, Any], key: str) -> str:
+    lo, hi = b["ci95"][key]
+    return f"{b[key]:.3f} [{lo:.2f}, {hi:.2f}]"
+
+
+def markdown_experiments(rows: dict[str, Any]) -> str:
+    lines = ["| experiment | what | T | GTZAN valid n | top-1 | macro-F1 | ECE | min recall | Emotify valid n | top-1 "
+             "| macro-F1 | ECE | min recall |", "|" + "---|" * 13]
+    for name, r in rows.items():
+        cells = [name, r["what"], f"{r['temperature']:.2f}"]
+        for s in ("gtzan", "emotify"):
+            b = r.get(s)
+            cells += ([str(b["n"]), fmt_ci(b, "accuracy"), fmt_ci(b, "macro_f1"), f"{b['ece']:.3f}",
+                       f"{b['min_recall']:.2f}"] if b else ["-"] * 5)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_shipped(res: dict[str, Any]) -> str:
+    lines = ["| figure | n | top-1 [95% CI] | top-3 | macro-F1 [95% CI] | ECE | min recall |",
+             "|---|---|---|---|---|---|---|"]
+    rows = [(f"validation run, {s} valid (artist-disjoint)", b) for s, b in res["validation_run"].items()
+            if isinstance(b, dict)]
+    rows += [(k, v) for k, v in res.items() if k.startswith("shipped/")]
+    rows += [(f"cross-source {k} ({', '.join(v['classes'])})", v) for k, v in res["cross_source"].items()]
+    for name, b in rows:
+        lines.append(f"| {name} | {b['n']} | {fmt_ci(b, 'accuracy')} | {b['top3']:.3f} | {fmt_ci(b, 'macro_f1')} "
+                     f"| {b['ece']:.3f} | {b['min_recall']:.2f} |")
+    lines += ["", "| degradation / valid clips | n | same label as clean |", "|---|---|---|"]
+    lines += [f"| {k} | {v['n']} | {v['same_label']:.3f} |" for k, v in res["stability"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=("experiments", "shipped", "confidence"))
+    ap.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "musicnn-genre.toml")
+    ap.add_argument("--model", default="musicnn-gtzan", help="shipped model name or directory")
+    ap.add_argument("--only", nargs="*", help="experiments: run only these variants")
+    args = ap.parse_args()
+    recipe = Recipe.load(args.recipe)
+    global RECIPE_PATH
+    RECIPE_PATH = args.recipe
+    if args.command == "experiments":
+        res = run_experiments(recipe, args.only or list(VARIANTS))
+        md = markdown_experiments(res)
+    elif args.command == "confidence":
+        res = confidence(recipe)
+        md = ("| min confidence | confident share | accuracy when confident | accuracy when uncertain |\n"
+              "|---|---|---|---|\n")
+        md += "".join(f"| {k} | {v['confident_share']:.2f} | {v['confident_accuracy']} | "
+                      f"{v['uncertain_accuracy']} |\n" for k, v in res.items() if isinstance(v, dict))
+    else:
+        res = shipped(recipe, args.model)
+        md = markdown_shipped(res)
+    out = ROOT / "benchmarks" / f"results-accuracy-{args.command}"
+    out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
+    out.with_suffix(".md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

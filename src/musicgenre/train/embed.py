@@ -1,0 +1,86 @@
+"""Backbone features of every (clip, degradation) cached on disk, so head experiments are cheap.
+
+Windows are cut by ``windows.Windows``, the production feature path, so training windows are the
+windows ``predict`` sees. For each window the cache keeps the backbone's penultimate embedding,
+its tag logits and the window's peak (``predict`` skips windows quieter than -60 dBFS).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..audio import load_audio
+from ..data.corpus import Clip
+from ..errors import MusicGenreError
+from ..features import FeatureConfig
+from ..hub import load_backbone
+from ..models.musicnn import Musicnn
+from ..windows import Windows
+from .degrade import degrade
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClipFeatures:
+    """The windows of one clip under one condition: embeddings (n, d), tag logits (n, t), peaks (n,)."""
+
+    emb: np.ndarray
+    tags: np.ndarray
+    peaks: np.ndarray
+
+
+def cache_path(cache: Path, backbone: str, condition: str, clip: Clip) -> Path:
+    return cache / backbone / condition / f"{clip.key}.npz"
+
+
+def window_features(backbone: Musicnn, mels: np.ndarray, batch: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(n, T, F) log-mel windows -> embeddings, tag logits (batches of 2 are fastest on CPU here)."""
+    embs, tags = [], []
+    with torch.inference_mode():
+        for i in range(0, len(mels), batch):
+            e = backbone.embed(torch.from_numpy(mels[i : i + batch]))
+            embs.append(e.numpy())
+            tags.append(backbone.out(e).numpy())
+    return np.concatenate(embs), np.concatenate(tags)
+
+
+def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path,
+            cfg: FeatureConfig | None = None) -> dict[str, ClipFeatures]:
+    """Features of every clip under ``condition`` (computed once, then read from ``cache``).
+
+    A clip that cannot be decoded is logged and left out; the rest goes on.
+    """
+    cfg = cfg or FeatureConfig()
+    model: Musicnn | None = None
+    out: dict[str, ClipFeatures] = {}
+    t0, computed = time.perf_counter(), 0
+    for clip in clips:
+        path = cache_path(cache, backbone, condition, clip)
+        if not path.is_file():
+            if model is None:
+                model = load_backbone(backbone)[0]
+            try:
+                y = degrade(load_audio(clip.path, sr=cfg.sr), cfg.sr, condition, name=clip.key)
+                mels, peaks = Windows((y, cfg.sr), cfg).all()
+            except MusicGenreError as e:
+                log.warning("skipped %s: %s", clip.key, e)
+                continue
+            emb, tags = window_features(model, mels)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, emb=emb.astype(np.float32), tags=tags.astype(np.float32), peaks=peaks.astype(np.float32))
+            os.replace(tmp, path)
+            computed += 1
+        z = np.load(path)
+        out[clip.key] = ClipFeatures(z["emb"], z["tags"], z["peaks"])
+    if computed:
+        log.info("%s/%s: computed %d clips in %.0f s", backbone, condition, computed, time.perf_counter() - t0)
+    return out

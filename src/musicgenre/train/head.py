@@ -1,0 +1,304 @@
+"""The shipped model's recipe: a genre head on one frozen MusiCNN backbone, trained on cached
+window features of GTZAN + Emotify (clean and degraded copies), calibrated on validation clips.
+
+``musicgenre train --recipe recipes/musicnn-genre.toml -o DIR`` runs :func:`build`:
+
+1. **validation run**: train the head on the ``train`` partitions, score the ``valid`` partitions
+   exactly as ``predict`` does (softmax per window, mean over non-silent windows), fit the
+   temperature on those clips;
+2. **final run**: same recipe, trained on ``train`` + ``valid``, saved with that temperature.
+
+The figures in the model's config.json are the validation run's (artist-disjoint); the final
+model has seen the validation clips, so they are not re-measured on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .._io import write_json
+from ..data.corpus import Clip, read_emotify_clips, read_gtzan_clips
+from ..errors import ParameterError
+from ..features import FeatureConfig
+from ..hub import save_model_dir
+from ..pipeline import loud_windows
+from .calibrate import ece, fit_temperature, softmax
+from .embed import ClipFeatures, extract
+from .metrics import full_report
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that determines the shipped model (read from a TOML file)."""
+
+    name: str
+    labels: tuple[str, ...]
+    backbone: str = "MSD_musicnn"
+    features: str = "embedding+tags"  # or "embedding"
+    gtzan: tuple[str, ...] = ()
+    emotify: str = ""
+    emotify_labels: dict[str, str] = field(default_factory=dict)  # Emotify label -> ours ("" leaves it out)
+    conditions: tuple[str, ...] = ("clean",)  # training copies from the degradation suite
+    hidden: int = 128
+    dropout: float = 0.3
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    balance: str = "class"  # "class": every label weighs the same in the loss; "none"
+    mixup: float = 0.0  # Beta(a, a) mixup of window features; 0 = off
+    seed: int = 0
+    cache: str = ".cache/features"
+    version: str = "2.0"
+    description: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides: Any) -> Recipe:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ParameterError(f"{path}: cannot read recipe ({e})") from None
+        flat: dict[str, Any] = {}
+        for section in ("model", "data", "head"):
+            flat.update(raw.pop(section, {}))
+        flat.update(raw)
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(flat) - known)
+        if unknown:
+            raise ParameterError(f"{path}: unknown recipe keys {', '.join(unknown)}")
+        base = path.parent
+        for key in ("gtzan",):
+            flat[key] = tuple(str((base / p).resolve()) if not Path(p).is_absolute() else p for p in flat.get(key, ()))
+        for key in ("emotify", "cache"):  # relative to the recipe file, like gtzan
+            if flat.get(key) and not Path(flat[key]).is_absolute():
+                flat[key] = str((base / flat[key]).resolve())
+        for key in ("labels", "conditions"):
+            if key in flat:
+                flat[key] = tuple(flat[key])
+        flat.update(overrides)
+        return cls(**flat)
+
+    def clips(self) -> list[Clip]:
+        """The corpus with labels in our vocabulary; clips outside the vocabulary are left out."""
+        clips = read_gtzan_clips([Path(p) for p in self.gtzan]) if self.gtzan else []
+        if self.emotify:
+            clips += read_emotify_clips(Path(self.emotify), self.emotify_labels)
+        return [c for c in clips if c.label in self.labels]
+
+
+def missing_data(recipe: Recipe) -> list[str]:
+    return [p for p in (*recipe.gtzan, recipe.emotify) if p and not Path(p).is_dir()]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Window features of a set of clips, with each window's clip index."""
+
+    x: np.ndarray  # (windows, d)
+    y: np.ndarray  # (windows,) label index
+    clip: np.ndarray  # (windows,) index into clips
+    clips: list[Clip]
+
+
+def head_input(f: ClipFeatures, features: str) -> np.ndarray:
+    if features == "embedding":
+        return f.emb
+    if features == "embedding+tags":
+        return np.concatenate([f.emb, f.tags], axis=1)
+    raise ParameterError(f"unknown feature set {features!r}: use embedding or embedding+tags")
+
+
+def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...], *, loud_only: bool) -> Batch:
+    """Stack the cached window features of ``clips`` under each condition (computing what is missing)."""
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    cs: list[np.ndarray] = []
+    kept: list[Clip] = []
+    feats = {c: extract(clips, backbone=recipe.backbone, condition=c, cache=Path(recipe.cache)) for c in conditions}
+    for clip in clips:
+        for cond in conditions:
+            f = feats[cond].get(clip.key)
+            if f is None:
+                continue
+            keep = loud_windows(f.peaks) if loud_only else np.ones(len(f.peaks), bool)
+            if not keep.any():
+                continue
+            if not kept or kept[-1] is not clip:
+                kept.append(clip)
+            xs.append(head_input(f, recipe.features)[keep])
+            ys.append(np.full(int(keep.sum()), recipe.labels.index(clip.label)))
+            cs.append(np.full(int(keep.sum()), len(kept) - 1))
+    if not xs:
+        raise ParameterError("no clip features: is the data where the recipe says?")
+    return Batch(np.concatenate(xs), np.concatenate(ys), np.concatenate(cs), kept)
+
+
+def train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Sequential, list[float]]:
+    """Fit the head (standardise -> MLP) on window features; returns it and the loss per epoch.
+
+    Runs on one thread: the head is tiny, and a fixed reduction order makes the weights
+    bit-for-bit reproducible (two threads change the last bits, hence the sha256).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_head(recipe, data)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Sequential, list[float]]:
+    from ..models.genre import Standardize, make_head
+
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    x, y = torch.from_numpy(data.x).float(), torch.from_numpy(data.y).long()
+    head = make_head(x.shape[1], len(recipe.labels), hidden=recipe.hidden, dropout=recipe.dropout)
+    std = head[0]
+    assert isinstance(std, Standardize)
+    std.mean.copy_(x.mean(0))
+    std.std.copy_(x.std(0).clamp_min(1e-6))
+    counts = np.bincount(data.y, minlength=len(recipe.labels)).astype(float)
+    if recipe.balance == "class":
+        w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max(1, (counts > 0).sum()), 0.0)
+    elif recipe.balance == "none":
+        w = np.ones(len(recipe.labels))
+    else:
+        raise ParameterError(f"unknown balance {recipe.balance!r}: use class or none")
+    weight = torch.tensor(w, dtype=torch.float32)
+    opt = torch.optim.AdamW(head.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
+    losses = []
+    head.train()
+    for _ in range(recipe.epochs):
+        order = torch.from_numpy(rng.permutation(len(x)))
+        total = 0.0
+        for i in range(0, len(x), recipe.batch_size):
+            idx = order[i : i + recipe.batch_size]
+            xb, yb = x[idx], y[idx]
+            if recipe.mixup > 0:
+                lam = float(rng.beta(recipe.mixup, recipe.mixup))
+                perm = torch.randperm(len(xb))
+                logits = head(lam * xb + (1 - lam) * xb[perm])
+                loss = lam * F.cross_entropy(logits, yb, weight=weight) + (1 - lam) * F.cross_entropy(
+                    logits, yb[perm], weight=weight)
+            else:
+                loss = F.cross_entropy(head(xb), yb, weight=weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        sched.step()
+        losses.append(total / len(x))
+    return head.eval(), losses
+
+
+def window_logits(head: torch.nn.Module, data: Batch) -> np.ndarray:
+    with torch.inference_mode():
+        return head(torch.from_numpy(data.x).float()).numpy()
+
+
+def clip_scores(logits: np.ndarray, data: Batch, temperature: float = 1.0) -> np.ndarray:
+    """``predict``'s aggregation: softmax(logits / T) per window, mean over the clip's windows."""
+    probs = softmax(logits, temperature)
+    out = np.zeros((len(data.clips), logits.shape[1]))
+    np.add.at(out, data.clip, probs)
+    return out / np.bincount(data.clip, minlength=len(data.clips))[:, None]
+
+
+def evaluate_clips(recipe: Recipe, head: torch.nn.Module, data: Batch, temperature: float) -> dict[str, Any]:
+    """Clip-level report (with n, intervals by artist group, ECE) on cached features."""
+    probs = clip_scores(window_logits(head, data), data, temperature)
+    y = np.array([recipe.labels.index(c.label) for c in data.clips])
+    groups = np.array([c.group for c in data.clips])
+    rep = full_report(y, probs, list(recipe.labels), groups=groups)
+    rep["sources"] = sorted({c.source for c in data.clips})
+    return rep
+
+
+def validation_run(recipe: Recipe, *, train_on: tuple[str, ...] = ("train",), valid_on: str = "valid",
+                   train_sources: tuple[str, ...] = ("gtzan", "emotify"),
+                   valid_sources: tuple[str, ...] = ("gtzan", "emotify")) -> dict[str, Any]:
+    """Train on ``train_on`` partitions, calibrate and report on ``valid_on`` (per source and pooled)."""
+    clips = recipe.clips()
+    tr = assemble(recipe, [c for c in clips if c.split in train_on and c.source in train_sources],
+                  recipe.conditions, loud_only=True)
+    va_clips = [c for c in clips if c.split == valid_on and c.source in valid_sources]
+    va = assemble(recipe, va_clips, ("clean",), loud_only=True)
+    head, losses = train_head(recipe, tr)
+    logits = window_logits(head, va)
+    y = np.array([recipe.labels.index(c.label) for c in va.clips])
+    temperature = fit_temperature(lambda t: clip_scores(logits, va, t), y)
+    out: dict[str, Any] = {"temperature": temperature, "train_clips": len(tr.clips), "train_windows": len(tr.x),
+                           "final_train_loss": losses[-1], "head": head}
+    for source in valid_sources:
+        part = [c for c in va.clips if c.source == source]
+        if part:
+            sub = assemble(recipe, part, ("clean",), loud_only=True)
+            out[source] = evaluate_clips(recipe, head, sub, temperature)
+            y_sub = np.array([recipe.labels.index(c.label) for c in sub.clips])
+            out[source]["uncalibrated_ece"] = ece(clip_scores(window_logits(head, sub), sub, 1.0), y_sub)
+    return out
+
+
+def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str, Any]:
+    """Validation run (figures, temperature), then the final model on train + valid, saved to ``out``."""
+    from ..models.genre import MusicnnGenre
+
+    missing = missing_data(recipe)
+    if missing:
+        raise ParameterError(f"recipe data not found: {', '.join(missing)}")
+    val = validation_run(recipe)
+    clips = [c for c in recipe.clips() if c.split in ("train", "valid")]
+    final = assemble(recipe, clips, recipe.conditions, loud_only=True)
+    head, _ = train_head(recipe, final)
+    model = MusicnnGenre(n_labels=len(recipe.labels), backbone=recipe.backbone, hidden=recipe.hidden,
+                         dropout=recipe.dropout, features=recipe.features)
+    model.head.load_state_dict(head.state_dict())
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(model.external_prefixes)}
+    brief = {s: {k: val[s][k] for k in ("n", "accuracy", "top3_accuracy", "macro_f1", "ece", "ci95")}
+             for s in ("gtzan", "emotify") if s in val}
+    counts: dict[str, int] = {}
+    for c in final.clips:
+        counts[f"{c.source}/{c.label}"] = counts.get(f"{c.source}/{c.label}", 0) + 1
+    config = {
+        "name": recipe.name,
+        "version": recipe.version,
+        "architecture": "musicnn_genre",
+        "model_args": {"n_labels": len(recipe.labels), "backbone": recipe.backbone, "hidden": recipe.hidden,
+                       "dropout": recipe.dropout, "features": recipe.features},
+        "labels": list(recipe.labels),
+        "features": FeatureConfig().to_dict(),
+        "temperature": round(val["temperature"], 4),
+        "description": recipe.description,
+        "licence": "head: same as musicgenre; backbone: ISC (see backbones/LICENSE-musicnn.txt)",
+        "training": {"command": f"musicgenre train --recipe {recipe_file} -o DIR",
+                     "recipe": {k: v for k, v in recipe.__dict__.items() if k not in ("gtzan", "emotify", "cache")},
+                     "clips": len(final.clips), "windows": len(final.x), "clips_by_source_label": counts},
+        "metrics": {"protocol": "validation run: head trained on the train partitions, scored on the "
+                                "artist-disjoint valid partitions (clip level, temperature applied); the "
+                                "shipped head is then retrained on train + valid", "valid": brief},
+    }
+    save_model_dir(state, out, config)
+    write_json(out / "validation.json", {k: v for k, v in val.items() if k != "head"})
+    return config
+
+
+def with_overrides(recipe: Recipe, **kw: Any) -> Recipe:
+    return replace(recipe, **kw)
