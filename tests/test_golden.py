@@ -14,7 +14,7 @@ from musicgenre.hub import load_backbone
 from musicgenre.models.musicnn import Musicnn
 from musicgenre.windows import Windows
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, ROOT
 
 REF = FIXTURES / "musicnn"
 
@@ -94,3 +94,19 @@ def test_loud_audio_stays_finite() -> None:
     """Upstream's float16 log overflows on loud input; ours is float32."""
     y = np.sign(np.sin(np.arange(16000) * 0.05)).astype(np.float32)  # full-scale square wave
     assert np.isfinite(log_mel(y, cfg=FeatureConfig())).all()
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_shipped_model_scores_are_golden(backend: str) -> None:
+    """End to end (decode -> windows -> model -> aggregation) on the example clips, against the scores recorded
+    by scripts/golden_scores.py, on both backends."""
+    import musicgenre
+
+    golden = json.loads((FIXTURES / "golden_scores.json").read_text())
+    clf = musicgenre.load(backend=backend, device="cpu")
+    assert (clf.name, clf.version) == (golden["model"], golden["version"])
+    for name, want in golden["clips"].items():
+        got = clf.predict(ROOT / "examples" / name)
+        assert list(got.scores) == list(want["scores"]), name
+        np.testing.assert_allclose([got.scores[g] for g in want["scores"]], list(want["scores"].values()), atol=1e-4)
+        np.testing.assert_allclose([got.tags[t] for t in want["tags"]], list(want["tags"].values()), atol=1e-4)

@@ -11,9 +11,9 @@ def test_readme_python_example_runs(capsys):
     text = (ROOT / "README.md").read_text()
     block = re.search(r"### Python\n\n```python\n(.*?)```", text, re.S)
     assert block, "README lost its Python example"
-    code = block.group(1).replace('"song.mp3"', repr(str(EXAMPLES / "jazz_vibe_ace.ogg")))
+    code = block.group(1).replace('"song.mp3"', repr(str(EXAMPLES / "classical_hungarian_dance_5.ogg")))
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
-    assert namespace["pred"].label == "jazz"
+    assert namespace["pred"].label == "classical"
     out = capsys.readouterr().out
     assert "broken.flac: file not found" in out and "Prediction(" in out
