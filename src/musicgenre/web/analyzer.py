@@ -96,8 +96,10 @@ class Analyzer:
         if cut:
             note = f" Only the first {pred.duration:.0f} s were analysed" + (
                 " (quick mode)." if mode != MODES[0] else f" (the {self.limits.max_seconds:.0f}-s limit).")
-        status = (f"**{pred.label}** — {pred.duration:.1f} s of audio in {len(pred.segments)} windows, "
-                  f"analysed in {seconds:.2f} s.{note}")
+        sure = ("a confident call" if pred.status == "confident"
+                else "**uncertain**: a guess, the top genres are close")
+        status = (f"**{pred.label}** ({sure}; {pred.agreement:.0%} of the windows agree) — {pred.duration:.1f} s "
+                  f"of audio in {len(pred.segments)} windows, analysed in {seconds:.2f} s.{note}")
         top5 = dict(pred.top(5))
         tags = dict(list(pred.tags.items())[:10])
         return top5, spec, timeline, tags, status
