@@ -123,11 +123,11 @@ def stability(recipe: Recipe) -> dict[str, Any]:
     from musicgenre.train.degrade import CONDITIONS
 
     clips = [c for c in recipe.clips() if c.split == "train"]
-    head, _ = train_head(recipe, assemble(recipe, clips, recipe.conditions, loud_only=True))
+    head, _ = train_head(recipe, assemble(recipe, clips, recipe.conditions))
     valid = [c for c in recipe.clips() if c.split == "valid"]
     labels: dict[str, dict[str, int]] = {}
     for cond in CONDITIONS:
-        data = assemble(recipe, valid, (cond,), loud_only=True)
+        data = assemble(recipe, valid, (cond,))
         pred = clip_scores(window_logits(head, data), data).argmax(1)
         labels[cond] = {c.key: int(p) for c, p in zip(data.clips, pred)}
     out: dict[str, Any] = {}
@@ -149,8 +149,8 @@ def cross_source(recipe: Recipe) -> dict[str, Any]:
     for train_src, test_src in (("gtzan", "emotify"), ("emotify", "gtzan")):
         tr = [c for c in everything if c.source == train_src]
         te = [c for c in everything if c.source == test_src and c.label in shared]
-        head, _ = train_head(recipe, assemble(recipe, tr, recipe.conditions, loud_only=True))
-        rep = evaluate_clips(recipe, head, assemble(recipe, te, ("clean",), loud_only=True), 1.0)
+        head, _ = train_head(recipe, assemble(recipe, tr, recipe.conditions))
+        rep = evaluate_clips(recipe, head, assemble(recipe, te, ("clean",)), 1.0)
         out[f"{train_src}->{test_src}"] = {"classes": list(shared), **brief(rep)}
     return out
 
@@ -178,9 +178,8 @@ def confidence(recipe: Recipe) -> dict[str, Any]:
     from musicgenre.train.calibrate import fit_temperature
 
     clips = recipe.clips()
-    head, _ = train_head(recipe, assemble(recipe, [c for c in clips if c.split == "train"], recipe.conditions,
-                                          loud_only=True))
-    va = assemble(recipe, [c for c in clips if c.split == "valid"], ("clean",), loud_only=True)
+    head, _ = train_head(recipe, assemble(recipe, [c for c in clips if c.split == "train"], recipe.conditions))
+    va = assemble(recipe, [c for c in clips if c.split == "valid"], ("clean",))
     logits = window_logits(head, va)
     y = np.array([recipe.labels.index(c.label) for c in va.clips])
     t = fit_temperature(lambda t: clip_scores(logits, va, t), y)

@@ -13,7 +13,8 @@ import torch
 from musicgenre.cli import main
 from musicgenre.data.corpus import gtzan_partitions, read_emotify_clips
 from musicgenre.errors import ParameterError
-from musicgenre.train.calibrate import ece, fit_temperature, softmax
+from musicgenre.pipeline import softmax
+from musicgenre.train.calibrate import ece, fit_temperature
 from musicgenre.train.degrade import CONDITIONS, band_limit, degrade, mp3_roundtrip
 from musicgenre.train.metrics import bootstrap_interval, full_report
 
@@ -95,18 +96,21 @@ def test_status_agreement_and_temperature_in_predictions(classifier, tmp_path):
     assert p.status in ("confident", "uncertain") and 0 < p.agreement <= 1
     d = p.to_dict()
     assert d["status"] == p.status and d["agreement"] == round(p.agreement, 4)
-    sure = Classifier(classifier.model, device="cpu", min_confidence=0.0).predict(str(path))
-    unsure = Classifier(classifier.model, device="cpu", min_confidence=1.0).predict(str(path))
+    sure = Classifier(classifier.model, min_confidence=0.0).predict(str(path))
+    unsure = Classifier(classifier.model, min_confidence=1.0).predict(str(path))
     assert sure.status == "confident" and unsure.status == "uncertain"
     with pytest.raises(ParameterError, match="min_confidence"):
-        Classifier(classifier.model, device="cpu", min_confidence=1.5)
-    hot = Classifier(classifier.model, device="cpu")
-    hot.temperature = 1000.0  # a huge temperature flattens every window's scores
+        Classifier(classifier.model, min_confidence=1.5)
+    import dataclasses
+
+    hot = Classifier(dataclasses.replace(classifier.model, temperature=1000.0))  # flattens every window's scores
     assert max(hot.predict(str(path)).scores.values()) < 1.5 / len(classifier.labels)
 
 
 def test_shipped_model_runs_one_backbone_pass(classifier):
-    module = classifier.model.module
+    from musicgenre.hub import load_module
+
+    module = load_module(classifier.model.path)
     assert [n for n, _ in module.named_children()] == ["backbone", "head"]
     calls: list[int] = []
     embed = module.backbone.embed  # the backbone's trunk: the only expensive part
@@ -116,7 +120,7 @@ def test_shipped_model_runs_one_backbone_pass(classifier):
     finally:
         del module.backbone.embed
     assert calls == [3] and out["logits"].shape == (3, len(classifier.labels)) and out["tags"].shape == (3, 50)
-    assert "temperature" in classifier.model.config and classifier.temperature > 0
+    assert "temperature" in classifier.model.config and classifier.model.temperature > 0
 
 
 def test_cached_features_reproduce_predict(classifier, tmp_path):
@@ -132,7 +136,10 @@ def test_cached_features_reproduce_predict(classifier, tmp_path):
                     cache=tmp_path / "cache")[clip.key]
     x = head_input(feats, classifier.model.config["model_args"]["features"])
     data = Batch(x, np.zeros(len(x), int), np.zeros(len(x), int), [clip])
-    scores = clip_scores(window_logits(classifier.model.module.head, data), data, classifier.temperature)[0]
+    from musicgenre.hub import load_module
+
+    head = load_module(classifier.model.path).head
+    scores = clip_scores(window_logits(head, data), data, classifier.model.temperature)[0]
     p = classifier.predict(str(path))
     np.testing.assert_allclose(scores, [p.scores[lab] for lab in classifier.labels], atol=2e-5)
 
@@ -170,7 +177,7 @@ def test_train_recipe_builds_a_loadable_calibrated_model(tmp_path):
     assert config["labels"] == ["blues", "classical", "rock"] and config["temperature"] > 0
     assert config["training"]["clips"] == 11 and config["metrics"]["valid"]["gtzan"]["n"] == 4
     clf = Classifier.from_pretrained(tmp_path / "model", device="cpu")
-    assert clf.temperature == config["temperature"]
+    assert clf.model.temperature == config["temperature"]
     assert clf.predict(str(tmp_path / "emotify" / "rock" / "rock_002.ogg")).label in config["labels"]
     # the recipe's corpus is what `evaluate --recipe` reads
     assert main(["evaluate", "--model", str(tmp_path / "model"), "--recipe", str(recipe), "--subset", "valid",

@@ -41,9 +41,8 @@ def loud_windows(peaks: np.ndarray) -> np.ndarray:
     return np.asarray(peaks) >= SILENCE_PEAK
 
 
-def clip_scores(probs: np.ndarray, peaks: np.ndarray, *, source: str = "") -> np.ndarray:
-    """The one clip aggregation: mean window probability over the non-silent windows, (n, L) -> (L,)."""
-    loud = loud_windows(peaks)
+def clip_scores(probs: np.ndarray, loud: np.ndarray, *, source: str = "") -> np.ndarray:
+    """The one clip aggregation: mean window probability over the non-silent (``loud``) windows, (n, L) -> (L,)."""
     if not loud.any():
         raise NoMusicError(source, Reason.NO_MUSIC, "silent: peak below -60 dBFS everywhere")
     return np.asarray(probs)[loud].mean(axis=0)
@@ -124,8 +123,8 @@ class Classifier:
         not_music = info.evidence.verdict() if info.evidence is not None else None
         if not_music is not None:
             raise NoMusicError(windows.name, Reason.NO_MUSIC, not_music)
-        scores = clip_scores(probs, peaks, source=windows.name)
         loud = loud_windows(peaks)
+        scores = clip_scores(probs, loud, source=windows.name)
         seconds, step = windows.seconds, self.window_seconds
         segments = [Segment(round(i * step, 3), round(min((i + 1) * step, seconds), 3),
                             sorted_scores(self.labels, probs[i])) for i in np.flatnonzero(loud)]

@@ -10,13 +10,6 @@ from typing import Any
 import numpy as np
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def fit_temperature(clip_probs: Callable[[float], np.ndarray], y: np.ndarray,
                     grid: np.ndarray | None = None) -> float:
     """The temperature minimising the clip-level negative log-likelihood.

@@ -40,7 +40,7 @@ def explain(model: str | Path | None, src: Any, out: Path, *, filters: bool = Fa
         raise ParameterError("explain needs a single model, not an ensemble")
     windows = Windows(src, clf.model.features, max_seconds=max_seconds)
     inputs, peaks = windows.all()
-    scores = clip_scores(clf.run(inputs)[0], peaks)
+    scores = clip_scores(clf.run(inputs)[0], loud_windows(peaks))
     target = int(scores.argmax())
     module = clf.model.runner.module
     x = torch.from_numpy(inputs).to(clf.device)

@@ -29,8 +29,9 @@ from ..data.corpus import Clip, read_emotify_clips, read_gtzan_clips
 from ..errors import ParameterError
 from ..features import FeatureConfig
 from ..hub import save_model_dir
-from ..pipeline import loud_windows
-from .calibrate import ece, fit_temperature, softmax
+from ..pipeline import clip_scores as aggregate
+from ..pipeline import loud_windows, softmax
+from .calibrate import ece, fit_temperature
 from .embed import ClipFeatures, extract
 from .metrics import full_report
 
@@ -124,8 +125,9 @@ def head_input(f: ClipFeatures, features: str) -> np.ndarray:
     raise ParameterError(f"unknown feature set {features!r}: use embedding or embedding+tags")
 
 
-def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...], *, loud_only: bool) -> Batch:
-    """Stack the cached window features of ``clips`` under each condition (computing what is missing)."""
+def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...]) -> Batch:
+    """Stack the cached non-silent window features of ``clips`` under each condition (computing what is
+    missing): the windows ``predict`` averages over."""
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
     cs: list[np.ndarray] = []
@@ -136,7 +138,7 @@ def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...], *, 
             f = feats[cond].get(clip.key)
             if f is None:
                 continue
-            keep = loud_windows(f.peaks) if loud_only else np.ones(len(f.peaks), bool)
+            keep = loud_windows(f.peaks)
             if not keep.any():
                 continue
             if not kept or kept[-1] is not clip:
@@ -215,11 +217,11 @@ def window_logits(head: torch.nn.Module, data: Batch) -> np.ndarray:
 
 
 def clip_scores(logits: np.ndarray, data: Batch, temperature: float = 1.0) -> np.ndarray:
-    """``predict``'s aggregation: softmax(logits / T) per window, mean over the clip's windows."""
+    """``predict``'s own softmax and aggregation (``pipeline.clip_scores``) for every clip of ``data``, whose
+    windows are all non-silent (``assemble`` keeps only those): (windows, L) logits -> (clips, L)."""
     probs = softmax(logits, temperature)
-    out = np.zeros((len(data.clips), logits.shape[1]))
-    np.add.at(out, data.clip, probs)
-    return out / np.bincount(data.clip, minlength=len(data.clips))[:, None]
+    return np.stack([aggregate(probs[data.clip == i], np.ones(int((data.clip == i).sum()), bool))
+                     for i in range(len(data.clips))])
 
 
 def evaluate_clips(recipe: Recipe, head: torch.nn.Module, data: Batch, temperature: float) -> dict[str, Any]:
@@ -238,9 +240,9 @@ def validation_run(recipe: Recipe, *, train_on: tuple[str, ...] = ("train",), va
     """Train on ``train_on`` partitions, calibrate and report on ``valid_on`` (per source and pooled)."""
     clips = recipe.clips()
     tr = assemble(recipe, [c for c in clips if c.split in train_on and c.source in train_sources],
-                  recipe.conditions, loud_only=True)
+                  recipe.conditions)
     va_clips = [c for c in clips if c.split == valid_on and c.source in valid_sources]
-    va = assemble(recipe, va_clips, ("clean",), loud_only=True)
+    va = assemble(recipe, va_clips, ("clean",))
     head, losses = train_head(recipe, tr)
     logits = window_logits(head, va)
     y = np.array([recipe.labels.index(c.label) for c in va.clips])
@@ -250,7 +252,7 @@ def validation_run(recipe: Recipe, *, train_on: tuple[str, ...] = ("train",), va
     for source in valid_sources:
         part = [c for c in va.clips if c.source == source]
         if part:
-            sub = assemble(recipe, part, ("clean",), loud_only=True)
+            sub = assemble(recipe, part, ("clean",))
             out[source] = evaluate_clips(recipe, head, sub, temperature)
             y_sub = np.array([recipe.labels.index(c.label) for c in sub.clips])
             out[source]["uncalibrated_ece"] = ece(clip_scores(window_logits(head, sub), sub, 1.0), y_sub)
@@ -266,7 +268,7 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
         raise ParameterError(f"recipe data not found: {', '.join(missing)}")
     val = validation_run(recipe)
     clips = [c for c in recipe.clips() if c.split in ("train", "valid")]
-    final = assemble(recipe, clips, recipe.conditions, loud_only=True)
+    final = assemble(recipe, clips, recipe.conditions)
     head, _ = train_head(recipe, final)
     model = MusicnnGenre(n_labels=len(recipe.labels), backbone=recipe.backbone, hidden=recipe.hidden,
                          dropout=recipe.dropout, features=recipe.features)

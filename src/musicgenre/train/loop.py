@@ -198,7 +198,7 @@ def validate(model: nn.Module, loader: Any, clips: Clips, labels: list[str], dev
         for row, c in zip(softmax(logits.numpy()), clip.tolist()):
             window_probs[c][seen[c]] = row
             seen[c] += 1
-    pred = [int(clip_scores(p, pk).argmax()) for p, pk in zip(window_probs, clips.peaks)]
+    pred = [int(clip_scores(p, loud_windows(pk)).argmax()) for p, pk in zip(window_probs, clips.peaks)]
     rep = report(np.array(clips.labels), np.array(pred), labels)
     rep.update(window_accuracy=correct / max(1, total), loss=loss_sum / max(1, total))
     return rep
