@@ -49,6 +49,7 @@ def make_clips(folder: Path, n: int, seconds: float) -> list[Path]:
 
 
 def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its children, in MiB (0 once it has exited)."""
     import psutil
 
     try:
