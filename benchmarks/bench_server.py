@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -28,12 +29,60 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = sorted((ROOT / "examples").glob("*.ogg"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_scan import tree_rss_mb  # noqa: E402  (process tree RSS, the same measure as the scan benchmark)
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Server:
+    """``musicgenre serve`` in a subprocess; ``env`` extras (e.g. TMPDIR) go to it."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "musicgenre", "serve", "--port", str(self.port), *args]
+        full_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
+        self.proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.output: list[str] = []
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited: " + "".join(self.output))
+            try:
+                if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError("server did not start: " + "".join(self.output))
+
+    def rss_mb(self) -> float:
+        return tree_rss_mb(self.proc.pid)
+
+    def stop(self, timeout: float = 20.0) -> float:
+        """SIGTERM; returns the seconds it took to exit (kills it and raises if it does not)."""
+        t0 = time.monotonic()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        return time.monotonic() - t0
 
 
 def post(url: str, clip: Path, *, quick: bool = True, retry_busy: bool = True) -> int:
