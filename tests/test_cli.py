@@ -77,7 +77,7 @@ def test_unwritable_output_is_one_line(tmp_path, capsys):
 def test_models_and_help(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "musicnn-gtzan (default)" in out and "musicnn_genre" in out
+    assert "musicnn-gtzan (default)" in out and "crnn" in out and "musicnn_genre" not in out  # not `train ARCH`
     assert main(["--help"]) == 0
     assert main(["predict", "--help"]) == 0
 

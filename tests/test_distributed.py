@@ -24,6 +24,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_scan_matches_local_scan(local_ray, classifier, tmp_path):
     from musicgenre.library.ray_engine import scan_ray
 

@@ -152,6 +152,7 @@ def test_resume_continues_exactly(synth_data, tmp_path, monkeypatch):
         torch.testing.assert_close(a["model"][k], b["model"][k])
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes(synth_data, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
