@@ -17,9 +17,10 @@ from ..errors import WeightsError
 
 log = logging.getLogger(__name__)
 
-# One intra-op thread per session: on 2 cores, two files run side by side (predict_many) beat one file
-# on two threads; see benchmarks/onnx_runtime.py for the measurement.
-DEFAULT_THREADS = 1
+# Two intra-op threads: one file alone uses both cores (0.38 s vs 0.50 s per 30-s clip), and two files at
+# once in predict_many run as fast as with one thread each (96x real time either way). A quick in-process
+# check on 20 GTZAN MP3s on a quiet 2-core machine, not a recorded benchmark.
+DEFAULT_THREADS = 2
 
 
 class OnnxModel:
@@ -54,6 +55,12 @@ class OnnxModel:
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """(batch, ...) float32 model input -> raw outputs by name ("logits", optionally "tags")."""
-        outputs = self.session.run(self.output_names, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})
-        return dict(zip(self.output_names, outputs))
+        """(n, ...) float32 model input -> raw outputs by name ("logits", optionally "tags"), one window per
+        session call: on the CPU that is the fastest (0.41 s vs 0.51 s for ten 3-s windows at batch 10) and
+        keeps the convolutions' intermediate buffers, and so peak memory, at their smallest."""
+        outs: dict[str, list[np.ndarray]] = {name: [] for name in self.output_names}
+        for i in range(len(x)):
+            feed = {self.input_name: np.ascontiguousarray(x[i : i + 1], dtype=np.float32)}
+            for name, value in zip(self.output_names, self.session.run(self.output_names, feed)):
+                outs[name].append(value)
+        return {name: np.concatenate(v) for name, v in outs.items()}
