@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # optional dependencies -> the extra that brings them (pyproject.toml)
-_EXTRAS = {"torch": "train", "safetensors": "train", "sklearn": "train", "matplotlib": "plots", "gradio": "web",
+_EXTRAS = {"torch": "train", "safetensors": "train", "matplotlib": "plots", "gradio": "web",
            "fastapi": "web", "uvicorn": "web", "psutil": "web", "ray": "distributed", "pyarrow": "distributed",
            "transformers": "hf", "datasets": "hf"}
 
