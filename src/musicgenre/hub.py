@@ -157,8 +157,8 @@ def choose_backend(cfg: dict[str, Any], *, device: str, backend: str) -> str:
         raise ParameterError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
     if backend == "onnx" and "onnx" not in cfg:
         raise ParameterError(f"model {cfg.get('name')!r} has no ONNX file; use --backend torch")
-    if backend == "auto":
-        backend = "onnx" if "onnx" in cfg and (device == "cpu" or device == "auto" and not _cuda()) else "torch"
+    if backend == "auto":  # "auto" never imports torch just to look for a GPU: start-up stays light
+        backend = "onnx" if "onnx" in cfg and device != "cuda" else "torch"
     if backend == "torch" and not _has_torch():
         raise ParameterError(
             f"model {cfg.get('name')!r} needs PyTorch (no ONNX file, or --device cuda / --backend torch): "
@@ -167,14 +167,6 @@ def choose_backend(cfg: dict[str, Any], *, device: str, backend: str) -> str:
     if backend == "onnx" and device == "cuda":
         raise ParameterError("the ONNX backend runs on the CPU; use --backend torch for --device cuda")
     return backend
-
-
-def _cuda() -> bool:
-    if not _has_torch():
-        return False
-    import torch
-
-    return bool(torch.cuda.is_available())
 
 
 def load_module(path: Path, cfg: dict[str, Any] | None = None) -> Any:
