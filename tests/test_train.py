@@ -144,7 +144,8 @@ def test_resume_continues_exactly(synth_data, tmp_path, monkeypatch):
     resumed = tmp_path / "resumed"
     assert _train(synth_data, resumed, "--epochs", "3", "--patience", "0") == 130
     monkeypatch.setattr(loop, "write_history", real)
-    assert _train(synth_data, resumed, "--epochs", "3", "--patience", "0", "--resume") == 0
+    # new arguments on --resume are ignored (with a warning): the checkpoint's own settings continue the run
+    assert _train(synth_data, resumed, "--epochs", "3", "--patience", "0", "--resume", "--lr", "0.5") == 0
     a = torch.load(straight / "checkpoint.pt", weights_only=False)
     b = torch.load(resumed / "checkpoint.pt", weights_only=False)
     assert [h["train_loss"] for h in a["history"]] == pytest.approx([h["train_loss"] for h in b["history"]])
