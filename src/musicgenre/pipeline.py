@@ -51,8 +51,8 @@ def clip_scores(probs: np.ndarray, loud: np.ndarray, *, source: str = "") -> np.
 class Classifier:
     """Recognise the genre of recordings with one shipped or trained model.
 
-    >>> clf = Classifier.from_pretrained()            # the default model, shipped in the package
-    >>> clf.predict("song.mp3").top(3)                # [("jazz", 0.81), ("blues", 0.07), ...]
+    >>> clf = musicgenre.load()                        # the default model, shipped in the package
+    >>> clf.predict("song.mp3").top(3)                # [("classical", 0.66), ("jazz", 0.33), ...]
     """
 
     def __init__(self, model: Any, *, min_confidence: float | None = None) -> None:
