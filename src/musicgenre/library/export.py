@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .._io import write_atomic
+from .._io import save_figure, write_atomic
 from .._names import printable_name
 from ..errors import MusicGenreError, ParameterError
 from .db import read_rows
@@ -94,4 +94,4 @@ def genre_chart(db: Path, png: Path) -> None:
     ax.set_xlabel("tracks")
     ax.set_title(f"Genre distribution: {sum(genres.values())} tracks" + (f", {failed} failed" if failed else ""))
     fig.tight_layout()
-    fig.savefig(png)
+    save_figure(fig, png)

@@ -8,7 +8,6 @@ its tag logits and the window's peak (``predict`` skips windows quieter than -60
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._io import write_atomic
 from ..audio import load_audio
 from ..data.corpus import Clip
 from ..errors import MusicGenreError
@@ -52,6 +52,13 @@ def window_features(backbone: Musicnn, mels: np.ndarray, batch: int = 2) -> tupl
     return np.concatenate(embs), np.concatenate(tags)
 
 
+def _save(path: Path, *, emb: np.ndarray, tags: np.ndarray, peaks: np.ndarray) -> None:
+    """One cache entry, written atomically (a killed run never leaves a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f32 = np.float32
+    write_atomic(path, lambda f: np.savez(f, emb=emb.astype(f32), tags=tags.astype(f32), peaks=peaks.astype(f32)))
+
+
 def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path,
             cfg: FeatureConfig | None = None) -> dict[str, ClipFeatures]:
     """Features of every clip under ``condition`` (computed once, then read from ``cache``).
@@ -74,10 +81,7 @@ def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path,
                 log.warning("skipped %s: %s", clip.key, e)
                 continue
             emb, tags = window_features(model, mels)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, emb=emb.astype(np.float32), tags=tags.astype(np.float32), peaks=peaks.astype(np.float32))
-            os.replace(tmp, path)
+            _save(path, emb=emb, tags=tags, peaks=peaks)
             computed += 1
         z = np.load(path)
         out[clip.key] = ClipFeatures(z["emb"], z["tags"], z["peaks"])
