@@ -514,6 +514,17 @@ def _is_mpeg_frame(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
 
 
+def _count_ogg_bos(path: Path, *, stop_at: int) -> int:
+    """Beginning-of-stream pages (capture pattern, version 0, BOS flag), read in 1 MB chunks: flat memory."""
+    bos, count, tail = b"OggS\x00\x02", 0, b""
+    with open(path, "rb") as fh:
+        while count < stop_at and (chunk := fh.read(1 << 20)):
+            data = tail + chunk
+            count += data.count(bos)
+            tail = data[-(len(bos) - 1) :]  # a pattern cut by the chunk border is found next time
+    return count
+
+
 def _needs_ffmpeg(f: Any, path: Path | None, declared: float | None) -> bool:
     """Streams that soundfile stops early on without an error: a chained Ogg (a second beginning-of-stream
     page) or an MP3 whose parts differ in sample rate (mutagen's length estimate from the file size is
@@ -521,8 +532,7 @@ def _needs_ffmpeg(f: Any, path: Path | None, declared: float | None) -> bool:
     if path is None:
         return False
     if f.format == "OGG":
-        with open(path, "rb") as fh:
-            return fh.read().count(b"OggS\x00\x02") > 1  # capture pattern, version 0, BOS flag
+        return _count_ogg_bos(path, stop_at=2) > 1
     if f.format == "MP3":
         try:
             from mutagen.mp3 import MP3
