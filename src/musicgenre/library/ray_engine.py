@@ -24,12 +24,13 @@ class ClassifyBatch:
     """Ray actor: one Classifier per actor; a batch of paths -> a batch of ``tracks`` rows."""
 
     def __init__(self, model: str | None, device: str) -> None:
-        import torch
-
         from ..pipeline import load
 
-        torch.set_num_threads(1)  # one core per actor (its own process): Ray schedules the parallelism
         self.clf = load(model, device=device)
+        if self.clf.model.backend == "torch":  # one core per actor (its own process): Ray schedules the rest
+            import torch
+
+            torch.set_num_threads(1)
         self.version = self.clf.version
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
