@@ -91,3 +91,20 @@ def test_missing_optional_dependency_names_the_extra(monkeypatch, capsys, tmp_pa
     code = main(["explain", str(EXAMPLES / "jazz_vibe_ace.ogg"), "-o", str(tmp_path / "s.png")])
     err = capsys.readouterr().err
     assert code == 2 and "pip install 'musicgenre[train]'" in err and "Traceback" not in err
+
+
+def test_reader_that_leaves_early_is_not_an_error():
+    """`musicgenre predict ... | head -1`: when the reader closes the pipe, we stop without a traceback or
+    an error line (only the exit status says the output was cut short)."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    try:
+        proc = subprocess.run([sys.executable, "-m", "musicgenre", "models"], stdout=write_end,
+                              stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141 and proc.stderr == b""

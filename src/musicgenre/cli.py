@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -413,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     except MusicGenreError as e:
         _err(str(e))
         return 1
+    except BrokenPipeError:  # `musicgenre predict ... | head`: the reader left; stop quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by the signal
     except OSError as e:  # e.g. an --output folder that does not exist or is not writable
         _err(f"{e.filename or ''}: {e.strerror or e}" if e.filename else str(e))
         return 1

@@ -10,9 +10,19 @@ from torch import nn
 from ..hub import load_backbone
 from ._registry import register_model
 
+FEATURE_PARTS = ("pool", "embedding", "tags")  # what a genre head may read from the backbone's one pass
+
+
+def feature_parts(features: str) -> tuple[str, ...]:
+    """``"embedding+tags"`` -> ("embedding", "tags"): the parts a head reads, concatenated in this order."""
+    parts = tuple(features.split("+"))
+    if any(p not in FEATURE_PARTS for p in parts) or len(set(parts)) != len(parts):
+        raise ValueError(f"unknown feature set {features!r}: join {', '.join(FEATURE_PARTS)} with '+'")
+    return parts
+
 
 class MusicnnGenre(nn.Module):
-    """One pretrained MusiCNN tagger (frozen) -> genre head on [penultimate embedding, tag logits].
+    """One pretrained MusiCNN tagger (frozen) -> genre head on [pooled mid-end,] penultimate embedding[, tag logits].
 
     Exactly one backbone pass per 3-s window: the genre logits and the tags come from the same
     pass (the tag layer is a linear map of the embedding). The backbone was chosen on validation
@@ -24,19 +34,22 @@ class MusicnnGenre(nn.Module):
     def __init__(self, n_labels: int, backbone: str = "MSD_musicnn", hidden: int = 0, dropout: float = 0.0,
                  features: str = "embedding+tags") -> None:
         super().__init__()
-        if features not in ("embedding", "embedding+tags"):
-            raise ValueError(f"unknown feature set {features!r}: use embedding or embedding+tags")
+        self.parts = feature_parts(features)
         self.backbone, self.tag_names = load_backbone(backbone)
-        self.with_tags = features == "embedding+tags"
-        dim = self.backbone.dense.out_features + (self.backbone.out.out_features if self.with_tags else 0)
+        sizes = {"pool": self.backbone.dense.in_features, "embedding": self.backbone.dense.out_features,
+                 "tags": self.backbone.out.out_features}
+        dim = sum(sizes[p] for p in self.parts)
         self.head = make_head(dim, n_labels, hidden=hidden, dropout=dropout)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """(batch, time, n_mels) log-mel -> genre logits (batch, n_labels), tag logits (batch, n_tags)."""
-        emb = self.backbone.embed(x)
+        if "pool" in self.parts:
+            pool, emb = self.backbone.features(x)
+        else:
+            pool, emb = None, self.backbone.embed(x)
         tags = self.backbone.out(emb)
-        feats = torch.cat([emb, tags], dim=1) if self.with_tags else emb
-        return {"logits": self.head(feats), "tags": tags}
+        part = {"pool": pool, "embedding": emb, "tags": tags}
+        return {"logits": self.head(torch.cat([part[p] for p in self.parts], dim=1)), "tags": tags}
 
 
 def make_head(dim: int, n_labels: int, *, hidden: int = 0, dropout: float = 0.0) -> nn.Sequential:

@@ -83,6 +83,10 @@ class Musicnn(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, time, n_mels) log-mel -> (batch, backend_units) penultimate features."""
+        return self.features(x)[1]
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, time, n_mels) log-mel -> (max/mean-pooled mid-end (batch, 1506), penultimate embedding)."""
         x = self.input_bn(x[:, None])  # (batch, 1, time, freq)
         front = torch.cat([block(x) for block in self.frontend], dim=1)  # (batch, 561, time)
         feats = [front]
@@ -95,7 +99,7 @@ class Musicnn(nn.Module):
         # TF flattens (channel, [max, mean]) pairs: interleave to keep the dense weights' order
         pooled = torch.stack([mid.amax(dim=2), mid.mean(dim=2)], dim=2).flatten(1)  # (batch, 1506)
         h = self.dense(self.dropout(self.pool_bn(pooled)))
-        return self.dense_bn(F.relu(h))
+        return pooled, self.dense_bn(F.relu(h))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.dropout(self.embed(x)))

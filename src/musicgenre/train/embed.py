@@ -2,7 +2,8 @@
 
 Windows are cut by ``windows.Windows``, the production feature path, so training windows are the
 windows ``predict`` sees. For each window the cache keeps the backbone's penultimate embedding,
-its tag logits and the window's peak (``predict`` skips windows quieter than -60 dBFS).
+its tag logits, the max/mean-pooled mid-end it is computed from, and the window's peak
+(``predict`` skips windows quieter than -60 dBFS).
 """
 
 from __future__ import annotations
@@ -30,33 +31,44 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ClipFeatures:
-    """The windows of one clip under one condition: embeddings (n, d), tag logits (n, t), peaks (n,)."""
+    """The windows of one clip under one condition: embeddings (n, d), tag logits (n, t), peaks (n,),
+    pooled mid-end (n, 1506)."""
 
     emb: np.ndarray
     tags: np.ndarray
     peaks: np.ndarray
+    pool: np.ndarray
 
 
 def cache_path(cache: Path, backbone: str, condition: str, clip: Clip) -> Path:
     return cache / backbone / condition / f"{clip.key}.npz"
 
 
-def window_features(backbone: Musicnn, mels: np.ndarray, batch: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """(n, T, F) log-mel windows -> embeddings, tag logits (batches of 2 are fastest on CPU here)."""
-    embs, tags = [], []
+def window_features(backbone: Musicnn, mels: np.ndarray, batch: int = 2) -> dict[str, np.ndarray]:
+    """(n, T, F) log-mel windows -> embeddings, tag logits, pooled mid-end (batches of 2 are fastest on CPU)."""
+    out: dict[str, list[np.ndarray]] = {"emb": [], "tags": [], "pool": []}
     with torch.inference_mode():
         for i in range(0, len(mels), batch):
-            e = backbone.embed(torch.from_numpy(mels[i : i + batch]))
-            embs.append(e.numpy())
-            tags.append(backbone.out(e).numpy())
-    return np.concatenate(embs), np.concatenate(tags)
+            p, e = backbone.features(torch.from_numpy(mels[i : i + batch]))
+            out["emb"].append(e.numpy())
+            out["tags"].append(backbone.out(e).numpy())
+            out["pool"].append(p.numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def _save(path: Path, *, emb: np.ndarray, tags: np.ndarray, peaks: np.ndarray) -> None:
+def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """One cache entry, written atomically (a killed run never leaves a half-written file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    f32 = np.float32
-    write_atomic(path, lambda f: np.savez(f, emb=emb.astype(f32), tags=tags.astype(f32), peaks=peaks.astype(f32)))
+    write_atomic(path, lambda f: np.savez(f, **{k: v.astype(np.float32) for k, v in arrays.items()}))
+
+
+def _current(path: Path) -> bool:
+    """An entry exists and has every array (entries from before the pooled features were cached do not)."""
+    try:
+        with np.load(path) as z:
+            return "pool" in z.files
+    except (OSError, ValueError):
+        return False
 
 
 def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path,
@@ -71,7 +83,7 @@ def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path,
     t0, computed = time.perf_counter(), 0
     for clip in clips:
         path = cache_path(cache, backbone, condition, clip)
-        if not path.is_file():
+        if not _current(path):
             if model is None:
                 model = load_backbone(backbone)[0]
             try:
@@ -80,11 +92,10 @@ def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path,
             except MusicGenreError as e:
                 log.warning("skipped %s: %s", clip.key, e)
                 continue
-            emb, tags = window_features(model, mels)
-            _save(path, emb=emb, tags=tags, peaks=peaks)
+            _save(path, {**window_features(model, mels), "peaks": peaks})
             computed += 1
         z = np.load(path)
-        out[clip.key] = ClipFeatures(z["emb"], z["tags"], z["peaks"])
+        out[clip.key] = ClipFeatures(z["emb"], z["tags"], z["peaks"], z["pool"])
     if computed:
         log.info("%s/%s: computed %d clips in %.0f s", backbone, condition, computed, time.perf_counter() - t0)
     return out

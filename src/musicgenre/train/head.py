@@ -50,7 +50,7 @@ class Recipe:
     name: str
     labels: tuple[str, ...]
     backbone: str = "MSD_musicnn"
-    features: str = "embedding+tags"  # or "embedding"
+    features: str = "embedding+tags"  # parts of models.genre.FEATURE_PARTS joined with "+"
     gtzan: tuple[str, ...] = ()
     emotify: str = ""
     emotify_labels: dict[str, str] = field(default_factory=dict)  # Emotify label -> ours ("" leaves it out)
@@ -118,11 +118,14 @@ class Batch:
 
 
 def head_input(f: ClipFeatures, features: str) -> np.ndarray:
-    if features == "embedding":
-        return f.emb
-    if features == "embedding+tags":
-        return np.concatenate([f.emb, f.tags], axis=1)
-    raise ParameterError(f"unknown feature set {features!r}: use embedding or embedding+tags")
+    from ..models.genre import feature_parts
+
+    try:
+        parts = feature_parts(features)
+    except ValueError as e:
+        raise ParameterError(str(e)) from None
+    arrays = {"pool": f.pool, "embedding": f.emb, "tags": f.tags}
+    return np.concatenate([arrays[p] for p in parts], axis=1)
 
 
 def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...]) -> Batch:
