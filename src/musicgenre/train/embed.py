@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,7 +60,8 @@ def window_features(backbone: Musicnn, mels: np.ndarray, batch: int = 2) -> dict
 def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """One cache entry, written atomically (a killed run never leaves a half-written file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda f: np.savez(f, **{k: v.astype(np.float32) for k, v in arrays.items()}))
+    f32: dict[str, Any] = {k: v.astype(np.float32) for k, v in arrays.items()}
+    write_atomic(path, lambda f: np.savez(f, **f32))
 
 
 def _current(path: Path) -> bool:
