@@ -85,6 +85,19 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
     "msd-aug": ("MSD, clean + MP3 64k + phone copies", {"conditions": AUG}),
     "msd-aug-mixup": ("MSD, degraded copies + mixup a=0.4", {"mixup": 0.4, "conditions": AUG}),
+    # second round (this session): all on the shipped recipe (degraded copies + mixup)
+    "msd-aug-mixup-pool": ("shipped recipe, head also reads the pooled mid-end (1506-d)", {
+        "mixup": 0.4, "conditions": AUG, "features": "pool+embedding+tags"}),
+    "msd-aug-mixup-pool-only": ("shipped recipe, head reads only the pooled mid-end", {
+        "mixup": 0.4, "conditions": AUG, "features": "pool"}),
+    "msd-aug-mixup-5heads": ("shipped recipe, mean logits of 5 heads (seeds 0-4)", {
+        "mixup": 0.4, "conditions": AUG, "members": 5}),
+    "msd-aug-mixup-linear": ("shipped recipe, linear head", {"mixup": 0.4, "conditions": AUG, "hidden": 0}),
+    "msd-aug-mixup-h256": ("shipped recipe, 256 hidden units", {"mixup": 0.4, "conditions": AUG, "hidden": 256}),
+    "msd-aug-mixup-drop05": ("shipped recipe, dropout 0.5", {"mixup": 0.4, "conditions": AUG, "dropout": 0.5}),
+    "msd-aug-mixup-60ep": ("shipped recipe, 60 epochs", {"mixup": 0.4, "conditions": AUG, "epochs": 60}),
+    "msd-aug-mixup-phone2": ("shipped recipe, phone copies weighted twice", {
+        "mixup": 0.4, "conditions": (*AUG, "phone")}),
     "msd-pop-as-pop": ("MSD, Emotify pop -> GTZAN pop", {"conditions": ("clean",),
                                                           "emotify_labels": {**NO_POP, "pop": "pop"}}),
     "msd-11-electronic": ("MSD, 11 labels (+ Emotify electronic)", {
@@ -232,13 +245,18 @@ def main() -> None:
     ap.add_argument("command", choices=("experiments", "shipped", "confidence"))
     ap.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "musicnn-genre.toml")
     ap.add_argument("--model", default="musicnn-gtzan", help="shipped model name or directory")
-    ap.add_argument("--only", nargs="*", help="experiments: run only these variants")
+    ap.add_argument("--only", nargs="*", help="experiments: run only these variants (their rows of the table "
+                    "are replaced; the others are kept)")
     args = ap.parse_args()
     recipe = Recipe.load(args.recipe)
     global RECIPE_PATH
     RECIPE_PATH = args.recipe
+    out = ROOT / "benchmarks" / f"results-accuracy-{args.command}"
     if args.command == "experiments":
         res = run_experiments(recipe, args.only or list(VARIANTS))
+        if args.only and out.with_suffix(".json").is_file():  # --only updates those rows of the full table
+            old = json.loads(out.with_suffix(".json").read_text())
+            res = {k: res.get(k, old.get(k)) for k in VARIANTS if k in res or k in old}
         md = markdown_experiments(res)
     elif args.command == "confidence":
         res = confidence(recipe)
@@ -249,7 +267,6 @@ def main() -> None:
     else:
         res = shipped(recipe, args.model)
         md = markdown_shipped(res)
-    out = ROOT / "benchmarks" / f"results-accuracy-{args.command}"
     out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
     out.with_suffix(".md").write_text(md)
     print(md)

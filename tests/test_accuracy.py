@@ -144,6 +144,33 @@ def test_cached_features_reproduce_predict(classifier, tmp_path):
     np.testing.assert_allclose(scores, [p.scores[lab] for lab in classifier.labels], atol=2e-5)
 
 
+@pytest.mark.parametrize(("features", "members"), [("pool+embedding+tags", 2), ("pool", 1)])
+def test_head_options_see_in_training_what_predict_computes(tmp_path, features, members):
+    """Every feature set and head ensemble a recipe may choose: the head on cached window features gives the
+    logits the whole model gives on the same windows (one backbone pass, same parts, same order)."""
+    from musicgenre.audio import load_audio
+    from musicgenre.data.corpus import Clip
+    from musicgenre.features import FeatureConfig
+    from musicgenre.models.genre import MusicnnGenre
+    from musicgenre.train.embed import extract
+    from musicgenre.train.head import head_input
+    from musicgenre.windows import Windows
+
+    path = write_audio(tmp_path / "c.wav", music_like(7.0, 5), SR)
+    clip = Clip(str(path), "gtzan", "blues", "valid", "g")
+    feats = extract([clip], backbone="MSD_musicnn", condition="clean", cache=tmp_path / "cache")[clip.key]
+    torch.manual_seed(0)
+    model = MusicnnGenre(n_labels=3, hidden=8, features=features, members=members).eval()
+    mels, _ = Windows((load_audio(str(path), sr=SR), SR), FeatureConfig()).all()
+    with torch.inference_mode():
+        direct = model(torch.from_numpy(mels))["logits"].numpy()
+        cached = model.head(torch.from_numpy(head_input(feats, features))).numpy()
+    assert direct.shape == (2, 3)
+    np.testing.assert_allclose(cached, direct, atol=1e-4)
+    with pytest.raises(ParameterError, match="unknown feature set"):
+        head_input(feats, "embedding+embedding")
+
+
 def _fake_corpus(root: Path) -> Path:
     """A tiny GTZAN + Emotify lookalike with ids from the real split lists (synthetic audio)."""
     parts = gtzan_partitions()

@@ -32,14 +32,14 @@ class MusicnnGenre(nn.Module):
     external_prefixes = ("backbone.",)  # these weights come from the package, not the model file
 
     def __init__(self, n_labels: int, backbone: str = "MSD_musicnn", hidden: int = 0, dropout: float = 0.0,
-                 features: str = "embedding+tags") -> None:
+                 features: str = "embedding+tags", members: int = 1) -> None:
         super().__init__()
         self.parts = feature_parts(features)
         self.backbone, self.tag_names = load_backbone(backbone)
         sizes = {"pool": self.backbone.dense.in_features, "embedding": self.backbone.dense.out_features,
                  "tags": self.backbone.out.out_features}
         dim = sum(sizes[p] for p in self.parts)
-        self.head = make_head(dim, n_labels, hidden=hidden, dropout=dropout)
+        self.head = make_head(dim, n_labels, hidden=hidden, dropout=dropout, members=members)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """(batch, time, n_mels) log-mel -> genre logits (batch, n_labels), tag logits (batch, n_tags)."""
@@ -52,14 +52,28 @@ class MusicnnGenre(nn.Module):
         return {"logits": self.head(torch.cat([part[p] for p in self.parts], dim=1)), "tags": tags}
 
 
-def make_head(dim: int, n_labels: int, *, hidden: int = 0, dropout: float = 0.0) -> nn.Sequential:
-    """Standardise (statistics from the training set) -> optional hidden layer -> linear."""
+def make_head(dim: int, n_labels: int, *, hidden: int = 0, dropout: float = 0.0, members: int = 1) -> nn.Module:
+    """Standardise (statistics from the training set) -> optional hidden layer -> linear; with
+    ``members`` > 1, that many such heads (trained from different seeds) whose logits are averaged."""
+    if members > 1:
+        return MeanLogits([make_head(dim, n_labels, hidden=hidden, dropout=dropout) for _ in range(members)])
     layers: list[nn.Module] = [Standardize(dim)]
     if hidden:
         layers += [nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_labels)]
     else:
         layers += [nn.Dropout(dropout), nn.Linear(dim, n_labels)]
     return nn.Sequential(*layers)
+
+
+class MeanLogits(nn.Module):
+    """A small ensemble of heads on the same features: the mean of their logits (one backbone pass)."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
 
 
 class Standardize(nn.Module):

@@ -63,6 +63,7 @@ class Recipe:
     weight_decay: float = 1e-3
     balance: str = "class"  # "class": every label weighs the same in the loss; "none"
     mixup: float = 0.0  # Beta(a, a) mixup of window features; 0 = off
+    members: int = 1  # heads trained from seeds seed, seed+1, ...; their logits are averaged
     seed: int = 0
     cache: str = ".cache/features"
     version: str = "2.0"
@@ -154,8 +155,9 @@ def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...]) -> 
     return Batch(np.concatenate(xs), np.concatenate(ys), np.concatenate(cs), kept)
 
 
-def train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Sequential, list[float]]:
-    """Fit the head (standardise -> MLP) on window features; returns it and the loss per epoch.
+def train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Module, list[float]]:
+    """Fit the head (standardise -> MLP, or ``members`` of them) on window features; returns it and the
+    loss per epoch (of the first member).
 
     Runs on one thread: the head is tiny, and a fixed reduction order makes the weights
     bit-for-bit reproducible (two threads change the last bits, hence the sha256).
@@ -163,18 +165,24 @@ def train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Sequential, list[f
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train_head(recipe, data)
+        if recipe.members == 1:
+            return _train_head(recipe, data)
+        from ..models.genre import MeanLogits
+
+        trained = [_train_head(replace(recipe, seed=recipe.seed + i), data) for i in range(recipe.members)]
+        return MeanLogits([h for h, _ in trained]).eval(), trained[0][1]
     finally:
         torch.set_num_threads(threads)
 
 
-def _train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Sequential, list[float]]:
+def _train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Module, list[float]]:
     from ..models.genre import Standardize, make_head
 
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
     x, y = torch.from_numpy(data.x).float(), torch.from_numpy(data.y).long()
     head = make_head(x.shape[1], len(recipe.labels), hidden=recipe.hidden, dropout=recipe.dropout)
+    assert isinstance(head, torch.nn.Sequential)
     std = head[0]
     assert isinstance(std, Standardize)
     std.mean.copy_(x.mean(0))
@@ -273,8 +281,10 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
     clips = [c for c in recipe.clips() if c.split in ("train", "valid")]
     final = assemble(recipe, clips, recipe.conditions)
     head, _ = train_head(recipe, final)
-    model = MusicnnGenre(n_labels=len(recipe.labels), backbone=recipe.backbone, hidden=recipe.hidden,
-                         dropout=recipe.dropout, features=recipe.features)
+    model_args: dict[str, Any] = {"n_labels": len(recipe.labels), "backbone": recipe.backbone, "hidden": recipe.hidden,
+                  "dropout": recipe.dropout, "features": recipe.features,
+                  **({"members": recipe.members} if recipe.members > 1 else {})}
+    model = MusicnnGenre(**model_args)
     model.head.load_state_dict(head.state_dict())
     state = {k: v for k, v in model.state_dict().items() if not k.startswith(model.external_prefixes)}
     brief = {s: {k: val[s][k] for k in ("n", "accuracy", "top3_accuracy", "macro_f1", "ece", "ci95")}
@@ -286,8 +296,7 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
         "name": recipe.name,
         "version": recipe.version,
         "architecture": "musicnn_genre",
-        "model_args": {"n_labels": len(recipe.labels), "backbone": recipe.backbone, "hidden": recipe.hidden,
-                       "dropout": recipe.dropout, "features": recipe.features},
+        "model_args": model_args,
         "labels": list(recipe.labels),
         "features": FeatureConfig().to_dict(),
         "temperature": round(val["temperature"], 4),

@@ -1,0 +1,129 @@
+"""How fast can the shipped model possibly run on this machine? The arithmetic floor of issue #11's target.
+
+    python benchmarks/bench_compute_bound.py            # -> benchmarks/results-compute-bound.json
+
+Counts the floating-point operations of one model window (torch's FlopCounterMode: convolutions and
+matrix products, a multiply-add counted as 2), measures the best dense float32 matrix-product rate this
+machine sustains (ONNX Runtime MatMul with the same 2 intra-op threads as inference: an upper bound
+for any convolution, which runs as a matrix product), and times the shipped ONNX graph per window.
+From these: the fastest a 30-s clip can be classified with the same model (same scores), and so the
+highest real-time factor, before decoding and the log-mel are even counted. Run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def model_flops(path: Path) -> tuple[int, dict[str, int], tuple[int, ...], float]:
+    """FLOPs of one window through the torch twin of the model, by operator; the window's shape and seconds."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from musicgenre.features import FeatureConfig
+    from musicgenre.hub import load_module, read_manifest
+
+    cfg = read_manifest(path)
+    module = load_module(path, cfg)
+    feat = FeatureConfig.from_dict(cfg.get("features", {}))
+    shape = (1, feat.patch_frames, feat.n_mels)
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        module(torch.zeros(shape))
+    by_op = {str(op): int(n) for op, n in counter.get_flop_counts()["Global"].items()}
+    return int(counter.get_total_flops()), by_op, shape, feat.patch_seconds
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def best_of(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def matmul_rate(threads: int, n: int, tmp: Path, repeats: int) -> float:
+    """Sustained float32 GFLOP/s of an n x n x n MatMul in ONNX Runtime (the best case for MLAS)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
+    path = tmp / "matmul.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    sess = _session(path, threads)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    seconds = best_of(lambda: sess.run(["c"], {"a": a, "b": b}), repeats)
+    return 2 * n**3 / seconds / 1e9
+
+
+def main() -> None:
+    import tempfile
+
+    from musicgenre.hub import onnx_file, read_manifest, resolve_model_dir
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="musicnn-gtzan")
+    ap.add_argument("--threads", type=int, default=2, help="intra-op threads (inference uses 2)")
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--clip-seconds", type=float, default=30.0)
+    ap.add_argument("-o", "--output", type=Path, default=ROOT / "benchmarks" / "results-compute-bound.json")
+    args = ap.parse_args()
+
+    path = resolve_model_dir(args.model)
+    flops, by_op, shape, window_s = model_flops(path)
+    sess = _session(onnx_file(path, read_manifest(path)), args.threads)
+    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    name = sess.get_inputs()[0].name
+    window_time = best_of(lambda: sess.run(None, {name: x}), args.repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = max(matmul_rate(args.threads, n, Path(tmp), args.repeats) for n in (512, 1024, 2048))
+    windows = int(args.clip_seconds // window_s)
+    floor_s = windows * flops / (peak * 1e9)
+    result = {
+        "model": args.model, "threads": args.threads, "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(), "window_shape": list(shape), "window_seconds": round(window_s, 3),
+        "gflop_per_window": round(flops / 1e9, 3),
+        "gflop_by_operator": {k: round(v / 1e9, 3) for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])},
+        "matmul_peak_gflops": round(peak, 1),
+        "onnx_window_seconds": round(window_time, 4),
+        "onnx_achieved_gflops": round(flops / window_time / 1e9, 1),
+        "clip_seconds": args.clip_seconds, "windows_per_clip": windows,
+        "clip_model_seconds_at_peak": round(floor_s, 4),
+        "max_realtime_at_peak": round(args.clip_seconds / floor_s, 1),
+        "clip_model_seconds_measured": round(windows * window_time, 4),
+        "realtime_measured_model_only": round(args.clip_seconds / (windows * window_time), 1),
+    }
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
