@@ -98,6 +98,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "msd-aug-mixup-60ep": ("shipped recipe, 60 epochs", {"mixup": 0.4, "conditions": AUG, "epochs": 60}),
     "msd-aug-mixup-phone2": ("shipped recipe, phone copies weighted twice", {
         "mixup": 0.4, "conditions": (*AUG, "phone")}),
+    **{f"msd-aug-mixup-seed{i}": (f"shipped recipe, seed {i} (seed variance)", {
+        "mixup": 0.4, "conditions": AUG, "seed": i}) for i in range(1, 5)},
+    "msd-aug-mixup-5heads-seed5": ("shipped recipe, mean logits of 5 heads (seeds 5-9)", {
+        "mixup": 0.4, "conditions": AUG, "members": 5, "seed": 5}),
     "msd-pop-as-pop": ("MSD, Emotify pop -> GTZAN pop", {"conditions": ("clean",),
                                                           "emotify_labels": {**NO_POP, "pop": "pop"}}),
     "msd-11-electronic": ("MSD, 11 labels (+ Emotify electronic)", {
