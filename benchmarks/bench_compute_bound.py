@@ -97,6 +97,7 @@ def main() -> None:
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "benchmarks" / "results-compute-bound.json")
     args = ap.parse_args()
 
+    load_start = os.getloadavg()[0]
     path = resolve_model_dir(args.model)
     flops, by_op, shape, window_s = model_flops(path)
     sess = _session(onnx_file(path, read_manifest(path)), args.threads)
@@ -109,7 +110,8 @@ def main() -> None:
     floor_s = windows * flops / (peak * 1e9)
     result = {
         "model": args.model, "threads": args.threads, "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(), "window_shape": list(shape), "window_seconds": round(window_s, 3),
+        "cpus": os.cpu_count(), "loadavg_start": round(load_start, 2),
+        "loadavg_end": round(os.getloadavg()[0], 2), "window_shape": list(shape), "window_seconds": round(window_s, 3),
         "gflop_per_window": round(flops / 1e9, 3),
         "gflop_by_operator": {k: round(v / 1e9, 3) for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])},
         "matmul_peak_gflops": round(peak, 1),

@@ -102,3 +102,11 @@ def test_fuzz_truncated_and_random_bytes(tmp_path, suffix, have_ffmpeg):
             assert str(e)
         else:
             assert y.dtype == np.float32 and np.isfinite(y).all()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 101, 1000])
+def test_no_music_gate_quantile_is_numpys(n):
+    from musicgenre.audio import _quantile
+
+    x = np.random.default_rng(n).random(n).astype(np.float32)
+    assert _quantile(x, 0.1) == pytest.approx(float(np.quantile(x, 0.1)), abs=1e-6)

@@ -128,10 +128,19 @@ class MusicEvidence:
             return "silent: nothing above -60 dBFS"
         if self.active * self.FRAME / self.sr < self.MIN_ACTIVE_SECONDS:
             return "silent apart from isolated clicks or a constant level"
-        flat = float(np.quantile(np.concatenate(self.flatness), 0.1))  # noise-like nearly throughout
+        flat = _quantile(np.concatenate(self.flatness), 0.1)  # noise-like nearly throughout
         if flat > self.NOISE_FLATNESS:
             return f"noise-like signal (spectral flatness {flat:.2f})"
         return None
+
+
+def _quantile(x: np.ndarray, q: float) -> float:
+    """``np.quantile(x, q)`` (linear interpolation), without the numpy.ma import it costs at start-up."""
+    x = np.sort(x)
+    pos = q * (len(x) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(x) - 1)
+    return float(x[lo] + (x[hi] - x[lo]) * (pos - lo))
 
 
 @dataclass(frozen=True)
