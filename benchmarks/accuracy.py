@@ -86,22 +86,25 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "msd-aug": ("MSD, clean + MP3 64k + phone copies", {"conditions": AUG}),
     "msd-aug-mixup": ("MSD, degraded copies + mixup a=0.4", {"mixup": 0.4, "conditions": AUG}),
     # second round (this session): all on the shipped recipe (degraded copies + mixup)
-    "msd-aug-mixup-pool": ("shipped recipe, head also reads the pooled mid-end (1506-d)", {
+    "msd-aug-mixup-pool": ("2.0 recipe, head also reads the pooled mid-end (1506-d)", {
         "mixup": 0.4, "conditions": AUG, "features": "pool+embedding+tags"}),
-    "msd-aug-mixup-pool-only": ("shipped recipe, head reads only the pooled mid-end", {
+    "msd-aug-mixup-pool-only": ("2.0 recipe, head reads only the pooled mid-end", {
         "mixup": 0.4, "conditions": AUG, "features": "pool"}),
-    "msd-aug-mixup-5heads": ("shipped recipe, mean logits of 5 heads (seeds 0-4)", {
+    "msd-aug-mixup-5heads": ("2.0 recipe, mean logits of 5 heads (seeds 0-4)", {
         "mixup": 0.4, "conditions": AUG, "members": 5}),
-    "msd-aug-mixup-linear": ("shipped recipe, linear head", {"mixup": 0.4, "conditions": AUG, "hidden": 0}),
-    "msd-aug-mixup-h256": ("shipped recipe, 256 hidden units", {"mixup": 0.4, "conditions": AUG, "hidden": 256}),
-    "msd-aug-mixup-drop05": ("shipped recipe, dropout 0.5", {"mixup": 0.4, "conditions": AUG, "dropout": 0.5}),
-    "msd-aug-mixup-60ep": ("shipped recipe, 60 epochs", {"mixup": 0.4, "conditions": AUG, "epochs": 60}),
-    "msd-aug-mixup-phone2": ("shipped recipe, phone copies weighted twice", {
+    "msd-aug-mixup-linear": ("2.0 recipe, linear head", {"mixup": 0.4, "conditions": AUG, "hidden": 0}),
+    "msd-aug-mixup-h256": ("2.0 recipe, 256 hidden units", {"mixup": 0.4, "conditions": AUG, "hidden": 256}),
+    "msd-aug-mixup-drop05": ("2.0 recipe, dropout 0.5", {"mixup": 0.4, "conditions": AUG, "dropout": 0.5}),
+    "msd-aug-mixup-60ep": ("2.0 recipe, 60 epochs", {"mixup": 0.4, "conditions": AUG, "epochs": 60}),
+    "msd-aug-mixup-phone2": ("2.0 recipe, phone copies weighted twice", {
         "mixup": 0.4, "conditions": (*AUG, "phone")}),
-    **{f"msd-aug-mixup-seed{i}": (f"shipped recipe, seed {i} (seed variance)", {
+    **{f"msd-aug-mixup-seed{i}": (f"2.0 recipe, seed {i} (seed variance)", {
         "mixup": 0.4, "conditions": AUG, "seed": i}) for i in range(1, 5)},
-    "msd-aug-mixup-5heads-seed5": ("shipped recipe, mean logits of 5 heads (seeds 5-9)", {
+    "msd-aug-mixup-5heads-seed5": ("2.0 recipe, mean logits of 5 heads (seeds 5-9)", {
         "mixup": 0.4, "conditions": AUG, "members": 5, "seed": 5}),
+    "msd-aug-mixup-5heads-11-electronic": ("2.0 recipe (5 heads), 11 labels (+ Emotify electronic)", {
+        "mixup": 0.4, "conditions": AUG, "members": 5, "labels": ELEVEN,
+        "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
     "msd-pop-as-pop": ("MSD, Emotify pop -> GTZAN pop", {"conditions": ("clean",),
                                                           "emotify_labels": {**NO_POP, "pop": "pop"}}),
     "msd-11-electronic": ("MSD, 11 labels (+ Emotify electronic)", {
