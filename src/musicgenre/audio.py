@@ -324,10 +324,16 @@ def to_mono(x: np.ndarray, name: str) -> np.ndarray:
         if x.shape[1] == 1:
             x = x[:, 0]
         else:
-            mono = x.mean(axis=1)
-            rms = np.sqrt(np.mean(np.square(x, dtype=np.float64), axis=0))
-            if len(x) and np.sqrt(np.mean(np.square(mono, dtype=np.float64))) < 0.1 * rms.mean():
-                mono = x[:, int(np.argmax(rms))]
+            # Column by column: numpy reduces (n, 2) along its short axis about 10x slower (60 ms per
+            # 30 s of 44.1 kHz stereo). Same sums in the same order as x.mean(axis=1), so the same bits.
+            channels = [x[:, c] for c in range(x.shape[1])]
+            mono = channels[0].copy()
+            for ch in channels[1:]:
+                mono += ch
+            mono /= len(channels)
+            energy = np.array([_energy(ch) for ch in channels])
+            if len(x) and _energy(mono) < 0.01 * float(np.sqrt(energy).mean()) ** 2:  # RMS below a tenth
+                mono = channels[int(np.argmax(energy))]
             x = mono
     elif x.ndim != 1:
         raise AudioDecodeError(name, Reason.INVALID_INPUT,
@@ -335,6 +341,12 @@ def to_mono(x: np.ndarray, name: str) -> np.ndarray:
     if not np.isfinite(x).all():
         raise AudioDecodeError(name, Reason.INVALID_INPUT, "audio contains NaN or infinite samples")
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _energy(x: np.ndarray) -> float:
+    """Mean square of a float32 signal, accumulated in float64 (a strided column is fine)."""
+    d = x.astype(np.float64)
+    return float(d @ d) / len(d) if len(d) else 0.0
 
 
 _to_mono = to_mono  # the name other modules used before
