@@ -102,6 +102,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "mixup": 0.4, "conditions": AUG, "seed": i}) for i in range(1, 5)},
     "msd-aug-mixup-5heads-seed5": ("2.0 recipe, mean logits of 5 heads (seeds 5-9)", {
         "mixup": 0.4, "conditions": AUG, "members": 5, "seed": 5}),
+    "msd-aug-mixup-5heads-pool": ("2.0 recipe, 5 heads reading the pooled mid-end + embedding + tags", {
+        "mixup": 0.4, "conditions": AUG, "members": 5, "features": "pool+embedding+tags"}),
+    "msd-aug-mixup-5heads-pool-seed5": ("2.0 recipe, 5 heads (seeds 5-9) reading pool + embedding + tags", {
+        "mixup": 0.4, "conditions": AUG, "members": 5, "features": "pool+embedding+tags", "seed": 5}),
     "msd-aug-mixup-5heads-11-electronic": ("2.0 recipe (5 heads), 11 labels (+ Emotify electronic)", {
         "mixup": 0.4, "conditions": AUG, "members": 5, "labels": ELEVEN,
         "emotify_labels": {**NO_POP, "electronic": "electronic"}}),

@@ -43,6 +43,13 @@ else:  # pragma: no cover - Python 3.10
 log = logging.getLogger(__name__)
 
 
+# Smallest spread a head's standardisation divides by. The backbone's features are batch-normalised (unit
+# scale; the embedding and tags spread >= 0.07), but most of MusiCNN's pooled front-end channels are dead:
+# constant to 1e-6 over the training set. Dividing by that spread would turn rounding noise (ONNX Runtime
+# vs torch) or a rare activation into inputs of 1e6.
+STD_FLOOR = 0.05
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Everything that determines the shipped model (read from a TOML file)."""
@@ -186,7 +193,7 @@ def _train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Module, list[floa
     std = head[0]
     assert isinstance(std, Standardize)
     std.mean.copy_(x.mean(0))
-    std.std.copy_(x.std(0).clamp_min(1e-6))
+    std.std.copy_(x.std(0).clamp_min(STD_FLOOR))
     counts = np.bincount(data.y, minlength=len(recipe.labels)).astype(float)
     if recipe.balance == "class":
         w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max(1, (counts > 0).sum()), 0.0)
