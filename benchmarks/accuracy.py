@@ -109,6 +109,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "msd-aug-mixup-5heads-11-electronic": ("2.0 recipe (5 heads), 11 labels (+ Emotify electronic)", {
         "mixup": 0.4, "conditions": AUG, "members": 5, "labels": ELEVEN,
         "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
+    "msd-aug-mixup-5heads-pool-11-electronic": ("2.2 recipe (5 heads, pooled features), 11 labels (+ electronic)", {
+        "mixup": 0.4, "conditions": AUG, "members": 5, "features": "pool+embedding+tags", "labels": ELEVEN,
+        "emotify_labels": {**NO_POP, "electronic": "electronic"}}),
     "msd-pop-as-pop": ("MSD, Emotify pop -> GTZAN pop", {"conditions": ("clean",),
                                                           "emotify_labels": {**NO_POP, "pop": "pop"}}),
     "msd-11-electronic": ("MSD, 11 labels (+ Emotify electronic)", {
