@@ -288,9 +288,11 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
     clips = [c for c in recipe.clips() if c.split in ("train", "valid")]
     final = assemble(recipe, clips, recipe.conditions)
     head, _ = train_head(recipe, final)
-    model_args: dict[str, Any] = {"n_labels": len(recipe.labels), "backbone": recipe.backbone, "hidden": recipe.hidden,
-                  "dropout": recipe.dropout, "features": recipe.features,
-                  **({"members": recipe.members} if recipe.members > 1 else {})}
+    model_args: dict[str, Any] = {
+        "n_labels": len(recipe.labels), "backbone": recipe.backbone, "hidden": recipe.hidden,
+        "dropout": recipe.dropout, "features": recipe.features,
+        **({"members": recipe.members} if recipe.members > 1 else {}),  # one head keeps 2.0's weight names
+    }
     model = MusicnnGenre(**model_args)
     model.head.load_state_dict(head.state_dict())
     state = {k: v for k, v in model.state_dict().items() if not k.startswith(model.external_prefixes)}
