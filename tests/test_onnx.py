@@ -161,3 +161,14 @@ def test_export_script_writes_a_checked_model(tmp_path: Path) -> None:
     saved = read_manifest(model_dir / "config.json")
     assert saved["onnx"] == entry and saved["labels"] == config["labels"]
     OnnxModel(onnx_file(model_dir, saved))  # the recorded checksum matches the written file
+
+
+def test_thread_count_reaches_the_session() -> None:
+    """``load(threads=1)`` (what each Ray actor uses, one per core) sets ONNX Runtime's intra-op threads."""
+    from musicgenre import load
+    from musicgenre.runtime.onnx import DEFAULT_THREADS
+
+    def threads(clf) -> int:
+        return int(clf.model.runner.session.get_session_options().intra_op_num_threads)
+
+    assert threads(load(threads=1)) == 1 and threads(load()) == DEFAULT_THREADS

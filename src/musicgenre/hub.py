@@ -216,7 +216,7 @@ def onnx_file(path: Path, cfg: dict[str, Any]) -> Path:
 
 
 def load_model(name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
-               batch_size: int | None = None) -> LoadedModel:
+               batch_size: int | None = None, threads: int | None = None) -> LoadedModel:
     """Resolve, check and load a model directory onto a runtime backend (ONNX Runtime or torch)."""
     path = resolve_model_dir(name_or_dir)
     cfg = read_manifest(path)
@@ -225,9 +225,9 @@ def load_model(name_or_dir: str | Path | None = None, *, device: str = "auto", b
     chosen = choose_backend(cfg, device=device, backend=backend)
     tags = list(cfg.get("tags", []))
     if chosen == "onnx":
-        from .runtime.onnx import OnnxModel
+        from .runtime.onnx import DEFAULT_THREADS, OnnxModel
 
-        runner: Any = OnnxModel(onnx_file(path, cfg))
+        runner: Any = OnnxModel(onnx_file(path, cfg), threads=threads or DEFAULT_THREADS)
     else:
         from .runtime.torch import TorchRunner
 

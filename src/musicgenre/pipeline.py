@@ -144,11 +144,13 @@ def check_min_confidence(value: float | None) -> float:
 
 
 def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
-         batch_size: int | None = None, min_confidence: float | None = None) -> Any:
+         batch_size: int | None = None, min_confidence: float | None = None, threads: int | None = None) -> Any:
     """A ready ``Predictor``: a shipped model by name (default ``musicnn-gtzan``), a trained model directory,
     or an ensemble directory. ``backend`` "auto" runs shipped models in ONNX Runtime on the CPU (no torch
     needed) and everything else in torch; ``device`` "cuda" needs torch with CUDA. A track whose top score
-    is below ``min_confidence`` (default ``DEFAULT_MIN_CONFIDENCE``) gets the status "uncertain"."""
+    is below ``min_confidence`` (default ``DEFAULT_MIN_CONFIDENCE``) gets the status "uncertain".
+    ``threads``: ONNX Runtime's intra-op threads (default 2, one per core here); torch's are process-wide
+    (``torch.set_num_threads``)."""
     from .hub import load_model, read_manifest, resolve_model_dir
 
     path = resolve_model_dir(name_or_dir)
@@ -156,9 +158,9 @@ def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend
         from .ensemble import Ensemble
 
         return Ensemble.from_dir(path, lambda member: load(member, device=device, backend=backend,
-                                                            batch_size=batch_size),
+                                                            batch_size=batch_size, threads=threads),
                                  min_confidence=check_min_confidence(min_confidence))
-    return Classifier(load_model(path, device=device, backend=backend, batch_size=batch_size),
+    return Classifier(load_model(path, device=device, backend=backend, batch_size=batch_size, threads=threads),
                       min_confidence=min_confidence)
 
 

@@ -26,8 +26,10 @@ class ClassifyBatch:
     def __init__(self, model: str | None, device: str) -> None:
         from ..pipeline import load
 
-        self.clf = load(model, device=device)
-        if self.clf.model.backend == "torch":  # one core per actor (its own process): Ray schedules the rest
+        # One core per actor (each is its own process, one per CPU): two ONNX Runtime threads in each of
+        # two actors on two cores would fight over them.
+        self.clf = load(model, device=device, threads=1)
+        if self.clf.model.backend == "torch":  # torch's thread count is process-wide
             import torch
 
             torch.set_num_threads(1)
