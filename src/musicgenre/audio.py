@@ -325,7 +325,7 @@ def to_mono(x: np.ndarray, name: str) -> np.ndarray:
             x = x[:, 0]
         else:
             # Column by column: numpy reduces (n, 2) along its short axis about 10x slower (60 ms per
-            # 30 s of 44.1 kHz stereo). Same sums in the same order as x.mean(axis=1), so the same bits.
+            # 30 s of 44.1 kHz stereo). Up to 7 channels these are x.mean(axis=1)'s sums in its order: same bits.
             channels = [x[:, c] for c in range(x.shape[1])]
             mono = channels[0].copy()
             for ch in channels[1:]:
