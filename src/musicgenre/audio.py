@@ -1,8 +1,9 @@
 """Audio input: any file, bytes or array -> float32 mono at the model's sample rate.
 
 Files are read in blocks and resampled with a streaming resampler, so a 1-hour file never sits in
-memory whole. soundfile reads WAV/FLAC/AIFF and friends; ffmpeg (when installed) reads MP3 and Ogg
-(it resyncs after damage and follows chained streams whose rate changes) and every other container.
+memory whole. soundfile reads WAV/FLAC/AIFF and friends, and MP3 and Ogg in-process; ffmpeg (when
+installed) reads every other container, the MP3/Ogg streams soundfile would cut short (chained Ogg,
+MP3 whose parts change rate) and the rest of a stream after damage soundfile stops at (it resyncs).
 Both paths give all channels at the native rate and share one downmix (``to_mono``) and one resampler.
 
 Hostile input is normal input: every failure is an ``AudioDecodeError`` with one of the fixed
@@ -568,22 +569,22 @@ def _needs_ffmpeg(f: Any, path: Path | None, declared: float | None) -> bool:
     return True
 
 
-def _file_blocks(name: str, path: Path, sr: int, block_seconds: float, info: DecodeInfo, head: bytes) -> Blocks:
+def _open_first(head: bytes, target: Any) -> tuple[Any, str | None]:
+    """soundfile for the sources ``_soundfile_first`` gives it; (None, None) sends the rest to ffmpeg."""
     if not _soundfile_first(head):
-        f, why = None, None
-    else:
-        with _quiet_if(not head.startswith(_SOUNDFILE_MAGIC)):  # MP3 without ffmpeg
-            f, why = _open_soundfile(str(path))
+        return None, None
+    with _quiet_if(not head.startswith(_SOUNDFILE_MAGIC)):  # MP3 without ffmpeg
+        return _open_soundfile(target)
+
+
+def _file_blocks(name: str, path: Path, sr: int, block_seconds: float, info: DecodeInfo, head: bytes) -> Blocks:
+    f, why = _open_first(head, str(path))
     yield from _decode_any(name, f, why, path, path.stat().st_size, sr, block_seconds, info)
 
 
 def _bytes_blocks(name: str, data: bytes, sr: int, block_seconds: float, info: DecodeInfo) -> Blocks:
     _sniff(name, data[:_TEXT_SNIFF])
-    if not _soundfile_first(data[:16]):
-        f, why = None, None
-    else:
-        with _quiet_if(not data.startswith(_SOUNDFILE_MAGIC)):  # MP3 without ffmpeg
-            f, why = _open_soundfile(io.BytesIO(data))
+    f, why = _open_first(data[:16], io.BytesIO(data))
     if ffmpeg_path() is None or (f is not None and f.format in _SOUNDFILE_FIRST):
         yield from _decode_any(name, f, why, None, len(data), sr, block_seconds, info)
         return

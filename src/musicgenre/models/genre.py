@@ -43,10 +43,7 @@ class MusicnnGenre(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """(batch, time, n_mels) log-mel -> genre logits (batch, n_labels), tag logits (batch, n_tags)."""
-        if "pool" in self.parts:
-            pool, emb = self.backbone.features(x)
-        else:
-            pool, emb = None, self.backbone.embed(x)
+        pool, emb = self.backbone.features(x)
         tags = self.backbone.out(emb)
         part = {"pool": pool, "embedding": emb, "tags": tags}
         return {"logits": self.head(torch.cat([part[p] for p in self.parts], dim=1)), "tags": tags}

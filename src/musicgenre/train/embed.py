@@ -57,20 +57,23 @@ def window_features(backbone: Musicnn, mels: np.ndarray, batch: int = 2) -> dict
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """One cache entry, written atomically (a killed run never leaves a half-written file)."""
+def _save(path: Path, arrays: dict[str, np.ndarray]) -> ClipFeatures:
+    """Write one cache entry atomically (a killed run never leaves a half-written file); return what was stored."""
     path.parent.mkdir(parents=True, exist_ok=True)
     f32: dict[str, Any] = {k: v.astype(np.float32) for k, v in arrays.items()}
     write_atomic(path, lambda f: np.savez(f, **f32))
+    return ClipFeatures(f32["emb"], f32["tags"], f32["peaks"], f32["pool"])
 
 
-def _current(path: Path) -> bool:
-    """An entry exists and has every array (entries from before the pooled features were cached do not)."""
+def _read(path: Path) -> ClipFeatures | None:
+    """A cache entry, or None when it is missing, unreadable, or from before the pooled features were cached."""
     try:
         with np.load(path) as z:
-            return "pool" in z.files
+            if "pool" not in z.files:
+                return None
+            return ClipFeatures(z["emb"], z["tags"], z["peaks"], z["pool"])
     except (OSError, ValueError):
-        return False
+        return None
 
 
 def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path,
@@ -85,7 +88,8 @@ def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path,
     t0, computed = time.perf_counter(), 0
     for clip in clips:
         path = cache_path(cache, backbone, condition, clip)
-        if not _current(path):
+        feats = _read(path)
+        if feats is None:
             if model is None:
                 model = load_backbone(backbone)[0]
             try:
@@ -94,10 +98,9 @@ def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path,
             except MusicGenreError as e:
                 log.warning("skipped %s: %s", clip.key, e)
                 continue
-            _save(path, {**window_features(model, mels), "peaks": peaks})
+            feats = _save(path, {**window_features(model, mels), "peaks": peaks})
             computed += 1
-        z = np.load(path)
-        out[clip.key] = ClipFeatures(z["emb"], z["tags"], z["peaks"], z["pool"])
+        out[clip.key] = feats
     if computed:
         log.info("%s/%s: computed %d clips in %.0f s", backbone, condition, computed, time.perf_counter() - t0)
     return out
