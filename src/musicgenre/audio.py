@@ -350,9 +350,6 @@ def _energy(x: np.ndarray) -> float:
     return float(d @ d) / len(d) if len(d) else 0.0
 
 
-_to_mono = to_mono  # the name other modules used before
-
-
 class _Resampler:
     """Streaming resampler (soxr) that passes audio through untouched when the rates agree."""
 
