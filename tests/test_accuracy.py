@@ -171,6 +171,35 @@ def test_head_options_see_in_training_what_predict_computes(tmp_path, features, 
         head_input(feats, "embedding+embedding")
 
 
+def test_training_crops_are_later_windows_of_the_same_clip(tmp_path):
+    """A recipe's crop offset adds training windows cut that much later, cached apart from predict's grid."""
+    from musicgenre.audio import load_audio
+    from musicgenre.data.corpus import Clip
+    from musicgenre.features import FeatureConfig
+    from musicgenre.hub import load_backbone
+    from musicgenre.train.embed import cache_path, extract
+    from musicgenre.train.head import Recipe, training_set
+    from musicgenre.windows import Windows
+
+    path = write_audio(tmp_path / "c.wav", music_like(10.0, 6), SR)
+    clip = Clip(str(path), "gtzan", "blues", "train", "g")
+    cache = tmp_path / "cache"
+    grid = extract([clip], backbone="MSD_musicnn", condition="clean", cache=cache)[clip.key]
+    late = extract([clip], backbone="MSD_musicnn", condition="clean", cache=cache, offset=1.5)[clip.key]
+    assert (len(grid.emb), len(late.emb)) == (3, 2)  # 10 s -> 3 windows; 8.5 s left after 1.5 s -> 2
+    assert cache_path(cache, "MSD_musicnn", "clean", clip).is_file()
+    late_path = cache_path(cache, "MSD_musicnn", "clean", clip, 1.5)
+    assert late_path.is_file() and late_path.relative_to(cache).parts[:2] == ("MSD_musicnn", "clean+1.5s")
+    mels, _ = Windows((load_audio(str(path), sr=SR)[int(1.5 * SR) :], SR), FeatureConfig()).all()
+    with torch.inference_mode():
+        emb = load_backbone("MSD_musicnn")[0].features(torch.from_numpy(mels))[1].numpy()
+    np.testing.assert_allclose(late.emb, emb, atol=1e-5)
+    assert not np.allclose(late.emb[0], grid.emb[0], atol=1e-3)
+    recipe = Recipe(name="t", labels=("blues",), cache=str(cache), crops=(0.0, 1.5))
+    data = training_set(recipe, [clip])
+    assert data.x.shape == (5, 200 + 50) and list(data.clip) == [0] * 5
+
+
 def _fake_corpus(root: Path) -> Path:
     """A tiny GTZAN + Emotify lookalike with ids from the real split lists (synthetic audio)."""
     parts = gtzan_partitions()

@@ -41,8 +41,9 @@ class ClipFeatures:
     pool: np.ndarray
 
 
-def cache_path(cache: Path, backbone: str, condition: str, clip: Clip) -> Path:
-    return cache / backbone / condition / f"{clip.key}.npz"
+def cache_path(cache: Path, backbone: str, condition: str, clip: Clip, offset: float = 0.0) -> Path:
+    folder = condition if offset == 0 else f"{condition}+{offset:g}s"
+    return cache / backbone / folder / f"{clip.key}.npz"
 
 
 def window_features(backbone: Musicnn, mels: np.ndarray, batch: int = 2) -> dict[str, np.ndarray]:
@@ -76,9 +77,10 @@ def _read(path: Path) -> ClipFeatures | None:
         return None
 
 
-def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path,
+def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path, offset: float = 0.0,
             cfg: FeatureConfig | None = None) -> dict[str, ClipFeatures]:
-    """Features of every clip under ``condition`` (computed once, then read from ``cache``).
+    """Features of every clip under ``condition`` (computed once, then read from ``cache``), its windows cut
+    from ``offset`` seconds on (0: ``predict``'s grid; other offsets are extra training crops).
 
     A clip that cannot be decoded is logged and left out; the rest goes on.
     """
@@ -87,13 +89,13 @@ def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path,
     out: dict[str, ClipFeatures] = {}
     t0, computed = time.perf_counter(), 0
     for clip in clips:
-        path = cache_path(cache, backbone, condition, clip)
+        path = cache_path(cache, backbone, condition, clip, offset)
         feats = _read(path)
         if feats is None:
             if model is None:
                 model = load_backbone(backbone)[0]
             try:
-                y = degrade(load_audio(clip.path, sr=cfg.sr), cfg.sr, condition, name=clip.key)
+                y = degrade(load_audio(clip.path, sr=cfg.sr), cfg.sr, condition, name=clip.key)[int(offset * cfg.sr) :]
                 mels, peaks = Windows((y, cfg.sr), cfg).all()
             except MusicGenreError as e:
                 log.warning("skipped %s: %s", clip.key, e)
@@ -102,5 +104,6 @@ def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path,
             computed += 1
         out[clip.key] = feats
     if computed:
-        log.info("%s/%s: computed %d clips in %.0f s", backbone, condition, computed, time.perf_counter() - t0)
+        log.info("%s/%s+%gs: computed %d clips in %.0f s", backbone, condition, offset, computed,
+                 time.perf_counter() - t0)
     return out

@@ -62,6 +62,7 @@ class Recipe:
     emotify: str = ""
     emotify_labels: dict[str, str] = field(default_factory=dict)  # Emotify label -> ours ("" leaves it out)
     conditions: tuple[str, ...] = ("clean",)  # training copies from the degradation suite
+    crops: tuple[float, ...] = (0.0,)  # training windows cut from these offsets (s); predict's grid is 0
     hidden: int = 128
     dropout: float = 0.3
     epochs: int = 30
@@ -97,7 +98,7 @@ class Recipe:
         for key in ("emotify", "cache"):  # relative to the recipe file, like gtzan
             if flat.get(key) and not Path(flat[key]).is_absolute():
                 flat[key] = str((base / flat[key]).resolve())
-        for key in ("labels", "conditions"):
+        for key in ("labels", "conditions", "crops"):
             if key in flat:
                 flat[key] = tuple(flat[key])
         flat.update(overrides)
@@ -136,17 +137,19 @@ def head_input(f: ClipFeatures, features: str) -> np.ndarray:
     return np.concatenate([arrays[p] for p in parts], axis=1)
 
 
-def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...]) -> Batch:
-    """Stack the cached non-silent window features of ``clips`` under each condition (computing what is
-    missing): the windows ``predict`` averages over."""
+def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...],
+             crops: tuple[float, ...] = (0.0,)) -> Batch:
+    """Stack the cached non-silent window features of ``clips`` under each condition and crop offset
+    (computing what is missing); with the default crop, the windows ``predict`` averages over."""
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
     cs: list[np.ndarray] = []
     kept: list[Clip] = []
-    feats = {c: extract(clips, backbone=recipe.backbone, condition=c, cache=Path(recipe.cache)) for c in conditions}
+    feats = {(c, o): extract(clips, backbone=recipe.backbone, condition=c, cache=Path(recipe.cache), offset=o)
+             for c in conditions for o in crops}
     for clip in clips:
-        for cond in conditions:
-            f = feats[cond].get(clip.key)
+        for key in feats:
+            f = feats[key].get(clip.key)
             if f is None:
                 continue
             keep = loud_windows(f.peaks)
@@ -160,6 +163,11 @@ def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...]) -> 
     if not xs:
         raise ParameterError("no clip features: is the data where the recipe says?")
     return Batch(np.concatenate(xs), np.concatenate(ys), np.concatenate(cs), kept)
+
+
+def training_set(recipe: Recipe, clips: list[Clip]) -> Batch:
+    """The windows a head trains on: every condition and crop of the recipe."""
+    return assemble(recipe, clips, recipe.conditions, recipe.crops)
 
 
 def train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Module, list[float]]:
@@ -194,14 +202,7 @@ def _train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Module, list[floa
     assert isinstance(std, Standardize)
     std.mean.copy_(x.mean(0))
     std.std.copy_(x.std(0).clamp_min(STD_FLOOR))
-    counts = np.bincount(data.y, minlength=len(recipe.labels)).astype(float)
-    if recipe.balance == "class":
-        w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max(1, (counts > 0).sum()), 0.0)
-    elif recipe.balance == "none":
-        w = np.ones(len(recipe.labels))
-    else:
-        raise ParameterError(f"unknown balance {recipe.balance!r}: use class or none")
-    weight = torch.tensor(w, dtype=torch.float32)
+    weight = class_weights(recipe, data.y)
     opt = torch.optim.AdamW(head.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
     losses = []
@@ -211,15 +212,7 @@ def _train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Module, list[floa
         total = 0.0
         for i in range(0, len(x), recipe.batch_size):
             idx = order[i : i + recipe.batch_size]
-            xb, yb = x[idx], y[idx]
-            if recipe.mixup > 0:
-                lam = float(rng.beta(recipe.mixup, recipe.mixup))
-                perm = torch.randperm(len(xb))
-                logits = head(lam * xb + (1 - lam) * xb[perm])
-                loss = lam * F.cross_entropy(logits, yb, weight=weight) + (1 - lam) * F.cross_entropy(
-                    logits, yb[perm], weight=weight)
-            else:
-                loss = F.cross_entropy(head(xb), yb, weight=weight)
+            loss = mixup_loss(head, x[idx], y[idx], weight, recipe.mixup, rng)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -227,6 +220,30 @@ def _train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Module, list[floa
         sched.step()
         losses.append(total / len(x))
     return head.eval(), losses
+
+
+def class_weights(recipe: Recipe, y: np.ndarray) -> torch.Tensor:
+    """The loss weight of each label: with ``balance = "class"`` every label present weighs the same."""
+    counts = np.bincount(y, minlength=len(recipe.labels)).astype(float)
+    if recipe.balance == "class":
+        w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max(1, (counts > 0).sum()), 0.0)
+    elif recipe.balance == "none":
+        w = np.ones(len(recipe.labels))
+    else:
+        raise ParameterError(f"unknown balance {recipe.balance!r}: use class or none")
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def mixup_loss(model: Any, xb: torch.Tensor, yb: torch.Tensor, weight: torch.Tensor, alpha: float,
+               rng: np.random.Generator) -> torch.Tensor:
+    """Weighted cross-entropy of ``model`` on a batch, with Beta(alpha, alpha) mixup of the inputs when alpha > 0."""
+    if alpha <= 0:
+        return F.cross_entropy(model(xb), yb, weight=weight)
+    lam = float(rng.beta(alpha, alpha))
+    perm = torch.randperm(len(xb))
+    logits = model(lam * xb + (1 - lam) * xb[perm])
+    return lam * F.cross_entropy(logits, yb, weight=weight) + (1 - lam) * F.cross_entropy(logits, yb[perm],
+                                                                                          weight=weight)
 
 
 def window_logits(head: torch.nn.Module, data: Batch) -> np.ndarray:
@@ -257,8 +274,7 @@ def validation_run(recipe: Recipe, *, train_on: tuple[str, ...] = ("train",), va
                    valid_sources: tuple[str, ...] = ("gtzan", "emotify")) -> dict[str, Any]:
     """Train on ``train_on`` partitions, calibrate and report on ``valid_on`` (per source and pooled)."""
     clips = recipe.clips()
-    tr = assemble(recipe, [c for c in clips if c.split in train_on and c.source in train_sources],
-                  recipe.conditions)
+    tr = training_set(recipe, [c for c in clips if c.split in train_on and c.source in train_sources])
     va_clips = [c for c in clips if c.split == valid_on and c.source in valid_sources]
     va = assemble(recipe, va_clips, ("clean",))
     head, losses = train_head(recipe, tr)
@@ -286,7 +302,7 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
         raise ParameterError(f"recipe data not found: {', '.join(missing)}")
     val = validation_run(recipe)
     clips = [c for c in recipe.clips() if c.split in ("train", "valid")]
-    final = assemble(recipe, clips, recipe.conditions)
+    final = training_set(recipe, clips)
     head, _ = train_head(recipe, final)
     model_args: dict[str, Any] = {
         "n_labels": len(recipe.labels), "backbone": recipe.backbone, "hidden": recipe.hidden,

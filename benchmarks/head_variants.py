@@ -1,0 +1,356 @@
+"""Validation runs of the head designs issue 9 asked us to try that the shipped recipe does not use.
+
+    python benchmarks/head_variants.py                      # every variant, 5 seeds each
+    python benchmarks/head_variants.py --only attention --members 1
+
+Same protocol as ``benchmarks/accuracy.py experiments`` (train partitions -> artist-disjoint valid
+partitions, temperature fitted on the valid clips, cached backbone features), starting from the
+shipped recipe (recipes/musicnn-genre.toml: pooled mid-end + embedding + tags, clean + MP3 + phone
+copies, mixup 0.4, class-balanced loss). Every variant also reports label stability under the
+degradation suite on the valid clips. Writes benchmarks/results-head-variants.{json,md}.
+
+- ``shipped``: the shipped recipe itself (mean of window probabilities), the reference row.
+- ``backend-ft``: fine-tunes MusiCNN's own top layers (pooled-feature batch norm -> dense 200 ->
+  batch norm, initialised from the pretrained weights, learning rate / 10) under a new genre layer.
+  The layers below stay frozen, which is what makes it possible on a CPU: their pooled output is cached.
+- ``attention``: learned attention pooling over a clip's windows (a score per window, softmax over
+  the clip, weighted mean of the window logits) instead of the mean of window probabilities; trained
+  at clip level on random runs of 2-10 windows, so it sees clips shorter than the 30-s training clips.
+- ``consistency``: the shipped head plus a consistency loss: each MP3/phone training window's
+  prediction is pulled (KL divergence) toward the prediction for the same window of the clean copy.
+  Aimed at phone stability (the same label as the clean file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from musicgenre.hub import load_backbone  # noqa: E402
+from musicgenre.models.genre import MeanLogits, Standardize  # noqa: E402
+from musicgenre.pipeline import loud_windows, softmax  # noqa: E402
+from musicgenre.train.calibrate import ece, fit_temperature  # noqa: E402
+from musicgenre.train.degrade import CONDITIONS  # noqa: E402
+from musicgenre.train.embed import extract  # noqa: E402
+from musicgenre.train.head import (  # noqa: E402
+    STD_FLOOR,
+    Batch,
+    Recipe,
+    assemble,
+    class_weights,
+    clip_scores,
+    head_input,
+    mixup_loss,
+    train_head,
+    training_set,
+    window_logits,
+)
+from musicgenre.train.metrics import full_report  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "results-head-variants"
+Scorer = Callable[[Batch, float], np.ndarray]  # (clean valid windows, temperature) -> (clips, L) probabilities
+
+
+def window_scorer(head: nn.Module) -> Scorer:
+    return lambda data, t: clip_scores(window_logits(head, data), data, t)
+
+
+# --- backend-ft: MusiCNN's own top layers, fine-tuned -------------------------------------------------------
+
+
+class FineTunedBackend(nn.Module):
+    """pooled mid-end -> MusiCNN's batch norm, dense 200, batch norm (pretrained, fine-tuned) -> new genre layer.
+
+    The batch norms keep their pretrained statistics (eval mode) and train only their scale and shift:
+    a few hundred clips would give worse statistics than the million songs they came from.
+    """
+
+    def __init__(self, backbone: str, n_labels: int, dropout: float) -> None:
+        super().__init__()
+        bb = load_backbone(backbone)[0]
+        self.pool_bn, self.dense, self.dense_bn = (copy.deepcopy(m) for m in (bb.pool_bn, bb.dense, bb.dense_bn))
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(self.dense.out_features, n_labels)
+
+    def train(self, mode: bool = True) -> FineTunedBackend:
+        super().train(mode)
+        self.pool_bn.eval()
+        self.dense_bn.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.drop(self.dense_bn(F.relu(self.dense(self.drop(self.pool_bn(x)))))))
+
+
+def train_backend(recipe: Recipe, data: Batch) -> nn.Module:
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    x, y = torch.from_numpy(data.x).float(), torch.from_numpy(data.y).long()
+    model = FineTunedBackend(recipe.backbone, len(recipe.labels), recipe.dropout)
+    pretrained = [p for n, p in model.named_parameters() if not n.startswith("out.")]
+    opt = torch.optim.AdamW([{"params": pretrained, "lr": recipe.lr / 10}, {"params": model.out.parameters()}],
+                            lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
+    weight = class_weights(recipe, data.y)
+    model.train()
+    for _ in range(recipe.epochs):
+        order = torch.from_numpy(rng.permutation(len(x)))
+        for i in range(0, len(x), recipe.batch_size):
+            idx = order[i : i + recipe.batch_size]
+            loss = mixup_loss(model, x[idx], y[idx], weight, recipe.mixup, rng)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    return model.eval()
+
+
+# --- attention: learned pooling over a clip's windows -----------------------------------------------------
+
+
+class AttentionPool(nn.Module):
+    """Window features (B, W, d) + mask -> clip logits: softmax-weighted mean of per-window logits."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, n_labels: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.std = Standardize(len(mean))
+        self.std.mean.copy_(mean)
+        self.std.std.copy_(std)
+        self.body = nn.Sequential(nn.Linear(len(mean), hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.cls = nn.Linear(hidden, n_labels)
+        self.att = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.body(self.std(x))
+        a = self.att(h).squeeze(-1).masked_fill(~mask, float("-inf"))
+        return (torch.softmax(a, dim=1)[..., None] * self.cls(h)).sum(1)
+
+
+def bags(recipe: Recipe, data: Batch, conditions: tuple[str, ...]) -> list[tuple[np.ndarray, int]]:
+    """One bag of non-silent window features per (clip, condition), with its label index."""
+    feats = {c: extract(data.clips, backbone=recipe.backbone, condition=c, cache=Path(recipe.cache))
+             for c in conditions}
+    out = []
+    for clip in data.clips:
+        for cond in conditions:
+            f = feats[cond].get(clip.key)
+            if f is not None and loud_windows(f.peaks).any():
+                out.append((head_input(f, recipe.features)[loud_windows(f.peaks)], recipe.labels.index(clip.label)))
+    return out
+
+
+def pad(xs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    w = max(len(x) for x in xs)
+    x = torch.zeros(len(xs), w, xs[0].shape[1])
+    mask = torch.zeros(len(xs), w, dtype=torch.bool)
+    for i, a in enumerate(xs):
+        x[i, : len(a)] = torch.from_numpy(a)
+        mask[i, : len(a)] = True
+    return x, mask
+
+
+def train_attention(recipe: Recipe, data: Batch) -> nn.Module:
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    train = bags(recipe, data, recipe.conditions)
+    allx = torch.from_numpy(np.concatenate([b for b, _ in train])).float()
+    model = AttentionPool(allx.mean(0), allx.std(0).clamp_min(STD_FLOOR), len(recipe.labels), recipe.hidden,
+                          recipe.dropout)
+    ys = np.array([label for _, label in train])
+    weight = class_weights(recipe, ys)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
+    per_batch = 32
+    model.train()
+    for _ in range(recipe.epochs):
+        order = rng.permutation(len(train))
+        for i in range(0, len(order), per_batch):
+            chosen = [train[j] for j in order[i : i + per_batch]]
+            k = int(rng.integers(2, 11))  # a random run of k windows from each bag: short clips too
+            crops = []
+            for x, _ in chosen:
+                start = int(rng.integers(0, max(1, len(x) - k + 1)))
+                crops.append(x[start : start + k])
+            xb, mask = pad(crops)
+            yb = torch.tensor([label for _, label in chosen])
+            if recipe.mixup > 0:
+                lam = float(rng.beta(recipe.mixup, recipe.mixup))
+                perm = torch.randperm(len(xb))
+                logits = model(lam * xb + (1 - lam) * xb[perm], mask & mask[perm])
+                loss = lam * F.cross_entropy(logits, yb, weight=weight) + (1 - lam) * F.cross_entropy(
+                    logits, yb[perm], weight=weight)
+            else:
+                loss = F.cross_entropy(model(xb, mask), yb, weight=weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    return model.eval()
+
+
+def attention_scorer(models: list[nn.Module], recipe: Recipe) -> Scorer:
+    def score(data: Batch, t: float) -> np.ndarray:
+        xb, mask = pad([data.x[data.clip == i] for i in range(len(data.clips))])
+        with torch.inference_mode():
+            logits = torch.stack([m(xb, mask) for m in models]).mean(0).numpy()
+        return softmax(logits, t)
+
+    return score
+
+
+# --- consistency: degraded windows pulled toward their clean twins -----------------------------------------
+
+
+def pairs(recipe: Recipe, data: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(clean window features, the same window under MP3 / phone) for every training window loud in both."""
+    feats = {c: extract(data.clips, backbone=recipe.backbone, condition=c, cache=Path(recipe.cache))
+             for c in recipe.conditions}
+    clean, degraded = [], []
+    for clip in data.clips:
+        c = feats["clean"].get(clip.key)
+        for cond in recipe.conditions:
+            d = feats[cond].get(clip.key)
+            if cond == "clean" or c is None or d is None or len(d.peaks) != len(c.peaks):
+                continue
+            both = loud_windows(c.peaks) & loud_windows(d.peaks)
+            clean.append(head_input(c, recipe.features)[both])
+            degraded.append(head_input(d, recipe.features)[both])
+    return torch.from_numpy(np.concatenate(clean)).float(), torch.from_numpy(np.concatenate(degraded)).float()
+
+
+def train_consistency(recipe: Recipe, data: Batch, strength: float = 1.0) -> nn.Module:
+    from musicgenre.models.genre import make_head
+
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    x, y = torch.from_numpy(data.x).float(), torch.from_numpy(data.y).long()
+    head = make_head(x.shape[1], len(recipe.labels), hidden=recipe.hidden, dropout=recipe.dropout)
+    std = head[0]
+    assert isinstance(std, Standardize)
+    std.mean.copy_(x.mean(0))
+    std.std.copy_(x.std(0).clamp_min(STD_FLOOR))
+    xc, xd = pairs(recipe, data)
+    weight = class_weights(recipe, data.y)
+    opt = torch.optim.AdamW(head.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
+    head.train()
+    for _ in range(recipe.epochs):
+        order = torch.from_numpy(rng.permutation(len(x)))
+        for i in range(0, len(x), recipe.batch_size):
+            idx = order[i : i + recipe.batch_size]
+            loss = mixup_loss(head, x[idx], y[idx], weight, recipe.mixup, rng)
+            j = torch.from_numpy(rng.integers(0, len(xc), len(idx)))
+            with torch.no_grad():
+                target = torch.log_softmax(head(xc[j]), dim=1)
+            loss = loss + strength * F.kl_div(torch.log_softmax(head(xd[j]), dim=1), target, log_target=True,
+                                              reduction="batchmean")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    return head.eval()
+
+
+# --- the protocol -------------------------------------------------------------------------------------------
+
+
+def fit(variant: str, recipe: Recipe, tr: Batch) -> Scorer:
+    seeds = [replace(recipe, seed=recipe.seed + i, members=1) for i in range(recipe.members)]
+    if variant == "shipped":
+        return window_scorer(train_head(recipe, tr)[0])
+    if variant == "attention":
+        return attention_scorer([train_attention(r, tr) for r in seeds], recipe)
+    trainer = {"backend-ft": train_backend, "consistency": train_consistency}[variant]
+    return window_scorer(MeanLogits([trainer(r, tr) for r in seeds]).eval())
+
+
+VARIANTS = {
+    "shipped": ("shipped recipe (2.2): mean of window probabilities", {}),
+    "backend-ft": ("MusiCNN's back-end (dense 200 + batch norms) fine-tuned from its weights, new genre layer",
+                   {"features": "pool"}),
+    "attention": ("learned attention pooling over windows, trained on random 2-10-window runs", {}),
+    "consistency": ("shipped head + KL consistency of MP3/phone windows to their clean twins", {}),
+}
+
+
+def run(name: str, recipe: Recipe) -> dict[str, Any]:
+    what, over = VARIANTS[name]
+    recipe = replace(recipe, **over)
+    clips = recipe.clips()
+    tr = training_set(recipe, [c for c in clips if c.split == "train"])
+    valid = [c for c in clips if c.split == "valid"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as train_head: reproducible to the bit
+    try:
+        score = fit(name, recipe, tr)
+    finally:
+        torch.set_num_threads(threads)
+    va = assemble(recipe, valid, ("clean",))
+    y = np.array([recipe.labels.index(c.label) for c in va.clips])
+    t = fit_temperature(lambda t: score(va, t), y)
+    row: dict[str, Any] = {"what": what, "members": recipe.members, "temperature": t}
+    for source in ("gtzan", "emotify"):
+        sub = assemble(recipe, [c for c in va.clips if c.source == source], ("clean",))
+        ys = np.array([recipe.labels.index(c.label) for c in sub.clips])
+        rep = full_report(ys, score(sub, t), list(recipe.labels), groups=np.array([c.group for c in sub.clips]))
+        recalls = [v["recall"] for v in rep["per_class"].values() if v["support"]]
+        row[source] = {"n": rep["n"], "accuracy": round(rep["accuracy"], 4), "macro_f1": round(rep["macro_f1"], 4),
+                       "ece": round(ece(score(sub, t), ys), 4), "min_recall": round(min(recalls), 4),
+                       "ci95": rep["ci95"]}
+    clean = score(va, t).argmax(1)
+    for cond in CONDITIONS[1:]:
+        deg = assemble(recipe, va.clips, (cond,))
+        base = {c.key: int(a) for c, a in zip(va.clips, clean)}
+        same = [base[d.key] == b for d, b in zip(deg.clips, score(deg, t).argmax(1)) if d.key in base]
+        row[f"same_label/{cond}"] = {"n": len(same), "share": round(float(np.mean(same)), 4)}
+    print(f"{name}: gtzan {row['gtzan']['accuracy']} emotify {row['emotify']['accuracy']} "
+          f"phone {row['same_label/phone']['share']}", file=sys.stderr)
+    return row
+
+
+def markdown(rows: dict[str, Any]) -> str:
+    lines = ["| variant | what | heads | GTZAN valid top-1 (n=67) | macro-F1 | ECE | Emotify valid top-1 (n=29) "
+             "| same label, MP3 64k (n=96) | same label, phone (n=96) |", "|" + "---|" * 9]
+    for name, r in rows.items():
+        g, e = r["gtzan"], r["emotify"]
+        lo, hi = g["ci95"]["accuracy"]
+        lines.append(f"| {name} | {r['what']} | {r['members']} | {g['accuracy']:.3f} [{lo:.2f}, {hi:.2f}] "
+                     f"| {g['macro_f1']:.3f} | {g['ece']:.3f} | {e['accuracy']:.3f} "
+                     f"| {r['same_label/mp3_64k']['share']:.3f} | {r['same_label/phone']['share']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "musicnn-genre.toml")
+    ap.add_argument("--only", nargs="*", choices=list(VARIANTS), help="run only these (their rows are replaced)")
+    ap.add_argument("--members", type=int, help="heads per variant (default: the recipe's)")
+    ap.add_argument("--seed", type=int, help="first seed (default: the recipe's)")
+    ap.add_argument("--tag", default="", help="suffix for the row names, e.g. -seed5")
+    args = ap.parse_args()
+    recipe = Recipe.load(args.recipe)
+    recipe = replace(recipe, **{k: v for k, v in (("members", args.members), ("seed", args.seed)) if v is not None})
+    rows = {f"{n}{args.tag}": run(n, recipe) for n in (args.only or list(VARIANTS))}
+    if OUT.with_suffix(".json").is_file():  # keep the other rows
+        rows = {**json.loads(OUT.with_suffix(".json").read_text()), **rows}
+    OUT.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    OUT.with_suffix(".md").write_text(markdown(rows))
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
