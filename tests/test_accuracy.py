@@ -240,6 +240,14 @@ def test_train_recipe_builds_a_loadable_calibrated_model(tmp_path):
                  "-o", str(tmp_path / "ev"), "-q"]) == 0
     rep = json.loads((tmp_path / "ev" / "report.json").read_text())
     assert rep["n"] == 5 and (tmp_path / "ev" / "reliability.png").is_file()
+    # cross-source as two commands: train on GTZAN only, evaluate on every Emotify clip
+    assert main(["train", "--recipe", str(recipe), "--source", "gtzan", "-o", str(tmp_path / "g")]) == 0
+    config = json.loads((tmp_path / "g" / "config.json").read_text())
+    assert config["training"]["clips"] == 8 and set(config["metrics"]["valid"]) == {"gtzan"}
+    assert config["name"] == "tiny-gtzan-only"
+    assert main(["evaluate", "--model", str(tmp_path / "g"), "--recipe", str(recipe), "--source", "emotify",
+                 "--subset", "all", "-o", str(tmp_path / "ev2"), "-q"]) == 0
+    assert json.loads((tmp_path / "ev2" / "report.json").read_text())["n"] == 3
 
 
 def test_recipe_errors_are_one_line(tmp_path):

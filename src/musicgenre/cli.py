@@ -160,9 +160,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.recipe is not None:
         if args.architecture or args.data:
             raise ParameterError("give either --recipe or ARCHITECTURE DATA, not both")
+        from dataclasses import replace
+
         from .train.head import Recipe, build
 
-        config = build(Recipe.load(args.recipe), args.output, recipe_file=str(args.recipe))
+        recipe = Recipe.load(args.recipe)
+        if args.source != "all":  # one source only: the first half of a cross-source test
+            recipe = replace(recipe, name=f"{recipe.name}-{args.source}-only",
+                             **({"emotify": ""} if args.source == "gtzan" else {"gtzan": ()}))
+        config = build(recipe, args.output, recipe_file=str(args.recipe))
         print(json.dumps({"model": str(args.output), "temperature": config["temperature"],
                           "valid": config["metrics"]["valid"]}, indent=2))
         return 0
@@ -330,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("architecture", nargs="?", help="see `musicgenre models`")
     tr.add_argument("data", nargs="?", help="GTZAN root, FMA root, folder per label, CSV manifest, or HF dataset")
     tr.add_argument("--recipe", type=Path, help="TOML recipe (recipes/); replaces ARCHITECTURE DATA")
+    tr.add_argument("--source", choices=("gtzan", "emotify", "all"), default="all",
+                    help="with --recipe: train on this source's clips only (for cross-source tests; default all)")
     tr.add_argument("-o", "--output", type=Path, required=True, help="model directory to write")
     _dataset_flags(tr)
     tr.add_argument("--model-args", help='JSON constructor arguments, e.g. \'{"width": 32}\'')
@@ -358,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
                         parents=[model_flags, backend_flag, batch_flags],
                         description="Evaluate a model on a dataset split through the same inference path as "
                         "predict (clip-level aggregation of windows): per-class precision/recall, macro-F1, "
-                        "ECE, n and bootstrap 95%% intervals (over artist groups when the data has them), "
+                        "ECE, n and bootstrap 95% intervals (over artist groups when the data has them), "
                         "confusion-matrix and reliability-diagram PNGs.")
     ev.add_argument("--data", help="a dataset (see train); or use --recipe")
     ev.add_argument("--recipe", type=Path,
