@@ -53,8 +53,8 @@ from musicgenre.train.head import (  # noqa: E402
     assemble,
     class_weights,
     clip_scores,
+    fit_windows,
     head_input,
-    mixup_loss,
     train_head,
     training_set,
     window_logits,
@@ -98,25 +98,11 @@ class FineTunedBackend(nn.Module):
 
 def train_backend(recipe: Recipe, data: Batch) -> nn.Module:
     torch.manual_seed(recipe.seed)
-    rng = np.random.default_rng(recipe.seed)
-    x, y = torch.from_numpy(data.x).float(), torch.from_numpy(data.y).long()
     model = FineTunedBackend(recipe.backbone, len(recipe.labels), recipe.dropout)
     pretrained = [p for n, p in model.named_parameters() if not n.startswith("out.")]
-    opt = torch.optim.AdamW([{"params": pretrained, "lr": recipe.lr / 10}, {"params": model.out.parameters()}],
-                            lr=recipe.lr, weight_decay=recipe.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
-    weight = class_weights(recipe, data.y)
-    model.train()
-    for _ in range(recipe.epochs):
-        order = torch.from_numpy(rng.permutation(len(x)))
-        for i in range(0, len(x), recipe.batch_size):
-            idx = order[i : i + recipe.batch_size]
-            loss = mixup_loss(model, x[idx], y[idx], weight, recipe.mixup, rng)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sched.step()
-    return model.eval()
+    groups = [{"params": pretrained, "lr": recipe.lr / 10}, {"params": model.out.parameters()}]
+    fit_windows(recipe, model, data, np.random.default_rng(recipe.seed), params=groups)
+    return model
 
 
 # --- attention: learned pooling over a clip's windows -----------------------------------------------------
@@ -237,32 +223,23 @@ def train_consistency(recipe: Recipe, data: Batch, strength: float = 1.0) -> nn.
 
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
-    x, y = torch.from_numpy(data.x).float(), torch.from_numpy(data.y).long()
+    x = torch.from_numpy(data.x).float()
     head = make_head(x.shape[1], len(recipe.labels), hidden=recipe.hidden, dropout=recipe.dropout)
     std = head[0]
     assert isinstance(std, Standardize)
     std.mean.copy_(x.mean(0))
     std.std.copy_(x.std(0).clamp_min(STD_FLOOR))
     xc, xd = pairs(recipe, data)
-    weight = class_weights(recipe, data.y)
-    opt = torch.optim.AdamW(head.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
-    head.train()
-    for _ in range(recipe.epochs):
-        order = torch.from_numpy(rng.permutation(len(x)))
-        for i in range(0, len(x), recipe.batch_size):
-            idx = order[i : i + recipe.batch_size]
-            loss = mixup_loss(head, x[idx], y[idx], weight, recipe.mixup, rng)
-            j = torch.from_numpy(rng.integers(0, len(xc), len(idx)))
-            with torch.no_grad():
-                target = torch.log_softmax(head(xc[j]), dim=1)
-            loss = loss + strength * F.kl_div(torch.log_softmax(head(xd[j]), dim=1), target, log_target=True,
-                                              reduction="batchmean")
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sched.step()
-    return head.eval()
+
+    def consistency(n: int) -> torch.Tensor:
+        j = torch.from_numpy(rng.integers(0, len(xc), n))
+        with torch.no_grad():
+            target = torch.log_softmax(head(xc[j]), dim=1)
+        return strength * F.kl_div(torch.log_softmax(head(xd[j]), dim=1), target, log_target=True,
+                                   reduction="batchmean")
+
+    fit_windows(recipe, head, data, rng, extra=consistency)
+    return head
 
 
 # --- the protocol -------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -195,31 +196,45 @@ def _train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Module, list[floa
 
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
-    x, y = torch.from_numpy(data.x).float(), torch.from_numpy(data.y).long()
+    x = torch.from_numpy(data.x).float()
     head = make_head(x.shape[1], len(recipe.labels), hidden=recipe.hidden, dropout=recipe.dropout)
     assert isinstance(head, torch.nn.Sequential)
     std = head[0]
     assert isinstance(std, Standardize)
     std.mean.copy_(x.mean(0))
     std.std.copy_(x.std(0).clamp_min(STD_FLOOR))
+    return head, fit_windows(recipe, head, data, rng)
+
+
+def fit_windows(recipe: Recipe, model: torch.nn.Module, data: Batch, rng: np.random.Generator, *,
+                params: Any = None, extra: Callable[[int], torch.Tensor] | None = None) -> list[float]:
+    """The recipe's training loop on window features: AdamW with a cosine schedule over ``epochs``, the
+    class-balanced (mixup) loss; ``params`` overrides the optimiser's parameter groups and ``extra(batch size)``
+    adds a loss term per batch (the benchmarks' variants). Leaves ``model`` in eval mode; returns the loss per
+    epoch."""
+    x, y = torch.from_numpy(data.x).float(), torch.from_numpy(data.y).long()
     weight = class_weights(recipe, data.y)
-    opt = torch.optim.AdamW(head.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    opt = torch.optim.AdamW(model.parameters() if params is None else params, lr=recipe.lr,
+                            weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
     losses = []
-    head.train()
+    model.train()
     for _ in range(recipe.epochs):
         order = torch.from_numpy(rng.permutation(len(x)))
         total = 0.0
         for i in range(0, len(x), recipe.batch_size):
             idx = order[i : i + recipe.batch_size]
-            loss = mixup_loss(head, x[idx], y[idx], weight, recipe.mixup, rng)
+            loss = mixup_loss(model, x[idx], y[idx], weight, recipe.mixup, rng)
+            if extra is not None:
+                loss = loss + extra(len(idx))
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
         sched.step()
         losses.append(total / len(x))
-    return head.eval(), losses
+    model.eval()
+    return losses
 
 
 def class_weights(recipe: Recipe, y: np.ndarray) -> torch.Tensor:
