@@ -73,6 +73,21 @@ def test_temperature_fit_recovers_overconfidence():
     assert ece(softmax(sharp, t), y) < ece(softmax(sharp), y) and ece(softmax(sharp, t), y) < 0.03
 
 
+def test_calibrated_ece_is_the_floor_a_small_set_allows():
+    """A perfectly calibrated model shows an ECE of about 0.1 on 67 clips and almost 0 on 20,000: the floor
+    a measured ECE is read against."""
+    from musicgenre.train.calibrate import calibrated_ece
+
+    rng = np.random.default_rng(1)
+    for n, lo, hi in ((67, 0.05, 0.2), (20000, 0.0, 0.02)):
+        conf = rng.uniform(0.5, 1.0, n)
+        probs = np.stack([conf, 1 - conf], axis=1)
+        mean, p95 = calibrated_ece(probs, n_sim=300)
+        assert lo < mean < hi and mean <= p95
+        right = rng.random(n) < conf  # this model is perfectly calibrated: its ECE is within the floor's spread
+        assert ece(probs, np.where(right, 0, 1)) <= p95 + 0.01
+
+
 def test_bootstrap_interval_and_full_report():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 200)
@@ -86,6 +101,7 @@ def test_bootstrap_interval_and_full_report():
     assert rep["ci95"]["accuracy"][0] < acc < rep["ci95"]["accuracy"][1]
     assert rep["ci_resampling"] == "artist groups" and set(rep["ci95"]) >= {"macro_f1", "ece", "recall/a"}
     assert sum(r["n"] for r in rep["reliability"]) == 200
+    assert 0 < rep["ece_if_calibrated"][0] <= rep["ece_if_calibrated"][1]
 
 
 def test_status_agreement_and_temperature_in_predictions(classifier, tmp_path):

@@ -216,7 +216,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{rep['model']} on {name} ({args.subset}, n={rep['clips']} clips): accuracy {rep['accuracy']:.3f} "
           f"[{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}], macro-F1 {rep['macro_f1']:.3f} "
           f"[{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}], ECE {rep['ece']:.3f} "
-          f"[{ci['ece'][0]:.3f}, {ci['ece'][1]:.3f}], window accuracy {rep['window_accuracy']:.3f} "
+          f"[{ci['ece'][0]:.3f}, {ci['ece'][1]:.3f}] (a perfectly calibrated model: "
+          f"{rep['ece_if_calibrated'][0]:.3f} at this n), window accuracy {rep['window_accuracy']:.3f} "
           f"(95% bootstrap intervals over {rep['ci_resampling']})")
     for label, m in rep["per_class"].items():
         if m["support"]:

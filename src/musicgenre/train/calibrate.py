@@ -25,7 +25,23 @@ def fit_temperature(clip_probs: Callable[[float], np.ndarray], y: np.ndarray,
 
 def ece(probs: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:
     """Expected calibration error of the top-1 confidence, equal-width bins."""
-    conf, correct = probs.max(axis=1), (probs.argmax(axis=1) == y)
+    return _binned_ece(probs.max(axis=1), probs.argmax(axis=1) == y, n_bins)
+
+
+def calibrated_ece(probs: np.ndarray, n_bins: int = 10, n_sim: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """The ECE a perfectly calibrated model with these top-1 confidences would show on this many clips
+    (mean and 95th percentile of simulations where each call is right with probability its confidence).
+
+    Binned ECE is biased upward on small sets (a bin of 7 clips cannot match its confidence exactly), so a
+    measured ECE is read against this figure, not against 0.
+    """
+    conf = probs.max(axis=1)
+    rng = np.random.default_rng(seed)
+    sims = [_binned_ece(conf, rng.random(len(conf)) < conf, n_bins) for _ in range(n_sim)]
+    return round(float(np.mean(sims)), 4), round(float(np.quantile(sims, 0.95)), 4)
+
+
+def _binned_ece(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> float:
     bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
     total = 0.0
     for b in range(n_bins):
@@ -45,7 +61,8 @@ def reliability(probs: np.ndarray, y: np.ndarray, n_bins: int = 10) -> list[dict
             for b in range(n_bins)]
 
 
-def plot_reliability(rows: list[dict[str, Any]], png: Path, *, title: str, ece_value: float) -> None:
+def plot_reliability(rows: list[dict[str, Any]], png: Path, *, title: str, ece_value: float,
+                     ece_floor: float | None = None) -> None:
     from matplotlib.figure import Figure
 
     from .._io import save_figure
@@ -64,7 +81,8 @@ def plot_reliability(rows: list[dict[str, Any]], png: Path, *, title: str, ece_v
     ax.set_ylim(0, 1)
     ax.set_xlabel("top-1 confidence")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"{title}: ECE {ece_value:.3f}")
+    floor = "" if ece_floor is None else f"; a perfectly calibrated model: {ece_floor:.3f} at this n"
+    ax.set_title(f"{title}\nECE {ece_value:.3f}{floor}", fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     save_figure(fig, png)

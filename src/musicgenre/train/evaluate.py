@@ -76,5 +76,6 @@ def evaluate(model: str | Path, examples: list[Example], labels: list[str] | Non
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "report.json", rep)
         plot_confusion(rep, out / "confusion_matrix.png", title=clf.name)
-        plot_reliability(rep["reliability"], out / "reliability.png", title=clf.name, ece_value=rep["ece"])
+        plot_reliability(rep["reliability"], out / "reliability.png", title=clf.name, ece_value=rep["ece"],
+                         ece_floor=rep["ece_if_calibrated"][0])
     return rep

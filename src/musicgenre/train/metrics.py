@@ -76,9 +76,9 @@ def bootstrap_interval(y_true: np.ndarray, y_pred: np.ndarray, stat: Any, *, n_b
 
 def full_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *, groups: np.ndarray | None = None,
                 n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """``report`` plus top-3 accuracy, ECE, the reliability table, n and bootstrap 95% intervals
-    (accuracy, macro-F1, ECE, per-class recall)."""
-    from .calibrate import ece, reliability
+    """``report`` plus top-3 accuracy, ECE (and what a perfectly calibrated model would show at this n), the
+    reliability table, n and bootstrap 95% intervals (accuracy, macro-F1, ECE, per-class recall)."""
+    from .calibrate import calibrated_ece, ece, reliability
 
     y_true = np.asarray(y_true)
     y_pred = probs.argmax(axis=1)
@@ -86,6 +86,7 @@ def full_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *, gro
     top3 = np.argsort(-probs, axis=1)[:, :3]
     rep["top3_accuracy"] = float(np.mean([t in row for t, row in zip(y_true, top3)]))
     rep["ece"] = ece(probs, y_true)
+    rep["ece_if_calibrated"] = calibrated_ece(probs)  # (mean, 95th percentile): the ECE's floor at this n
     rep["reliability"] = reliability(probs, y_true)
     rep["n"] = int(len(y_true))
     idx = np.arange(len(y_true))
