@@ -32,13 +32,13 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from musicgenre.train.head import (  # noqa: E402
     Recipe,
+    Scorer,
     assemble,
-    clip_scores,
     evaluate_clips,
+    head_scorer,
     train_head,
     training_set,
     validation_run,
-    window_logits,
 )
 
 RECIPE_PATH = ROOT / "recipes" / "musicnn-genre.toml"
@@ -154,16 +154,16 @@ def run_experiments(recipe: Recipe, names: list[str]) -> dict[str, Any]:
     return rows
 
 
-def stability(recipe: Recipe, head: Any, temperature: float) -> dict[str, Any]:
-    """Share of valid clips whose label under each degradation equals the clean label (the validation run's
-    head at its temperature: the label ``predict`` would show)."""
+def stability(recipe: Recipe, score: Scorer, temperature: float) -> dict[str, Any]:
+    """Share of valid clips whose label under each degradation equals the clean label (a validation run's
+    model at its temperature: the label ``predict`` would show)."""
     from musicgenre.train.degrade import CONDITIONS
 
     valid = [c for c in recipe.clips() if c.split == "valid"]
     labels: dict[str, dict[str, int]] = {}
     for cond in CONDITIONS:
         data = assemble(recipe, valid, (cond,))
-        pred = clip_scores(window_logits(head, data), data, temperature).argmax(1)
+        pred = score(data)(temperature).argmax(1)
         labels[cond] = {c.key: int(p) for c, p in zip(data.clips, pred)}
     out: dict[str, Any] = {}
     for cond in CONDITIONS[1:]:
@@ -186,11 +186,12 @@ def cross_source(recipe: Recipe) -> dict[str, Any]:
         te = [c for c in everything if c.source == test_src and c.label in shared]
         head, _ = train_head(recipe, training_set(recipe, tr))
         data = assemble(recipe, te, ("clean",))
-        rep = evaluate_clips(recipe, head, data, 1.0)
+        probs = head_scorer(head)(data)(1.0)
+        rep = evaluate_clips(recipe, probs, data)
         # The same clips when the answer may only be one of the shared classes (a two-way choice): how far
         # the miss is the other source's idea of the genre rather than a confusion between the two.
         cols = [recipe.labels.index(s) for s in shared]
-        pick = np.array(cols)[clip_scores(window_logits(head, data), data)[:, cols].argmax(1)]
+        pick = np.array(cols)[probs[:, cols].argmax(1)]
         y = np.array([recipe.labels.index(c.label) for c in data.clips])
         out[f"{train_src}->{test_src}"] = {"classes": list(shared), **brief(rep),
                                            "shared_only_accuracy": round(float(np.mean(pick == y)), 4)}
@@ -210,22 +211,18 @@ def shipped(recipe: Recipe, model: str) -> dict[str, Any]:
             ex, labels, _ = recipe_examples(recipe_path, subset, source)
             if ex:
                 res[f"shipped/{source}/{subset}"] = brief(evaluate(model, ex, labels, None))
-    res["stability"] = stability(recipe, val["head"], val["temperature"])
+    res["stability"] = stability(recipe, val["score"], val["temperature"])
     res["cross_source"] = cross_source(recipe)
     return res
 
 
 def confidence(recipe: Recipe) -> dict[str, Any]:
     """Validation run: accuracy of the clips called confident vs uncertain at several thresholds."""
-    from musicgenre.train.calibrate import fit_temperature
-
-    clips = recipe.clips()
-    head, _ = train_head(recipe, training_set(recipe, [c for c in clips if c.split == "train"]))
-    va = assemble(recipe, [c for c in clips if c.split == "valid"], ("clean",))
-    logits = window_logits(head, va)
+    val = validation_run(recipe)
+    va = assemble(recipe, [c for c in recipe.clips() if c.split == "valid"], ("clean",))
     y = np.array([recipe.labels.index(c.label) for c in va.clips])
-    t = fit_temperature(lambda t: clip_scores(logits, va, t), y)
-    probs = clip_scores(logits, va, t)
+    t = val["temperature"]
+    probs = val["score"](va)(t)
     top, right = probs.max(1), probs.argmax(1) == y
     out: dict[str, Any] = {"n": len(y), "temperature": t}
     for thr in (0.4, 0.5, 0.6, 0.7):

@@ -40,33 +40,28 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from accuracy import brief, stability  # noqa: E402  (benchmarks/ is on the path when this runs)
+from musicgenre.data.corpus import Clip  # noqa: E402
 from musicgenre.hub import load_backbone  # noqa: E402
 from musicgenre.models.genre import MeanLogits, Standardize  # noqa: E402
 from musicgenre.pipeline import loud_windows, softmax  # noqa: E402
-from musicgenre.train.calibrate import ece, fit_temperature  # noqa: E402
-from musicgenre.train.degrade import CONDITIONS  # noqa: E402
 from musicgenre.train.embed import extract  # noqa: E402
 from musicgenre.train.head import (  # noqa: E402
     STD_FLOOR,
     Batch,
     Recipe,
+    Scorer,
     assemble,
     class_weights,
-    clip_scores,
     fit_windows,
+    fresh_head,
     head_input,
+    head_scorer,
     train_head,
-    training_set,
-    window_logits,
+    validation_run,
 )
-from musicgenre.train.metrics import full_report  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results-head-variants"
-Scorer = Callable[[Batch, float], np.ndarray]  # (clean valid windows, temperature) -> (clips, L) probabilities
-
-
-def window_scorer(head: nn.Module) -> Scorer:
-    return lambda data, t: clip_scores(window_logits(head, data), data, t)
 
 
 # --- backend-ft: MusiCNN's own top layers, fine-tuned -------------------------------------------------------
@@ -126,16 +121,12 @@ class AttentionPool(nn.Module):
         return (torch.softmax(a, dim=1)[..., None] * self.cls(h)).sum(1)
 
 
-def bags(recipe: Recipe, data: Batch, conditions: tuple[str, ...]) -> list[tuple[np.ndarray, int]]:
+def bags(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...]) -> list[tuple[np.ndarray, int]]:
     """One bag of non-silent window features per (clip, condition), with its label index."""
-    feats = {c: extract(data.clips, backbone=recipe.backbone, condition=c, cache=Path(recipe.cache))
-             for c in conditions}
     out = []
-    for clip in data.clips:
-        for cond in conditions:
-            f = feats[cond].get(clip.key)
-            if f is not None and loud_windows(f.peaks).any():
-                out.append((head_input(f, recipe.features)[loud_windows(f.peaks)], recipe.labels.index(clip.label)))
+    for cond in conditions:
+        data = assemble(recipe, clips, (cond,))
+        out += [(data.x[data.clip == i], recipe.labels.index(c.label)) for i, c in enumerate(data.clips)]
     return out
 
 
@@ -152,7 +143,7 @@ def pad(xs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 def train_attention(recipe: Recipe, data: Batch) -> nn.Module:
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
-    train = bags(recipe, data, recipe.conditions)
+    train = bags(recipe, data.clips, recipe.conditions)
     allx = torch.from_numpy(np.concatenate([b for b, _ in train])).float()
     model = AttentionPool(allx.mean(0), allx.std(0).clamp_min(STD_FLOOR), len(recipe.labels), recipe.hidden,
                           recipe.dropout)
@@ -188,12 +179,12 @@ def train_attention(recipe: Recipe, data: Batch) -> nn.Module:
     return model.eval()
 
 
-def attention_scorer(models: list[nn.Module], recipe: Recipe) -> Scorer:
-    def score(data: Batch, t: float) -> np.ndarray:
+def attention_scorer(models: list[nn.Module]) -> Scorer:
+    def score(data: Batch) -> Callable[[float], np.ndarray]:
         xb, mask = pad([data.x[data.clip == i] for i in range(len(data.clips))])
         with torch.inference_mode():
             logits = torch.stack([m(xb, mask) for m in models]).mean(0).numpy()
-        return softmax(logits, t)
+        return lambda t: softmax(logits, t)
 
     return score
 
@@ -219,16 +210,9 @@ def pairs(recipe: Recipe, data: Batch) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train_consistency(recipe: Recipe, data: Batch, strength: float = 1.0) -> nn.Module:
-    from musicgenre.models.genre import make_head
-
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
-    x = torch.from_numpy(data.x).float()
-    head = make_head(x.shape[1], len(recipe.labels), hidden=recipe.hidden, dropout=recipe.dropout)
-    std = head[0]
-    assert isinstance(std, Standardize)
-    std.mean.copy_(x.mean(0))
-    std.std.copy_(x.std(0).clamp_min(STD_FLOOR))
+    head = fresh_head(recipe, data)
     xc, xd = pairs(recipe, data)
 
     def consistency(n: int) -> torch.Tensor:
@@ -246,13 +230,18 @@ def train_consistency(recipe: Recipe, data: Batch, strength: float = 1.0) -> nn.
 
 
 def fit(variant: str, recipe: Recipe, tr: Batch) -> Scorer:
-    seeds = [replace(recipe, seed=recipe.seed + i, members=1) for i in range(recipe.members)]
     if variant == "shipped":
-        return window_scorer(train_head(recipe, tr)[0])
-    if variant == "attention":
-        return attention_scorer([train_attention(r, tr) for r in seeds], recipe)
-    trainer = {"backend-ft": train_backend, "consistency": train_consistency}[variant]
-    return window_scorer(MeanLogits([trainer(r, tr) for r in seeds]).eval())
+        return head_scorer(train_head(recipe, tr)[0])
+    seeds = [replace(recipe, seed=recipe.seed + i, members=1) for i in range(recipe.members)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as train_head: reproducible to the bit
+    try:
+        if variant == "attention":
+            return attention_scorer([train_attention(r, tr) for r in seeds])
+        trainer = {"backend-ft": train_backend, "consistency": train_consistency}[variant]
+        return head_scorer(MeanLogits([trainer(r, tr) for r in seeds]).eval())
+    finally:
+        torch.set_num_threads(threads)
 
 
 VARIANTS = {
@@ -265,37 +254,16 @@ VARIANTS = {
 
 
 def run(name: str, recipe: Recipe) -> dict[str, Any]:
+    """The validation run of ``benchmarks/accuracy.py experiments`` with this variant's training, plus label
+    stability under the degradation suite."""
     what, over = VARIANTS[name]
     recipe = replace(recipe, **over)
-    clips = recipe.clips()
-    tr = training_set(recipe, [c for c in clips if c.split == "train"])
-    valid = [c for c in clips if c.split == "valid"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as train_head: reproducible to the bit
-    try:
-        score = fit(name, recipe, tr)
-    finally:
-        torch.set_num_threads(threads)
-    va = assemble(recipe, valid, ("clean",))
-    y = np.array([recipe.labels.index(c.label) for c in va.clips])
-    t = fit_temperature(lambda t: score(va, t), y)
-    row: dict[str, Any] = {"what": what, "members": recipe.members, "temperature": t}
-    for source in ("gtzan", "emotify"):
-        sub = assemble(recipe, [c for c in va.clips if c.source == source], ("clean",))
-        ys = np.array([recipe.labels.index(c.label) for c in sub.clips])
-        rep = full_report(ys, score(sub, t), list(recipe.labels), groups=np.array([c.group for c in sub.clips]))
-        recalls = [v["recall"] for v in rep["per_class"].values() if v["support"]]
-        row[source] = {"n": rep["n"], "accuracy": round(rep["accuracy"], 4), "macro_f1": round(rep["macro_f1"], 4),
-                       "ece": round(ece(score(sub, t), ys), 4), "min_recall": round(min(recalls), 4),
-                       "ci95": rep["ci95"]}
-    clean = score(va, t).argmax(1)
-    for cond in CONDITIONS[1:]:
-        deg = assemble(recipe, va.clips, (cond,))
-        base = {c.key: int(a) for c, a in zip(va.clips, clean)}
-        same = [base[d.key] == b for d, b in zip(deg.clips, score(deg, t).argmax(1)) if d.key in base]
-        row[f"same_label/{cond}"] = {"n": len(same), "share": round(float(np.mean(same)), 4)}
+    val = validation_run(recipe, fit=lambda r, tr: fit(name, r, tr))
+    row: dict[str, Any] = {"what": what, "members": recipe.members, "temperature": val["temperature"],
+                           **{s: brief(val[s]) for s in ("gtzan", "emotify")},
+                           "stability": stability(recipe, val["score"], val["temperature"])}
     print(f"{name}: gtzan {row['gtzan']['accuracy']} emotify {row['emotify']['accuracy']} "
-          f"phone {row['same_label/phone']['share']}", file=sys.stderr)
+          f"phone {row['stability']['phone/all']['same_label']}", file=sys.stderr)
     return row
 
 
@@ -307,7 +275,8 @@ def markdown(rows: dict[str, Any]) -> str:
         lo, hi = g["ci95"]["accuracy"]
         lines.append(f"| {name} | {r['what']} | {r['members']} | {g['accuracy']:.3f} [{lo:.2f}, {hi:.2f}] "
                      f"| {g['macro_f1']:.3f} | {g['ece']:.3f} | {e['accuracy']:.3f} "
-                     f"| {r['same_label/mp3_64k']['share']:.3f} | {r['same_label/phone']['share']:.3f} |")
+                     f"| {r['stability']['mp3_64k/all']['same_label']:.3f} "
+                     f"| {r['stability']['phone/all']['same_label']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

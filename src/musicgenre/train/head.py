@@ -192,10 +192,15 @@ def train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Module, list[float
 
 
 def _train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Module, list[float]]:
+    torch.manual_seed(recipe.seed)
+    head = fresh_head(recipe, data)
+    return head, fit_windows(recipe, head, data, np.random.default_rng(recipe.seed))
+
+
+def fresh_head(recipe: Recipe, data: Batch) -> torch.nn.Module:
+    """An untrained head of the recipe's shape whose standardisation holds the statistics of ``data``."""
     from ..models.genre import Standardize, make_head
 
-    torch.manual_seed(recipe.seed)
-    rng = np.random.default_rng(recipe.seed)
     x = torch.from_numpy(data.x).float()
     head = make_head(x.shape[1], len(recipe.labels), hidden=recipe.hidden, dropout=recipe.dropout)
     assert isinstance(head, torch.nn.Sequential)
@@ -203,7 +208,7 @@ def _train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Module, list[floa
     assert isinstance(std, Standardize)
     std.mean.copy_(x.mean(0))
     std.std.copy_(x.std(0).clamp_min(STD_FLOOR))
-    return head, fit_windows(recipe, head, data, rng)
+    return head
 
 
 def fit_windows(recipe: Recipe, model: torch.nn.Module, data: Batch, rng: np.random.Generator, *,
@@ -274,9 +279,21 @@ def clip_scores(logits: np.ndarray, data: Batch, temperature: float = 1.0) -> np
                      for i in range(len(data.clips))])
 
 
-def evaluate_clips(recipe: Recipe, head: torch.nn.Module, data: Batch, temperature: float) -> dict[str, Any]:
-    """Clip-level report (with n, intervals by artist group, ECE) on cached features."""
-    probs = clip_scores(window_logits(head, data), data, temperature)
+# A trained head as the benchmarks see it: clips' window features -> (temperature -> (clips, L) probabilities,
+# aggregated as ``predict`` does). The features are run through the head once per call, not once per temperature.
+Scorer = Callable[[Batch], Callable[[float], np.ndarray]]
+
+
+def head_scorer(head: torch.nn.Module) -> Scorer:
+    def score(data: Batch) -> Callable[[float], np.ndarray]:
+        logits = window_logits(head, data)
+        return lambda t: clip_scores(logits, data, t)
+
+    return score
+
+
+def evaluate_clips(recipe: Recipe, probs: np.ndarray, data: Batch) -> dict[str, Any]:
+    """Clip-level report (with n, intervals by artist group, ECE) of the clips' probabilities ``probs``."""
     y = np.array([recipe.labels.index(c.label) for c in data.clips])
     groups = np.array([c.group for c in data.clips])
     rep = full_report(y, probs, list(recipe.labels), groups=groups)
@@ -286,25 +303,34 @@ def evaluate_clips(recipe: Recipe, head: torch.nn.Module, data: Batch, temperatu
 
 def validation_run(recipe: Recipe, *, train_on: tuple[str, ...] = ("train",), valid_on: str = "valid",
                    train_sources: tuple[str, ...] = ("gtzan", "emotify"),
-                   valid_sources: tuple[str, ...] = ("gtzan", "emotify")) -> dict[str, Any]:
-    """Train on ``train_on`` partitions, calibrate and report on ``valid_on`` (per source and pooled)."""
+                   valid_sources: tuple[str, ...] = ("gtzan", "emotify"),
+                   fit: Callable[[Recipe, Batch], Scorer] | None = None) -> dict[str, Any]:
+    """Train on ``train_on`` partitions, calibrate and report on ``valid_on`` (per source and pooled).
+
+    ``fit`` trains something other than the recipe's head (the benchmarks' variants); the result's ``score``
+    is the trained model as a ``Scorer``, ``temperature`` the one fitted on the valid clips."""
     clips = recipe.clips()
     tr = training_set(recipe, [c for c in clips if c.split in train_on and c.source in train_sources])
     va_clips = [c for c in clips if c.split == valid_on and c.source in valid_sources]
     va = assemble(recipe, va_clips, ("clean",))
-    head, losses = train_head(recipe, tr)
-    logits = window_logits(head, va)
+    out: dict[str, Any] = {"train_clips": len(tr.clips), "train_windows": len(tr.x)}
+    if fit is None:
+        head, losses = train_head(recipe, tr)
+        score = head_scorer(head)
+        out["final_train_loss"] = losses[-1]
+    else:
+        score = fit(recipe, tr)
     y = np.array([recipe.labels.index(c.label) for c in va.clips])
-    temperature = fit_temperature(lambda t: clip_scores(logits, va, t), y)
-    out: dict[str, Any] = {"temperature": temperature, "train_clips": len(tr.clips), "train_windows": len(tr.x),
-                           "final_train_loss": losses[-1], "head": head}
+    out["temperature"] = temperature = fit_temperature(score(va), y)
+    out["score"] = score
     for source in valid_sources:
         part = [c for c in va.clips if c.source == source]
         if part:
             sub = assemble(recipe, part, ("clean",))
-            out[source] = evaluate_clips(recipe, head, sub, temperature)
+            at = score(sub)
+            out[source] = evaluate_clips(recipe, at(temperature), sub)
             y_sub = np.array([recipe.labels.index(c.label) for c in sub.clips])
-            out[source]["uncalibrated_ece"] = ece(clip_scores(window_logits(head, sub), sub, 1.0), y_sub)
+            out[source]["uncalibrated_ece"] = ece(at(1.0), y_sub)
     return out
 
 
@@ -350,7 +376,7 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
                                 "shipped head is then retrained on train + valid", "valid": brief},
     }
     save_model_dir(state, out, config)
-    write_json(out / "validation.json", {k: v for k, v in val.items() if k != "head"})
+    write_json(out / "validation.json", {k: v for k, v in val.items() if k != "score"})
     return config
 
 
