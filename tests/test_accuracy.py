@@ -214,6 +214,8 @@ def test_training_crops_are_later_windows_of_the_same_clip(tmp_path):
     recipe = Recipe(name="t", labels=("blues",), cache=str(cache), crops=(0.0, 1.5))
     data = training_set(recipe, [clip])
     assert data.x.shape == (5, 200 + 50) and list(data.clip) == [0] * 5
+    twice = Recipe(name="t", labels=("blues",), cache=str(cache), conditions=("clean", "clean"))
+    assert len(training_set(twice, [clip]).x) == 6  # a condition listed twice weighs twice
 
 
 def _fake_corpus(root: Path) -> Path:

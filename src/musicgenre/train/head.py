@@ -146,10 +146,11 @@ def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...],
     ys: list[np.ndarray] = []
     cs: list[np.ndarray] = []
     kept: list[Clip] = []
+    keys = [(c, o) for c in conditions for o in crops]  # a condition listed twice weighs twice
     feats = {(c, o): extract(clips, backbone=recipe.backbone, condition=c, cache=Path(recipe.cache), offset=o)
-             for c in conditions for o in crops}
+             for c, o in dict.fromkeys(keys)}
     for clip in clips:
-        for key in feats:
+        for key in keys:
             f = feats[key].get(clip.key)
             if f is None:
                 continue
