@@ -3,7 +3,10 @@
 The database is the source of truth and is only ever added to or updated row by row:
 - WAL journal, rows committed in batches; a killed scan loses at most the batch in flight, which the
   next run redoes (``path`` is the primary key, so nothing is ever duplicated);
-- ``tagged`` records the genre last written into (or found in) the file's own tags;
+- ``tagged`` records the genre last written into (or found in) the file's own tags, ``tag_error`` why the
+  last attempt to write them failed (NULL once they are written);
+- ``content_hash`` is empty when the file could not be read whole and unchanged (it changed during the
+  scan, or was unreadable): such a row is classified again by the next scan;
 - ``path`` is the file's text when its name is valid UTF-8 (every normal name, and every database written
   before this rule) and its exact bytes (a BLOB) when not: SQLite text must be UTF-8, and a file name need
   not be. ``read_rows`` gives both back as a ``str`` (surrogate-escaped) that opens the file.
@@ -40,12 +43,13 @@ CREATE TABLE IF NOT EXISTS tracks (
     tags          TEXT,   -- JSON {tag: probability}, top 20
     error         TEXT,   -- NULL when classified; the reason when the file could not be
     scanned_at    TEXT NOT NULL,
-    tagged        TEXT    -- the genre our tags in the file hold; NULL when not (yet) tagged
+    tagged        TEXT,   -- the genre our tags in the file hold; NULL when not (yet) tagged
+    tag_error     TEXT    -- why the last tag write failed (one line); NULL when none failed
 );
 CREATE INDEX IF NOT EXISTS tracks_label ON tracks(label);
 """
 COLUMNS = ("path", "size", "mtime", "content_hash", "duration", "model", "model_version", "label", "score",
-           "scores", "tags", "error", "scanned_at", "tagged")
+           "scores", "tags", "error", "scanned_at", "tagged", "tag_error")
 COMMIT_EVERY = 16  # rows per transaction: small enough that a kill loses little
 
 
@@ -67,7 +71,9 @@ def _migrate(con: sqlite3.Connection) -> None:
     have = {r[1] for r in con.execute("PRAGMA table_info(tracks)")}
     if "tagged" not in have:
         con.execute("ALTER TABLE tracks ADD COLUMN tagged TEXT")
-        con.commit()
+    if "tag_error" not in have:
+        con.execute("ALTER TABLE tracks ADD COLUMN tag_error TEXT")
+    con.commit()
 
 
 def file_hash(path: Path) -> str:
@@ -76,6 +82,13 @@ def file_hash(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    """True when nothing about a file's identity or content changed between two stats (ctime moves on every
+    write, rename and chmod, and no program can set it back)."""
+    return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (
+        b.st_dev, b.st_ino, b.st_size, b.st_mtime_ns, b.st_ctime_ns)
 
 
 def row_from_prediction(path: str | bytes | os.PathLike, stat: os.stat_result, digest: str, model: str, version: str,
@@ -90,7 +103,7 @@ def row_from_prediction(path: str | bytes | os.PathLike, stat: os.stat_result, d
         "scores": None if pred is None else json.dumps(pred.scores),
         "tags": None if pred is None else json.dumps(dict(list(pred.tags.items())[:20])),
         "error": error, "scanned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "tagged": None,
+        "tagged": None, "tag_error": None,
     }
 
 
@@ -124,6 +137,7 @@ def _decode_json(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for d in rows:
         d["path"] = from_db(d["path"])
         d.setdefault("tagged", None)
+        d.setdefault("tag_error", None)
         for k in ("scores", "tags"):
             d[k] = json.loads(d[k]) if d[k] else None
         yield d

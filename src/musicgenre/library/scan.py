@@ -3,6 +3,12 @@
 A file is re-classified only if its size/mtime changed *and* its content hash changed, or if the model
 (name, version) differs; a touched but identical file only gets its mtime refreshed. ``--write-tags``
 also tags files that an earlier scan classified but did not tag.
+
+Files may change while a scan runs. A row is written only for content that stayed put: the file is
+stat-ed when the scan is planned and again after it was decoded and hashed; if anything changed
+(truncated, rewritten, replaced by another file) the row records that as its error with no content hash,
+which makes the next scan classify the file again (as it does after a transient failure such as
+"permission denied"). A file deleted or turned into a folder in the meantime keeps no row at all.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat as stat_mode
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,10 +26,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from .._names import printable_name
-from ..errors import MusicGenreError
+from ..errors import AudioDecodeError, MusicGenreError, Reason
 from ..pipeline import predict_many
-from .db import COMMIT_EVERY, connect, db_key, file_hash, row_from_prediction, upsert
-from .tags import ALREADY, WOULD, WRITTEN, remove_temp_copies
+from .db import COMMIT_EVERY, connect, db_key, file_hash, row_from_prediction, same_file, upsert
+from .tags import ALREADY, FAILED, WOULD, WRITTEN, remove_temp_copies
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +58,23 @@ def plan(con: sqlite3.Connection, files: list[Path], model: str, version: str,
         path = db_key(f.resolve())
         try:
             st = f.stat()
-        except OSError as e:  # vanished since it was listed
-            summary.failed += 1
-            summary.failures.append(f"{printable_name(f)}: {e.strerror}")
+        except OSError as e:  # vanished (or its folder became unreadable) since it was listed
+            _fail(summary, f"{printable_name(f)}: {e.strerror}", None)
+            if _gone(e):
+                con.execute("DELETE FROM tracks WHERE path = ?", (path,))
+            continue
+        if not stat_mode.S_ISREG(st.st_mode):  # a folder now, say: no row for it
+            _fail(summary, f"{printable_name(f)}: no longer a regular file", None)
+            con.execute("DELETE FROM tracks WHERE path = ?", (path,))
             continue
         row = con.execute(
             "SELECT size, mtime, content_hash, model, model_version FROM tracks WHERE path = ?", (path,)
         ).fetchone()
-        if row is None or (row[3], row[4]) != (model, version):
+        if row is None or (row[3], row[4]) != (model, version) or row[2] == RETRY:
             todo.append((f, st))
         elif (row[0], row[1]) == (st.st_size, st.st_mtime):
             summary.skipped += 1
-        elif row[0] == st.st_size and file_hash(f) == row[2]:
+        elif row[0] == st.st_size and _hash_or_none(f) == row[2]:
             con.execute("UPDATE tracks SET mtime = ? WHERE path = ?", (st.st_mtime, path))
             summary.touched += 1
             summary.skipped += 1
@@ -94,19 +106,19 @@ def scan(
         batch: list[dict[str, Any]] = []
         last_commit = time.monotonic()
         for (f, st), result in zip(todo, results):
-            error = None
-            if isinstance(result, MusicGenreError):
-                error, result = str(result), None
-                summary.failed += 1
-                summary.failures.append(error)
-                (bar.write if bar else log.warning)(f"failed: {error}")
+            row = checked_row(f, st, result, model, version)
+            if row is None:  # deleted or no longer a file: a row would be stale
+                upsert(con, batch)  # keep the order: an earlier row of this path must not come back
+                batch = []
+                con.execute("DELETE FROM tracks WHERE path = ?", (db_key(f.resolve()),))
+                _fail(summary, f"{printable_name(f)}: deleted or replaced by a folder during the scan; no row kept",
+                      bar)
+            elif row["error"]:
+                _fail(summary, row["error"], bar)
             else:
                 summary.done += 1
-            try:
-                digest = file_hash(f)
-            except OSError as e:  # vanished or unreadable since it was listed
-                digest, error = "", error or f"{printable_name(f)}: {e.strerror}"
-            batch.append(row_from_prediction(f.resolve(), st, digest, model, version, result, error))
+            if row is not None:
+                batch.append(row)
             if len(batch) >= COMMIT_EVERY or time.monotonic() - last_commit > 5:
                 upsert(con, batch)
                 con.commit()
@@ -122,6 +134,54 @@ def scan(
     finally:
         con.close()
     return summary
+
+
+RETRY = ""  # content_hash of a row whose file could not be read whole and unchanged: classified again next scan
+
+
+def _fail(summary: ScanSummary, line: str, bar: Any) -> None:
+    summary.failed += 1
+    summary.failures.append(line)
+    (bar.write if bar else log.warning)(f"failed: {line}")
+
+
+def _hash_or_none(f: Path) -> str | None:
+    try:
+        return file_hash(f)
+    except OSError:  # unreadable: classified (and the failure recorded) like a changed file
+        return None
+
+
+def _gone(e: OSError) -> bool:
+    return isinstance(e, (FileNotFoundError, NotADirectoryError))
+
+
+def checked_row(f: Path, st: os.stat_result, result: Any, model: str, version: str) -> dict[str, Any] | None:
+    """The row for ``f`` after classifying it, if the file the result came from is still the one stat-ed
+    as ``st`` when the scan was planned; else a row that makes the next scan retry it (``RETRY`` hash),
+    or None when the path no longer holds a file (deleted, now a folder)."""
+    error = str(result) if isinstance(result, MusicGenreError) else None
+    pred = None if error else result
+    key = f.resolve()
+    try:
+        after = f.stat()
+        if not stat_mode.S_ISREG(after.st_mode):
+            return None
+        digest = file_hash(f)
+        after = f.stat()
+    except OSError as e:
+        if _gone(e) or isinstance(e, IsADirectoryError):
+            return None
+        # unreadable now (permission denied...): recorded, and retried by the next scan
+        return row_from_prediction(key, st, RETRY, model, version, None,
+                                   error or f"{printable_name(f)}: {e.strerror}; it will be retried")
+    if not same_file(st, after):
+        return row_from_prediction(key, after, RETRY, model, version, None,
+                                   f"{printable_name(f)}: changed while it was being classified; "
+                                   "it will be classified again on the next scan")
+    if isinstance(result, AudioDecodeError) and result.reason is Reason.PERMISSION_DENIED:
+        digest = RETRY  # unreadable to the decoder: tried again once permissions are fixed
+    return row_from_prediction(key, st, digest, model, version, pred, error)
 
 
 def tag_pending(con: sqlite3.Connection, files: list[Path], tagger: Any, model: str, version: str,
@@ -140,13 +200,19 @@ def tag_pending(con: sqlite3.Connection, files: list[Path], tagger: Any, model: 
         outcome = tagger.tag(f, SimpleNamespace(label=row[0], scores=json.loads(row[1])))
         if outcome in (WRITTEN, WOULD):
             summary.tagged += 1
+        if outcome == FAILED:  # recorded in one line and tried again by the next --write-tags run
+            con.execute("UPDATE tracks SET tag_error = ? WHERE path = ?",
+                        (getattr(tagger, "last_error", None) or "tags not written", key))
+            con.commit()
         if outcome not in (WRITTEN, ALREADY):
             continue
         try:
             st = f.stat()
             digest = file_hash(f)
+            if not same_file(st, f.stat()):
+                continue  # changed again right after our write: the next scan sees a changed file
         except OSError:
             continue
-        con.execute("UPDATE tracks SET size = ?, mtime = ?, content_hash = ?, tagged = label WHERE path = ?",
-                    (st.st_size, st.st_mtime, digest, key))
+        con.execute("UPDATE tracks SET size = ?, mtime = ?, content_hash = ?, tagged = label, tag_error = NULL "
+                    "WHERE path = ?", (st.st_size, st.st_mtime, digest, key))
         con.commit()

@@ -3,9 +3,11 @@
 GENRE goes where players look for it (ID3 TCON for MP3, Vorbis comment GENRE for FLAC/OGG/Opus,
 the ©gen atom for M4A) plus a MUSICGENRE_CONFIDENCE tag. Each write goes to a temporary copy
 (``.NAME.musicgenre-tmp.EXT`` next to the file), which is read back (tags) and decoded again (audio)
-before it atomically replaces the original. A symlink is written through: its target is edited and
-the link stays a link. Our temporary copies are never scanned or tagged (``is_temp_copy``); one left
-by a killed run is removed by the next scan.
+before it atomically replaces the original; a file or folder without write permission is left alone
+(even for root), a full disk or file-size limit only ever fails the copy, and a file replaced or changed
+while its tags were being written is left as the other writer made it. A symlink is written through:
+its target is edited and the link stays a link. Our temporary copies are never scanned or tagged
+(``is_temp_copy``); one left by a killed run is removed by the next scan.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class TagWriter:
         self.dry_run = dry_run
         self.overwrite = overwrite
         self.report = report
+        self.last_error: str | None = None  # the one-line reason of the last FAILED outcome
 
     def write(self, path: Path, pred: Any) -> int:
         """Tag one file; returns 1 if it was (or, in a dry run, would be) changed."""
@@ -100,6 +103,7 @@ class TagWriter:
         """Tag one file; returns what happened (``WRITTEN``, ``ALREADY``, ``WOULD``, ``KEPT``, ...)."""
         path = Path(path)
         shown = printable_name(path)
+        self.last_error = None
         if path.suffix.lower() not in TAGGABLE:
             self.report(f"{shown}: tag writing is not supported for {printable_name(path.suffix)} files; "
                         "left unchanged")
@@ -110,14 +114,13 @@ class TagWriter:
         try:
             target = path.resolve(strict=True)  # a symlink is written through to its target
         except (OSError, RuntimeError) as e:  # dangling link, symlink loop, vanished file
-            self.report(f"{shown}: cannot follow the path ({getattr(e, 'strerror', None) or e}); left unchanged")
-            return FAILED
+            return self._failed(f"{shown}: cannot follow the path ({getattr(e, 'strerror', None) or e}); "
+                                "left unchanged")
         genre, confidence = pred.label, f"{pred.scores[pred.label]:.3f}"
         try:
             old_genre, old_conf = read_genre(target)
         except Exception as e:  # mutagen raises many types for damaged headers
-            self.report(f"{shown}: cannot read its tags ({e}); left unchanged")
-            return FAILED
+            return self._failed(f"{shown}: cannot read its tags ({e}); left unchanged")
         if old_genre == genre and old_conf == confidence:
             return ALREADY
         if old_genre and old_conf is None and not self.overwrite:
@@ -131,25 +134,46 @@ class TagWriter:
         try:
             self._safe_write(target, genre, confidence)
         except Exception as e:
-            self.report(f"{shown}: tags not written ({e}); the file is unchanged")
-            return FAILED
+            why = e.strerror if isinstance(e, OSError) and e.strerror else e  # never the temporary copy's name
+            return self._failed(f"{shown}: tags not written ({why}); the file is unchanged")
         log.info("%s: %s%s", shown, change, via)
         return WRITTEN
+
+    def _failed(self, line: str) -> str:
+        self.last_error = line
+        self.report(line)
+        return FAILED
 
     @staticmethod
     def _safe_write(path: Path, genre: str, confidence: str) -> None:
         """Edit a copy, verify it, then atomically swap it in: the original is never half-written.
-        ``path`` is a regular file (links already resolved), so the swap never replaces a link."""
+        ``path`` is a regular file (links already resolved), so the swap never replaces a link.
+        Refused up front: a file or folder without write permission bits (honoured even for root, who may
+        write anyway). Checked just before the swap: the file is still the one that was copied."""
         from ..audio import stream_audio
+        from .db import same_file
 
+        before = os.stat(path)
+        if not before.st_mode & 0o222 or not os.access(path, os.W_OK):
+            raise MusicGenreError("the file is read-only")
+        folder = os.stat(path.parent)
+        if not folder.st_mode & 0o222 or not os.access(path.parent, os.W_OK | os.X_OK):
+            raise MusicGenreError("its folder is read-only")
         tmp = temp_copy_path(path)
         try:
             shutil.copy2(path, tmp)
+            if os.stat(tmp).st_uid != before.st_uid or os.stat(tmp).st_gid != before.st_gid:
+                try:  # root writing a user's file: the swapped-in copy keeps the owner
+                    os.chown(tmp, before.st_uid, before.st_gid)
+                except OSError:
+                    pass
             _set(tmp, genre, confidence)
             if read_genre(tmp) != (genre, confidence):
                 raise MusicGenreError("tags did not read back")
             for _ in stream_audio(tmp, sr=16000).blocks:  # the audio must still decode to the end
                 pass
+            if not same_file(before, os.stat(path)):  # replaced or rewritten by someone else meanwhile
+                raise MusicGenreError("the file changed while its tags were being written; left as it is now")
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
