@@ -30,13 +30,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from musicgenre.train.head import (  # noqa: E402
+from musicgenre.train.head import train_head  # noqa: E402
+from musicgenre.train.recipe import (  # noqa: E402
     Recipe,
     Scorer,
     assemble,
     evaluate_clips,
     head_scorer,
-    train_head,
     training_set,
     validation_run,
 )

@@ -46,18 +46,14 @@ from musicgenre.hub import load_backbone  # noqa: E402
 from musicgenre.models.genre import MeanLogits, Standardize  # noqa: E402
 from musicgenre.pipeline import loud_windows, softmax  # noqa: E402
 from musicgenre.train.embed import extract  # noqa: E402
-from musicgenre.train.head import (  # noqa: E402
-    STD_FLOOR,
-    Batch,
+from musicgenre.train.head import STD_FLOOR, class_weights, fit_windows, fresh_head, train_head  # noqa: E402
+from musicgenre.train.recipe import (  # noqa: E402
     Recipe,
     Scorer,
+    WindowSet,
     assemble,
-    class_weights,
-    fit_windows,
-    fresh_head,
     head_input,
     head_scorer,
-    train_head,
     validation_run,
 )
 
@@ -91,7 +87,7 @@ class FineTunedBackend(nn.Module):
         return self.out(self.drop(self.dense_bn(F.relu(self.dense(self.drop(self.pool_bn(x)))))))
 
 
-def train_backend(recipe: Recipe, data: Batch) -> nn.Module:
+def train_backend(recipe: Recipe, data: WindowSet) -> nn.Module:
     torch.manual_seed(recipe.seed)
     model = FineTunedBackend(recipe.backbone, len(recipe.labels), recipe.dropout)
     pretrained = [p for n, p in model.named_parameters() if not n.startswith("out.")]
@@ -140,7 +136,7 @@ def pad(xs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return x, mask
 
 
-def train_attention(recipe: Recipe, data: Batch) -> nn.Module:
+def train_attention(recipe: Recipe, data: WindowSet) -> nn.Module:
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
     train = bags(recipe, data.clips, recipe.conditions)
@@ -180,7 +176,7 @@ def train_attention(recipe: Recipe, data: Batch) -> nn.Module:
 
 
 def attention_scorer(models: list[nn.Module]) -> Scorer:
-    def score(data: Batch) -> Callable[[float], np.ndarray]:
+    def score(data: WindowSet) -> Callable[[float], np.ndarray]:
         xb, mask = pad([data.x[data.clip == i] for i in range(len(data.clips))])
         with torch.inference_mode():
             logits = torch.stack([m(xb, mask) for m in models]).mean(0).numpy()
@@ -192,7 +188,7 @@ def attention_scorer(models: list[nn.Module]) -> Scorer:
 # --- consistency: degraded windows pulled toward their clean twins -----------------------------------------
 
 
-def pairs(recipe: Recipe, data: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+def pairs(recipe: Recipe, data: WindowSet) -> tuple[torch.Tensor, torch.Tensor]:
     """(clean window features, the same window under MP3 / phone) for every training window loud in both."""
     feats = {c: extract(data.clips, backbone=recipe.backbone, condition=c, cache=Path(recipe.cache))
              for c in recipe.conditions}
@@ -209,7 +205,7 @@ def pairs(recipe: Recipe, data: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.concatenate(clean)).float(), torch.from_numpy(np.concatenate(degraded)).float()
 
 
-def train_consistency(recipe: Recipe, data: Batch, strength: float = 1.0) -> nn.Module:
+def train_consistency(recipe: Recipe, data: WindowSet, strength: float = 1.0) -> nn.Module:
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
     head = fresh_head(recipe, data)
@@ -229,7 +225,7 @@ def train_consistency(recipe: Recipe, data: Batch, strength: float = 1.0) -> nn.
 # --- the protocol -------------------------------------------------------------------------------------------
 
 
-def fit(variant: str, recipe: Recipe, tr: Batch) -> Scorer:
+def fit(variant: str, recipe: Recipe, tr: WindowSet) -> Scorer:
     if variant == "shipped":
         return head_scorer(train_head(recipe, tr)[0])
     seeds = [replace(recipe, seed=recipe.seed + i, members=1) for i in range(recipe.members)]

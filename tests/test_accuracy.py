@@ -144,18 +144,19 @@ def test_cached_features_reproduce_predict(classifier, tmp_path):
     exactly the scores ``predict`` gives."""
     from musicgenre.data.corpus import Clip
     from musicgenre.train.embed import extract
-    from musicgenre.train.head import Batch, clip_scores, head_input, window_logits
+    from musicgenre.train.head import window_logits
+    from musicgenre.train.recipe import WindowSet, clip_probabilities, head_input
 
     path = write_audio(tmp_path / "c.wav", music_like(10.0, 4), SR)
     clip = Clip(str(path), "gtzan", "blues", "valid", "g")
     feats = extract([clip], backbone=classifier.model.config["model_args"]["backbone"], condition="clean",
                     cache=tmp_path / "cache")[clip.key]
     x = head_input(feats, classifier.model.config["model_args"]["features"])
-    data = Batch(x, np.zeros(len(x), int), np.zeros(len(x), int), [clip])
+    data = WindowSet(x, np.zeros(len(x), int), np.zeros(len(x), int), [clip])
     from musicgenre.hub import load_module
 
     head = load_module(classifier.model.path).head
-    scores = clip_scores(window_logits(head, data), data, classifier.model.temperature)[0]
+    scores = clip_probabilities(window_logits(head, data), data, classifier.model.temperature)[0]
     p = classifier.predict(str(path))
     np.testing.assert_allclose(scores, [p.scores[lab] for lab in classifier.labels], atol=2e-5)
 
@@ -169,7 +170,7 @@ def test_head_options_see_in_training_what_predict_computes(tmp_path, features, 
     from musicgenre.features import FeatureConfig
     from musicgenre.models.genre import MusicnnGenre
     from musicgenre.train.embed import extract
-    from musicgenre.train.head import head_input
+    from musicgenre.train.recipe import head_input
     from musicgenre.windows import Windows
 
     path = write_audio(tmp_path / "c.wav", music_like(7.0, 5), SR)
@@ -194,7 +195,7 @@ def test_training_crops_are_later_windows_of_the_same_clip(tmp_path):
     from musicgenre.features import FeatureConfig
     from musicgenre.hub import load_backbone
     from musicgenre.train.embed import cache_path, extract
-    from musicgenre.train.head import Recipe, training_set
+    from musicgenre.train.recipe import Recipe, training_set
     from musicgenre.windows import Windows
 
     path = write_audio(tmp_path / "c.wav", music_like(10.0, 6), SR)
@@ -269,7 +270,7 @@ def test_train_recipe_builds_a_loadable_calibrated_model(tmp_path):
 
 
 def test_recipe_errors_are_one_line(tmp_path):
-    from musicgenre.train.head import Recipe
+    from musicgenre.train.recipe import Recipe
 
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\nlabels = ["a"]\nlearning_rate = 3\n')

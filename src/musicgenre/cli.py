@@ -121,7 +121,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     tagger = None
     if args.write_tags or args.dry_run:
         tagger = TagWriter(dry_run=args.dry_run, overwrite=args.overwrite_genre,
-                           report=lambda m: print(m, file=sys.stderr))
+                           report=lambda m: print(m, file=sys.stderr), min_confidence=args.min_confidence,
+                           count=args.genre_count, separator=args.genre_separator)
     if args.engine == "ray":
         from .library.ray_engine import scan_ray
 
@@ -162,7 +163,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ParameterError("give either --recipe or ARCHITECTURE DATA, not both")
         from dataclasses import replace
 
-        from .train.head import Recipe, build
+        from .train.recipe import Recipe, build
 
         recipe = Recipe.load(args.recipe)
         if args.source != "all":  # one source only: the first half of a cross-source test
@@ -174,21 +175,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     if not (args.architecture and args.data):
         raise ParameterError("train needs ARCHITECTURE DATA, or --recipe FILE")
+    from dataclasses import fields
+
     from .train.loop import TrainConfig, train
 
     try:
         model_args = json.loads(args.model_args) if args.model_args else {}
     except json.JSONDecodeError as e:
         raise ParameterError(f"--model-args is not valid JSON: {e}") from None
-    cfg = TrainConfig(
-        architecture=args.architecture, data=args.data, out=str(args.output), dataset_kind=args.dataset_kind,
-        split=args.split, model_args=model_args, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        optimizer=args.optimizer, weight_decay=args.weight_decay, schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs, patience=args.patience, accumulate=args.accumulate,
-        segment_seconds=args.segment_seconds, augment=not args.no_augment, spec_augment=not args.no_spec_augment,
-        freeze_encoder=args.freeze_encoder, amp=not args.no_amp, seed=args.seed, device=args.device,
-        resume=args.resume, workers=args.workers,
-    )
+    # every TrainConfig field is the flag of the same name, except the negated switches and parsed values
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name in vars(args)}
+    cfg = TrainConfig(**{**given, "out": str(args.output), "model_args": model_args, "augment": not args.no_augment,
+                         "spec_augment": not args.no_spec_augment, "amp": not args.no_amp})
     result = train(cfg, progress=not args.quiet, say=lambda line: print(line, file=sys.stderr))
     print(json.dumps(result, indent=2))
     return 0
@@ -312,6 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--write-tags", action="store_true", help="write GENRE + MUSICGENRE_CONFIDENCE into the files")
     sc.add_argument("--dry-run", action="store_true", help="show which tags would change; write nothing to files")
     sc.add_argument("--overwrite-genre", action="store_true", help="replace a GENRE tag the file already has")
+    sc.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                    help="write tags only where the top genre's probability reaches P (default 0.6); "
+                    "uncertain files keep their tags and are listed")
+    sc.add_argument("--genre-count", type=int, default=1, metavar="N",
+                    help="write up to N genres (runner-ups need a probability of at least 0.25; default 1)")
+    sc.add_argument("--genre-separator", default=None, metavar="SEP",
+                    help="join several genres into one value with SEP (e.g. '; ') for old players; "
+                    "default: one native value per genre")
     sc.add_argument("--engine", choices=("local", "ray"), default="local",
                     help="local threads, or a Ray Data job (pip install '.[distributed]')")
     sc.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")

@@ -23,7 +23,7 @@ from .metrics import full_report, plot_confusion
 def recipe_examples(recipe_path: Path, subset: str, source: str = "all") -> tuple[list[Example], list[str], str]:
     """The examples of a recipe's corpus partition (GTZAN fault-filtered, Emotify by artist), its labels
     and a display name. GTZAN clips are their own group (the split lists keep artists apart)."""
-    from .head import Recipe, missing_data
+    from .recipe import Recipe, missing_data
 
     recipe = Recipe.load(recipe_path)
     missing = missing_data(recipe)

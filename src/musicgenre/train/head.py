@@ -1,48 +1,21 @@
-"""The shipped model's recipe: a genre head on one frozen MusiCNN backbone, trained on cached
-window features of GTZAN + Emotify (clean and degraded copies), calibrated on validation clips.
+"""Fitting the recipe's genre head on window features: standardise -> MLP (or several, averaged), AdamW
+with a cosine schedule, the class-balanced (mixup) loss, on one thread so the weights are reproducible.
 
-``musicgenre train --recipe recipes/musicnn-genre.toml -o DIR`` runs :func:`build`:
-
-1. **validation run**: train the head on the ``train`` partitions, score the ``valid`` partitions
-   exactly as ``predict`` does (softmax per window, mean over non-silent windows), fit the
-   temperature on those clips;
-2. **final run**: same recipe, trained on ``train`` + ``valid``, saved with that temperature.
-
-The figures in the model's config.json are the validation run's (artist-disjoint); the final
-model has seen the validation clips, so they are not re-measured on it.
+The recipe around it (corpus, window features, validation protocol, the model writer) is
+:mod:`musicgenre.train.recipe`; this module does not import it: a head's hyperparameters and data are
+anything shaped like a recipe and a window set (:class:`HeadParams`, :class:`Windowed`).
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._io import write_json
-from ..data.corpus import Clip, read_emotify_clips, read_gtzan_clips
 from ..errors import ParameterError
-from ..features import FeatureConfig
-from ..hub import save_model_dir
-from ..pipeline import clip_scores as aggregate
-from ..pipeline import loud_windows, softmax
-from .calibrate import ece, fit_temperature
-from .embed import ClipFeatures, extract
-from .metrics import full_report
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
-log = logging.getLogger(__name__)
-
 
 # Smallest spread a head's standardisation divides by. The backbone's features are batch-normalised (unit
 # scale; the embedding and tags spread >= 0.07), but most of MusiCNN's pooled front-end channels are dead:
@@ -51,154 +24,70 @@ log = logging.getLogger(__name__)
 STD_FLOOR = 0.05
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """Everything that determines the shipped model (read from a TOML file)."""
+class HeadParams(Protocol):
+    """The hyperparameters a head is fitted with (``recipe.Recipe`` has them)."""
 
-    name: str
-    labels: tuple[str, ...]
-    backbone: str = "MSD_musicnn"
-    features: str = "embedding+tags"  # parts of models.genre.FEATURE_PARTS joined with "+"
-    gtzan: tuple[str, ...] = ()
-    emotify: str = ""
-    emotify_labels: dict[str, str] = field(default_factory=dict)  # Emotify label -> ours ("" leaves it out)
-    conditions: tuple[str, ...] = ("clean",)  # training copies from the degradation suite
-    crops: tuple[float, ...] = (0.0,)  # training windows cut from these offsets (s); predict's grid is 0
-    hidden: int = 128
-    dropout: float = 0.3
-    epochs: int = 30
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-3
-    balance: str = "class"  # "class": every label weighs the same in the loss; "none"
-    mixup: float = 0.0  # Beta(a, a) mixup of window features; 0 = off
-    members: int = 1  # heads trained from seeds seed, seed+1, ...; their logits are averaged
-    seed: int = 0
-    cache: str = ".cache/features"
-    version: str = "2.0"
-    description: str = ""
-
-    @classmethod
-    def load(cls, path: str | Path, **overrides: Any) -> Recipe:
-        path = Path(path)
-        try:
-            raw = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise ParameterError(f"{path}: cannot read recipe ({e})") from None
-        flat: dict[str, Any] = {}
-        for section in ("model", "data", "head"):
-            flat.update(raw.pop(section, {}))
-        flat.update(raw)
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(flat) - known)
-        if unknown:
-            raise ParameterError(f"{path}: unknown recipe keys {', '.join(unknown)}")
-        base = path.parent
-        for key in ("gtzan",):
-            flat[key] = tuple(str((base / p).resolve()) if not Path(p).is_absolute() else p for p in flat.get(key, ()))
-        for key in ("emotify", "cache"):  # relative to the recipe file, like gtzan
-            if flat.get(key) and not Path(flat[key]).is_absolute():
-                flat[key] = str((base / flat[key]).resolve())
-        for key in ("labels", "conditions", "crops"):
-            if key in flat:
-                flat[key] = tuple(flat[key])
-        flat.update(overrides)
-        return cls(**flat)
-
-    def clips(self) -> list[Clip]:
-        """The corpus with labels in our vocabulary; clips outside the vocabulary are left out."""
-        clips = read_gtzan_clips([Path(p) for p in self.gtzan]) if self.gtzan else []
-        if self.emotify:
-            clips += read_emotify_clips(Path(self.emotify), self.emotify_labels)
-        return [c for c in clips if c.label in self.labels]
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+    @property
+    def hidden(self) -> int: ...
+    @property
+    def dropout(self) -> float: ...
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def balance(self) -> str: ...
+    @property
+    def mixup(self) -> float: ...
+    @property
+    def members(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
 
 
-def missing_data(recipe: Recipe) -> list[str]:
-    return [p for p in (*recipe.gtzan, recipe.emotify) if p and not Path(p).is_dir()]
+class Windowed(Protocol):
+    """Window features (windows, d) and their label indices (windows,) (``recipe.WindowSet`` has them)."""
+
+    @property
+    def x(self) -> np.ndarray: ...
+    @property
+    def y(self) -> np.ndarray: ...
 
 
-@dataclass(frozen=True)
-class Batch:
-    """Window features of a set of clips, with each window's clip index."""
-
-    x: np.ndarray  # (windows, d)
-    y: np.ndarray  # (windows,) label index
-    clip: np.ndarray  # (windows,) index into clips
-    clips: list[Clip]
-
-
-def head_input(f: ClipFeatures, features: str) -> np.ndarray:
-    from ..models.genre import feature_parts
-
-    try:
-        parts = feature_parts(features)
-    except ValueError as e:
-        raise ParameterError(str(e)) from None
-    arrays = {"pool": f.pool, "embedding": f.emb, "tags": f.tags}
-    return np.concatenate([arrays[p] for p in parts], axis=1)
-
-
-def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...],
-             crops: tuple[float, ...] = (0.0,)) -> Batch:
-    """Stack the cached non-silent window features of ``clips`` under each condition and crop offset
-    (computing what is missing); with the default crop, the windows ``predict`` averages over."""
-    xs: list[np.ndarray] = []
-    ys: list[np.ndarray] = []
-    cs: list[np.ndarray] = []
-    kept: list[Clip] = []
-    keys = [(c, o) for c in conditions for o in crops]  # a condition listed twice weighs twice
-    feats = {(c, o): extract(clips, backbone=recipe.backbone, condition=c, cache=Path(recipe.cache), offset=o)
-             for c, o in dict.fromkeys(keys)}
-    for clip in clips:
-        for key in keys:
-            f = feats[key].get(clip.key)
-            if f is None:
-                continue
-            keep = loud_windows(f.peaks)
-            if not keep.any():
-                continue
-            if not kept or kept[-1] is not clip:
-                kept.append(clip)
-            xs.append(head_input(f, recipe.features)[keep])
-            ys.append(np.full(int(keep.sum()), recipe.labels.index(clip.label)))
-            cs.append(np.full(int(keep.sum()), len(kept) - 1))
-    if not xs:
-        raise ParameterError("no clip features: is the data where the recipe says?")
-    return Batch(np.concatenate(xs), np.concatenate(ys), np.concatenate(cs), kept)
-
-
-def training_set(recipe: Recipe, clips: list[Clip]) -> Batch:
-    """The windows a head trains on: every condition and crop of the recipe."""
-    return assemble(recipe, clips, recipe.conditions, recipe.crops)
-
-
-def train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Module, list[float]]:
+def train_head(recipe: HeadParams, data: Windowed) -> tuple[torch.nn.Module, list[float]]:
     """Fit the head (standardise -> MLP, or ``members`` of them) on window features; returns it and the
     loss per epoch (of the first member).
 
     Runs on one thread: the head is tiny, and a fixed reduction order makes the weights
-    bit-for-bit reproducible (two threads change the last bits, hence the sha256).
+    bit-for-bit reproducible (two threads change the last bits, hence the sha256). The caller's thread
+    setting is restored afterwards.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         if recipe.members == 1:
-            return _train_head(recipe, data)
+            return _train_head(recipe, data, recipe.seed)
         from ..models.genre import MeanLogits
 
-        trained = [_train_head(replace(recipe, seed=recipe.seed + i), data) for i in range(recipe.members)]
+        trained = [_train_head(recipe, data, recipe.seed + i) for i in range(recipe.members)]
         return MeanLogits([h for h, _ in trained]).eval(), trained[0][1]
     finally:
         torch.set_num_threads(threads)
 
 
-def _train_head(recipe: Recipe, data: Batch) -> tuple[torch.nn.Module, list[float]]:
-    torch.manual_seed(recipe.seed)
+def _train_head(recipe: HeadParams, data: Windowed, seed: int) -> tuple[torch.nn.Module, list[float]]:
+    torch.manual_seed(seed)
     head = fresh_head(recipe, data)
-    return head, fit_windows(recipe, head, data, np.random.default_rng(recipe.seed))
+    return head, fit_windows(recipe, head, data, np.random.default_rng(seed))
 
 
-def fresh_head(recipe: Recipe, data: Batch) -> torch.nn.Module:
+def fresh_head(recipe: HeadParams, data: Windowed) -> torch.nn.Module:
     """An untrained head of the recipe's shape whose standardisation holds the statistics of ``data``."""
     from ..models.genre import Standardize, make_head
 
@@ -212,15 +101,16 @@ def fresh_head(recipe: Recipe, data: Batch) -> torch.nn.Module:
     return head
 
 
-def fit_windows(recipe: Recipe, model: torch.nn.Module, data: Batch, rng: np.random.Generator, *,
-                params: Any = None, extra: Callable[[int], torch.Tensor] | None = None) -> list[float]:
+def fit_windows(recipe: HeadParams, model: torch.nn.Module, data: Windowed, rng: np.random.Generator, *,
+                params: Iterable[torch.nn.Parameter] | Iterable[dict[str, object]] | None = None,
+                extra: Callable[[int], torch.Tensor] | None = None) -> list[float]:
     """The recipe's training loop on window features: AdamW with a cosine schedule over ``epochs``, the
     class-balanced (mixup) loss; ``params`` overrides the optimiser's parameter groups and ``extra(batch size)``
     adds a loss term per batch (the benchmarks' variants). Leaves ``model`` in eval mode; returns the loss per
     epoch."""
     x, y = torch.from_numpy(data.x).float(), torch.from_numpy(data.y).long()
     weight = class_weights(recipe, data.y)
-    opt = torch.optim.AdamW(model.parameters() if params is None else params, lr=recipe.lr,
+    opt = torch.optim.AdamW(model.parameters() if params is None else params, lr=recipe.lr,  # type: ignore[arg-type]
                             weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
     losses = []
@@ -243,7 +133,7 @@ def fit_windows(recipe: Recipe, model: torch.nn.Module, data: Batch, rng: np.ran
     return losses
 
 
-def class_weights(recipe: Recipe, y: np.ndarray) -> torch.Tensor:
+def class_weights(recipe: HeadParams, y: np.ndarray) -> torch.Tensor:
     """The loss weight of each label: with ``balance = "class"`` every label present weighs the same."""
     counts = np.bincount(y, minlength=len(recipe.labels)).astype(float)
     if recipe.balance == "class":
@@ -255,8 +145,8 @@ def class_weights(recipe: Recipe, y: np.ndarray) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
-def mixup_loss(model: Any, xb: torch.Tensor, yb: torch.Tensor, weight: torch.Tensor, alpha: float,
-               rng: np.random.Generator) -> torch.Tensor:
+def mixup_loss(model: Callable[[torch.Tensor], torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
+               weight: torch.Tensor, alpha: float, rng: np.random.Generator) -> torch.Tensor:
     """Weighted cross-entropy of ``model`` on a batch, with Beta(alpha, alpha) mixup of the inputs when alpha > 0."""
     if alpha <= 0:
         return F.cross_entropy(model(xb), yb, weight=weight)
@@ -267,119 +157,7 @@ def mixup_loss(model: Any, xb: torch.Tensor, yb: torch.Tensor, weight: torch.Ten
                                                                                           weight=weight)
 
 
-def window_logits(head: torch.nn.Module, data: Batch) -> np.ndarray:
+def window_logits(head: torch.nn.Module, data: Windowed) -> np.ndarray:
+    """The head's logits for every window of ``data``: (windows, L)."""
     with torch.inference_mode():
         return head(torch.from_numpy(data.x).float()).numpy()
-
-
-def clip_scores(logits: np.ndarray, data: Batch, temperature: float = 1.0) -> np.ndarray:
-    """``predict``'s own softmax and aggregation (``pipeline.clip_scores``) for every clip of ``data``, whose
-    windows are all non-silent (``assemble`` keeps only those): (windows, L) logits -> (clips, L)."""
-    probs = softmax(logits, temperature)
-    return np.stack([aggregate(probs[data.clip == i], np.ones(int((data.clip == i).sum()), bool))
-                     for i in range(len(data.clips))])
-
-
-# A trained head as the benchmarks see it: clips' window features -> (temperature -> (clips, L) probabilities,
-# aggregated as ``predict`` does). The features are run through the head once per call, not once per temperature.
-Scorer = Callable[[Batch], Callable[[float], np.ndarray]]
-
-
-def head_scorer(head: torch.nn.Module) -> Scorer:
-    def score(data: Batch) -> Callable[[float], np.ndarray]:
-        logits = window_logits(head, data)
-        return lambda t: clip_scores(logits, data, t)
-
-    return score
-
-
-def evaluate_clips(recipe: Recipe, probs: np.ndarray, data: Batch) -> dict[str, Any]:
-    """Clip-level report (with n, intervals by artist group, ECE) of the clips' probabilities ``probs``."""
-    y = np.array([recipe.labels.index(c.label) for c in data.clips])
-    groups = np.array([c.group for c in data.clips])
-    rep = full_report(y, probs, list(recipe.labels), groups=groups)
-    rep["sources"] = sorted({c.source for c in data.clips})
-    return rep
-
-
-def validation_run(recipe: Recipe, *, train_on: tuple[str, ...] = ("train",), valid_on: str = "valid",
-                   train_sources: tuple[str, ...] = ("gtzan", "emotify"),
-                   valid_sources: tuple[str, ...] = ("gtzan", "emotify"),
-                   fit: Callable[[Recipe, Batch], Scorer] | None = None) -> dict[str, Any]:
-    """Train on ``train_on`` partitions, calibrate and report on ``valid_on`` (per source and pooled).
-
-    ``fit`` trains something other than the recipe's head (the benchmarks' variants); the result's ``score``
-    is the trained model as a ``Scorer``, ``temperature`` the one fitted on the valid clips."""
-    clips = recipe.clips()
-    tr = training_set(recipe, [c for c in clips if c.split in train_on and c.source in train_sources])
-    va_clips = [c for c in clips if c.split == valid_on and c.source in valid_sources]
-    va = assemble(recipe, va_clips, ("clean",))
-    out: dict[str, Any] = {"train_clips": len(tr.clips), "train_windows": len(tr.x)}
-    if fit is None:
-        head, losses = train_head(recipe, tr)
-        score = head_scorer(head)
-        out["final_train_loss"] = losses[-1]
-    else:
-        score = fit(recipe, tr)
-    y = np.array([recipe.labels.index(c.label) for c in va.clips])
-    out["temperature"] = temperature = fit_temperature(score(va), y)
-    out["score"] = score
-    for source in valid_sources:
-        part = [c for c in va.clips if c.source == source]
-        if part:
-            sub = assemble(recipe, part, ("clean",))
-            at = score(sub)
-            out[source] = evaluate_clips(recipe, at(temperature), sub)
-            y_sub = np.array([recipe.labels.index(c.label) for c in sub.clips])
-            out[source]["uncalibrated_ece"] = ece(at(1.0), y_sub)
-    return out
-
-
-def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str, Any]:
-    """Validation run (figures, temperature), then the final model on train + valid, saved to ``out``."""
-    from ..models.genre import MusicnnGenre
-
-    missing = missing_data(recipe)
-    if missing:
-        raise ParameterError(f"recipe data not found: {', '.join(missing)}")
-    val = validation_run(recipe)
-    clips = [c for c in recipe.clips() if c.split in ("train", "valid")]
-    final = training_set(recipe, clips)
-    head, _ = train_head(recipe, final)
-    model_args: dict[str, Any] = {
-        "n_labels": len(recipe.labels), "backbone": recipe.backbone, "hidden": recipe.hidden,
-        "dropout": recipe.dropout, "features": recipe.features,
-        **({"members": recipe.members} if recipe.members > 1 else {}),  # one head keeps 2.0's weight names
-    }
-    model = MusicnnGenre(**model_args)
-    model.head.load_state_dict(head.state_dict())
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith(model.external_prefixes)}
-    brief = {s: {k: val[s][k] for k in ("n", "accuracy", "top3_accuracy", "macro_f1", "ece", "ci95")}
-             for s in ("gtzan", "emotify") if s in val}
-    counts: dict[str, int] = {}
-    for c in final.clips:
-        counts[f"{c.source}/{c.label}"] = counts.get(f"{c.source}/{c.label}", 0) + 1
-    config = {
-        "name": recipe.name,
-        "version": recipe.version,
-        "architecture": "musicnn_genre",
-        "model_args": model_args,
-        "labels": list(recipe.labels),
-        "features": FeatureConfig().to_dict(),
-        "temperature": round(val["temperature"], 4),
-        "description": recipe.description,
-        "licence": "head: same as musicgenre; backbone: ISC (see backbones/LICENSE-musicnn.txt)",
-        "training": {"command": f"musicgenre train --recipe {recipe_file} -o DIR",
-                     "recipe": {k: v for k, v in recipe.__dict__.items() if k not in ("gtzan", "emotify", "cache")},
-                     "clips": len(final.clips), "windows": len(final.x), "clips_by_source_label": counts},
-        "metrics": {"protocol": "validation run: head trained on the train partitions, scored on the "
-                                "artist-disjoint valid partitions (clip level, temperature applied); the "
-                                "shipped head is then retrained on train + valid", "valid": brief},
-    }
-    save_model_dir(state, out, config)
-    write_json(out / "validation.json", {k: v for k, v in val.items() if k != "score"})
-    return config
-
-
-def with_overrides(recipe: Recipe, **kw: Any) -> Recipe:
-    return replace(recipe, **kw)

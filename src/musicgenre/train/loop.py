@@ -74,7 +74,7 @@ def seed_everything(seed: int) -> None:
 
 
 @dataclass
-class Clips:
+class DecodedSplit:
     """A split cut into analysis windows by the pipeline's own cutter (``windows.Windows``), kept as float16.
 
     ``windows[c]`` is clip ``c``'s (k, samples) windows and ``peaks[c]`` their peak levels, exactly what
@@ -88,9 +88,9 @@ class Clips:
 
 
 def decode_split(examples: list[Example], features: FeatureConfig, labels: list[str], desc: str, progress: bool
-                 ) -> Clips:
+                 ) -> DecodedSplit:
     """Decode and window every clip once; bad or silent clips are reported and left out."""
-    clips = Clips([], [], [], [])
+    clips = DecodedSplit([], [], [], [])
     it: Any = examples
     if progress:
         from tqdm import tqdm
@@ -115,7 +115,7 @@ def decode_split(examples: list[Example], features: FeatureConfig, labels: list[
 class WindowDataset(torch.utils.data.Dataset):
     """The windows of a split as (window, label, clip index); training sees only non-silent windows."""
 
-    def __init__(self, clips: Clips, train: bool, augment: bool, seed: int) -> None:
+    def __init__(self, clips: DecodedSplit, train: bool, augment: bool, seed: int) -> None:
         self.clips, self.train, self.augment, self.seed = clips, train, augment, seed
         self.items = [(c, w) for c, pk in enumerate(clips.peaks) for w in range(len(pk))
                       if not train or loud_windows(pk)[w]]
@@ -181,7 +181,7 @@ def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch
 
 
 @torch.no_grad()
-def validate(model: nn.Module, loader: Any, clips: Clips, labels: list[str], device: str) -> dict[str, Any]:
+def validate(model: nn.Module, loader: Any, clips: DecodedSplit, labels: list[str], device: str) -> dict[str, Any]:
     """Window accuracy and clip-level metrics, clips aggregated exactly as ``predict`` does."""
     from ..pipeline import clip_scores, softmax
 

@@ -1,0 +1,290 @@
+"""The shipped model's recipe: a genre head on one frozen MusiCNN backbone, trained on cached
+window features of GTZAN + Emotify (clean and degraded copies), calibrated on validation clips.
+
+``musicgenre train --recipe recipes/musicnn-genre.toml -o DIR`` runs :func:`build`:
+
+1. **validation run**: train the head on the ``train`` partitions, score the ``valid`` partitions
+   exactly as ``predict`` does (softmax per window, mean over non-silent windows), fit the
+   temperature on those clips;
+2. **final run**: same recipe, trained on ``train`` + ``valid``, saved with that temperature.
+
+The figures in the model's config.json are the validation run's (artist-disjoint); the final
+model has seen the validation clips, so they are not re-measured on it.
+
+This module imports no torch: reading a recipe and selecting its corpus (``musicgenre evaluate
+--recipe``) work in the light install. Fitting a head is :mod:`musicgenre.train.head`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._io import write_json
+from ..data.corpus import Clip, read_emotify_clips, read_gtzan_clips
+from ..errors import ParameterError
+from ..features import FeatureConfig
+from ..pipeline import clip_scores, loud_windows, softmax
+from .calibrate import ece, fit_temperature
+from .metrics import full_report
+
+if TYPE_CHECKING:
+    import torch
+
+    from .embed import ClipFeatures
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that determines the shipped model (read from a TOML file)."""
+
+    name: str
+    labels: tuple[str, ...]
+    backbone: str = "MSD_musicnn"
+    features: str = "embedding+tags"  # parts of models.genre.FEATURE_PARTS joined with "+"
+    gtzan: tuple[str, ...] = ()
+    emotify: str = ""
+    emotify_labels: dict[str, str] = field(default_factory=dict)  # Emotify label -> ours ("" leaves it out)
+    conditions: tuple[str, ...] = ("clean",)  # training copies from the degradation suite
+    crops: tuple[float, ...] = (0.0,)  # training windows cut from these offsets (s); predict's grid is 0
+    hidden: int = 128
+    dropout: float = 0.3
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    balance: str = "class"  # "class": every label weighs the same in the loss; "none"
+    mixup: float = 0.0  # Beta(a, a) mixup of window features; 0 = off
+    members: int = 1  # heads trained from seeds seed, seed+1, ...; their logits are averaged
+    seed: int = 0
+    cache: str = ".cache/features"
+    version: str = "2.0"
+    description: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides: Any) -> Recipe:
+        """Read a TOML recipe (sections ``model``, ``data``, ``head`` flattened); paths are relative to the
+        file; an unknown key is a ``ParameterError``."""
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ParameterError(f"{path}: cannot read recipe ({e})") from None
+        flat: dict[str, Any] = {}
+        for section in ("model", "data", "head"):
+            flat.update(raw.pop(section, {}))
+        flat.update(raw)
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(flat) - known)
+        if unknown:
+            raise ParameterError(f"{path}: unknown recipe keys {', '.join(unknown)}")
+        base = path.parent
+        for key in ("gtzan",):
+            flat[key] = tuple(str((base / p).resolve()) if not Path(p).is_absolute() else p for p in flat.get(key, ()))
+        for key in ("emotify", "cache"):  # relative to the recipe file, like gtzan
+            if flat.get(key) and not Path(flat[key]).is_absolute():
+                flat[key] = str((base / flat[key]).resolve())
+        for key in ("labels", "conditions", "crops"):
+            if key in flat:
+                flat[key] = tuple(flat[key])
+        flat.update(overrides)
+        return cls(**flat)
+
+    def clips(self) -> list[Clip]:
+        """The corpus with labels in our vocabulary; clips outside the vocabulary are left out."""
+        clips = read_gtzan_clips([Path(p) for p in self.gtzan]) if self.gtzan else []
+        if self.emotify:
+            clips += read_emotify_clips(Path(self.emotify), self.emotify_labels)
+        return [c for c in clips if c.label in self.labels]
+
+
+def missing_data(recipe: Recipe) -> list[str]:
+    """The recipe's data folders that do not exist."""
+    return [p for p in (*recipe.gtzan, recipe.emotify) if p and not Path(p).is_dir()]
+
+
+@dataclass(frozen=True)
+class WindowSet:
+    """Window features of a set of clips, with each window's clip index."""
+
+    x: np.ndarray  # (windows, d)
+    y: np.ndarray  # (windows,) label index
+    clip: np.ndarray  # (windows,) index into clips
+    clips: list[Clip]
+
+
+def head_input(f: ClipFeatures, features: str) -> np.ndarray:
+    """A head's input per window: the cached feature parts named by ``features`` ("embedding+tags"), side by side."""
+    from ..models.genre import feature_parts
+
+    try:
+        parts = feature_parts(features)
+    except ValueError as e:
+        raise ParameterError(str(e)) from None
+    arrays = {"pool": f.pool, "embedding": f.emb, "tags": f.tags}
+    return np.concatenate([arrays[p] for p in parts], axis=1)
+
+
+def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...],
+             crops: tuple[float, ...] = (0.0,)) -> WindowSet:
+    """Stack the cached non-silent window features of ``clips`` under each condition and crop offset
+    (computing what is missing); with the default crop, the windows ``predict`` averages over."""
+    from .embed import extract
+
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    cs: list[np.ndarray] = []
+    kept: list[Clip] = []
+    keys = [(c, o) for c in conditions for o in crops]  # a condition listed twice weighs twice
+    feats = {(c, o): extract(clips, backbone=recipe.backbone, condition=c, cache=Path(recipe.cache), offset=o)
+             for c, o in dict.fromkeys(keys)}
+    for clip in clips:
+        for key in keys:
+            f = feats[key].get(clip.key)
+            if f is None:
+                continue
+            keep = loud_windows(f.peaks)
+            if not keep.any():
+                continue
+            if not kept or kept[-1] is not clip:
+                kept.append(clip)
+            xs.append(head_input(f, recipe.features)[keep])
+            ys.append(np.full(int(keep.sum()), recipe.labels.index(clip.label)))
+            cs.append(np.full(int(keep.sum()), len(kept) - 1))
+    if not xs:
+        raise ParameterError("no clip features: is the data where the recipe says?")
+    return WindowSet(np.concatenate(xs), np.concatenate(ys), np.concatenate(cs), kept)
+
+
+def training_set(recipe: Recipe, clips: list[Clip]) -> WindowSet:
+    """The windows a head trains on: every condition and crop of the recipe."""
+    return assemble(recipe, clips, recipe.conditions, recipe.crops)
+
+
+def clip_probabilities(logits: np.ndarray, data: WindowSet, temperature: float = 1.0) -> np.ndarray:
+    """``predict``'s own softmax and aggregation (``pipeline.clip_scores``) for every clip of ``data``, whose
+    windows are all non-silent (``assemble`` keeps only those): (windows, L) logits -> (clips, L)."""
+    probs = softmax(logits, temperature)
+    return np.stack([clip_scores(probs[data.clip == i], np.ones(int((data.clip == i).sum()), bool))
+                     for i in range(len(data.clips))])
+
+
+# A trained head as the benchmarks see it: clips' window features -> (temperature -> (clips, L) probabilities,
+# aggregated as ``predict`` does). The features are run through the head once per call, not once per temperature.
+Scorer = Callable[[WindowSet], Callable[[float], np.ndarray]]
+
+
+def head_scorer(head: torch.nn.Module) -> Scorer:
+    """A trained head as a :data:`Scorer`."""
+    from .head import window_logits
+
+    def score(data: WindowSet) -> Callable[[float], np.ndarray]:
+        logits = window_logits(head, data)
+        return lambda t: clip_probabilities(logits, data, t)
+
+    return score
+
+
+def evaluate_clips(recipe: Recipe, probs: np.ndarray, data: WindowSet) -> dict[str, Any]:
+    """Clip-level report (with n, intervals by artist group, ECE) of the clips' probabilities ``probs``."""
+    y = np.array([recipe.labels.index(c.label) for c in data.clips])
+    groups = np.array([c.group for c in data.clips])
+    rep = full_report(y, probs, list(recipe.labels), groups=groups)
+    rep["sources"] = sorted({c.source for c in data.clips})
+    return rep
+
+
+def validation_run(recipe: Recipe, *, train_on: tuple[str, ...] = ("train",), valid_on: str = "valid",
+                   train_sources: tuple[str, ...] = ("gtzan", "emotify"),
+                   valid_sources: tuple[str, ...] = ("gtzan", "emotify"),
+                   fit: Callable[[Recipe, WindowSet], Scorer] | None = None) -> dict[str, Any]:
+    """Train on ``train_on`` partitions, calibrate and report on ``valid_on`` (per source and pooled).
+
+    ``fit`` trains something other than the recipe's head (the benchmarks' variants); the result's ``score``
+    is the trained model as a ``Scorer``, ``temperature`` the one fitted on the valid clips."""
+    clips = recipe.clips()
+    tr = training_set(recipe, [c for c in clips if c.split in train_on and c.source in train_sources])
+    va_clips = [c for c in clips if c.split == valid_on and c.source in valid_sources]
+    va = assemble(recipe, va_clips, ("clean",))
+    out: dict[str, Any] = {"train_clips": len(tr.clips), "train_windows": len(tr.x)}
+    if fit is None:
+        from .head import train_head
+
+        head, losses = train_head(recipe, tr)
+        score = head_scorer(head)
+        out["final_train_loss"] = losses[-1]
+    else:
+        score = fit(recipe, tr)
+    y = np.array([recipe.labels.index(c.label) for c in va.clips])
+    out["temperature"] = temperature = fit_temperature(score(va), y)
+    out["score"] = score
+    for source in valid_sources:
+        part = [c for c in va.clips if c.source == source]
+        if part:
+            sub = assemble(recipe, part, ("clean",))
+            at = score(sub)
+            out[source] = evaluate_clips(recipe, at(temperature), sub)
+            y_sub = np.array([recipe.labels.index(c.label) for c in sub.clips])
+            out[source]["uncalibrated_ece"] = ece(at(1.0), y_sub)
+    return out
+
+
+def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str, Any]:
+    """Validation run (figures, temperature), then the final model on train + valid, saved to ``out``."""
+    from ..hub import save_model_dir
+    from ..models.genre import MusicnnGenre
+    from .head import train_head
+
+    missing = missing_data(recipe)
+    if missing:
+        raise ParameterError(f"recipe data not found: {', '.join(missing)}")
+    val = validation_run(recipe)
+    clips = [c for c in recipe.clips() if c.split in ("train", "valid")]
+    final = training_set(recipe, clips)
+    head, _ = train_head(recipe, final)
+    model_args: dict[str, Any] = {
+        "n_labels": len(recipe.labels), "backbone": recipe.backbone, "hidden": recipe.hidden,
+        "dropout": recipe.dropout, "features": recipe.features,
+        **({"members": recipe.members} if recipe.members > 1 else {}),  # one head keeps 2.0's weight names
+    }
+    model = MusicnnGenre(**model_args)
+    model.head.load_state_dict(head.state_dict())
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(model.external_prefixes)}
+    brief = {s: {k: val[s][k] for k in ("n", "accuracy", "top3_accuracy", "macro_f1", "ece", "ci95")}
+             for s in ("gtzan", "emotify") if s in val}
+    counts: dict[str, int] = {}
+    for c in final.clips:
+        counts[f"{c.source}/{c.label}"] = counts.get(f"{c.source}/{c.label}", 0) + 1
+    config = {
+        "name": recipe.name,
+        "version": recipe.version,
+        "architecture": "musicnn_genre",
+        "model_args": model_args,
+        "labels": list(recipe.labels),
+        "features": FeatureConfig().to_dict(),
+        "temperature": round(val["temperature"], 4),
+        "description": recipe.description,
+        "licence": "head: same as musicgenre; backbone: ISC (see backbones/LICENSE-musicnn.txt)",
+        "training": {"command": f"musicgenre train --recipe {recipe_file} -o DIR",
+                     "recipe": {k: v for k, v in recipe.__dict__.items() if k not in ("gtzan", "emotify", "cache")},
+                     "clips": len(final.clips), "windows": len(final.x), "clips_by_source_label": counts},
+        "metrics": {"protocol": "validation run: head trained on the train partitions, scored on the "
+                                "artist-disjoint valid partitions (clip level, temperature applied); the "
+                                "shipped head is then retrained on train + valid", "valid": brief},
+    }
+    save_model_dir(state, out, config)
+    write_json(out / "validation.json", {k: v for k, v in val.items() if k != "score"})
+    return config
