@@ -132,6 +132,9 @@ class LoadedModel:
     runner: Any
     tag_names: list[str] = field(default_factory=list)
     temperature: float = 1.0  # calibration: logits / temperature before softmax
+    # calibration by input length: the aggregated scores of n analysed windows are recalibrated at
+    # temperatures[n - 1], longer inputs at the last (pipeline.calibrated_clip_scores); () = none
+    temperatures: tuple[float, ...] = ()
 
     @property
     def backend(self) -> str:
@@ -229,13 +232,15 @@ def load_model(name_or_dir: str | Path | None = None, *, device: str = "auto", b
 
         runner: Any = OnnxModel(onnx_file(path, cfg), threads=threads or DEFAULT_THREADS)
     else:
+        from .models.musicnn import prune_constant_channels
         from .runtime.torch import TorchRunner
 
-        module = load_module(path, cfg)
+        module = prune_constant_channels(load_module(path, cfg))  # exact: MusiCNN's constant channels folded
         tags = tags or list(getattr(module, "tag_names", []))
         runner = TorchRunner(module, device=device, batch_size=batch_size)
     return LoadedModel(
         name=cfg.get("name", path.name), labels=list(cfg["labels"]),
         features=FeatureConfig.from_dict(cfg.get("features", {})), config=cfg, path=path, runner=runner,
         tag_names=tags, temperature=float(cfg.get("temperature", 1.0)),
+        temperatures=tuple(float(t) for t in cfg.get("temperature_by_windows", ())),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,8 @@ from .errors import AudioDecodeError, MusicGenreError, NoMusicError, ParameterEr
 from .prediction import DEFAULT_MIN_CONFIDENCE, Prediction, Predictor, Segment, confidence, merge_tags, sorted_scores
 from .windows import SILENCE_PEAK, Windows
 
-__all__ = ["Classifier", "Prediction", "Predictor", "Segment", "clip_scores", "load", "predict_many"]
+__all__ = ["Classifier", "Prediction", "Predictor", "Segment", "calibrated_clip_scores", "clip_scores", "load",
+           "predict_many"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,32 @@ def clip_scores(probs: np.ndarray, loud: np.ndarray, *, source: str = "") -> np.
     if not loud.any():
         raise NoMusicError(source, Reason.NO_MUSIC, "silent: peak below -60 dBFS everywhere")
     return np.asarray(probs)[loud].mean(axis=0)
+
+
+def window_count_temperature(temperatures: Sequence[float], n_windows: int) -> float:
+    """The length temperature of an input of ``n_windows`` analysed windows: ``temperatures[n - 1]``, the last
+    entry for every longer input; 1 (no change) for a model without them."""
+    if len(temperatures) == 0:
+        return 1.0
+    return float(temperatures[min(max(n_windows, 1), len(temperatures)) - 1])
+
+
+def recalibrate(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log(probs) / temperature): the aggregated scores' log-probabilities read as logits and
+    temperature-scaled (the ranking is kept; 1 leaves ``probs`` as they are)."""
+    if temperature == 1.0:
+        return np.asarray(probs, dtype=np.float32)
+    return softmax(np.log(np.maximum(np.asarray(probs, dtype=np.float64), 1e-30)), temperature)
+
+
+def calibrated_clip_scores(logits: np.ndarray, loud: np.ndarray, temperature: float,
+                           by_windows: Sequence[float] = (), *, source: str = "") -> np.ndarray:
+    """A track's scores from its window logits (n, L): the one aggregation (``clip_scores``: the mean of the
+    non-silent windows' softmax(logits / ``temperature``)), recalibrated for its number of non-silent windows
+    (``recalibrate`` at ``window_count_temperature(by_windows, n)``). A lone window is over-sure where a mean of
+    ten is not: the length temperature makes a score mean the same at any length."""
+    mean = clip_scores(softmax(logits, temperature), loud, source=source)
+    return recalibrate(mean, window_count_temperature(by_windows, int(np.count_nonzero(loud))))
 
 
 class Classifier:
@@ -90,23 +117,23 @@ class Classifier:
         return self.predict(x).as_pipeline_output(top_k)
 
     def run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(n, ...) windows -> genre probabilities (n, n_labels), tag probabilities (n, n_tags) or None."""
+        """(n, ...) windows -> genre logits (n, n_labels), tag probabilities (n, n_tags) or None."""
         out = self.model.run(windows)
         tags = out.get("tags")
-        return softmax(out["logits"], self.model.temperature), (None if tags is None else sigmoid(tags))
+        return out["logits"], (None if tags is None else sigmoid(tags))
 
     def window_outputs(self, x: AudioSource, *, max_seconds: float | None = None
                        ) -> tuple[Windows, np.ndarray, np.ndarray | None, np.ndarray]:
-        """Stream ``x`` window by window (flat memory on long files) -> (windows, probs, tags, peaks)."""
+        """Stream ``x`` window by window (flat memory on long files) -> (windows, logits, tags, peaks)."""
         windows = Windows(x, self.model.features, max_seconds)
-        probs, tags, peaks = [], [], []
+        logits, tags, peaks = [], [], []
         for chunk, pk in windows:
-            p, t = self.run(chunk)
-            probs.append(p)
+            z, t = self.run(chunk)
+            logits.append(z)
             peaks.append(pk)
             if t is not None:
                 tags.append(t)
-        return windows, np.concatenate(probs), (np.concatenate(tags) if tags else None), np.concatenate(peaks)
+        return windows, np.concatenate(logits), (np.concatenate(tags) if tags else None), np.concatenate(peaks)
 
     def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction:
         """Classify one whole recording, streamed window by window (flat memory on long files).
@@ -115,7 +142,7 @@ class Classifier:
         ``audio.DEFAULT_MAX_MINUTES`` are analysed, and ``Prediction.warnings`` says when a track was truncated
         or damaged. Silence, DC, lone clicks and noise raise ``NoMusicError``: garbage never gets a genre.
         """
-        windows, probs, tags, peaks = self.window_outputs(x, max_seconds=max_seconds)
+        windows, logits, tags, peaks = self.window_outputs(x, max_seconds=max_seconds)
         info = windows.decoded.info
         if windows.truncated and not info.truncated:  # the window limit stopped decoding first
             declared = info.declared_seconds
@@ -124,7 +151,10 @@ class Classifier:
         if not_music is not None:
             raise NoMusicError(windows.name, Reason.NO_MUSIC, not_music)
         loud = loud_windows(peaks)
-        scores = clip_scores(probs, loud, source=windows.name)
+        temperature, by_windows = self.model.temperature, self.model.temperatures
+        scores = calibrated_clip_scores(logits, loud, temperature, by_windows, source=windows.name)
+        # each window's own scores (the timeline), calibrated as a one-window input
+        probs = recalibrate(softmax(logits, temperature), window_count_temperature(by_windows, 1))
         seconds, step = windows.seconds, self.window_seconds
         segments = [Segment(round(i * step, 3), round(min((i + 1) * step, seconds), 3),
                             sorted_scores(self.labels, probs[i])) for i in np.flatnonzero(loud)]

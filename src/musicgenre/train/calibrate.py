@@ -23,6 +23,135 @@ def fit_temperature(clip_probs: Callable[[float], np.ndarray], y: np.ndarray,
     return float(grid[int(np.argmin(losses))])
 
 
+# Input lengths (in 3-s windows) the calibration is reported at, next to whole clips: a lone window (a 3-s
+# excerpt, the timeline), a 9-s input, a 30-s clip.
+REPORT_LENGTHS = (1, 3, 10)
+
+
+# Length temperatures searched (log-spaced): the mean of ten windows can need a much lower one than a window.
+LENGTH_GRID = np.exp(np.linspace(np.log(0.05), np.log(20.0), 121))
+
+
+def runs(n_windows: int, n: int, *, step: int = 1) -> list[slice]:
+    """The runs of ``n`` consecutive windows of a clip of ``n_windows`` windows, starting every ``step`` windows."""
+    return [slice(i, i + n) for i in range(0, n_windows - n + 1, step)]
+
+
+def run_probabilities(clip_logits: list[np.ndarray], n: int | None, temperature: float | np.ndarray, *,
+                      step: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The aggregated scores of sub-clips, before the length temperature: the mean over a run of ``n``
+    consecutive windows of softmax(logits / temperature) (``n`` None: each whole clip), as ``predict``
+    aggregates an input of that many windows. ``temperature``: one, or one per clip; ``step`` (default ``n``:
+    runs do not overlap) spaces the runs; clips shorter than ``n`` give none. Returns (runs, L) and each
+    run's clip index."""
+    from ..pipeline import clip_scores, softmax
+
+    ts = np.broadcast_to(np.asarray(temperature, dtype=float), (len(clip_logits),))
+    probs, owner = [], []
+    for i, z in enumerate(clip_logits):
+        p = softmax(z, float(ts[i]))
+        length = len(z) if n is None else n
+        for r in runs(len(z), length, step=step or length):
+            probs.append(clip_scores(p[r], np.ones(length, bool)))
+            owner.append(i)
+    width = clip_logits[0].shape[1] if clip_logits else 0
+    return np.array(probs, dtype=np.float32).reshape(-1, width), np.array(owner, dtype=int)
+
+
+def fit_window_temperatures(clip_logits: list[np.ndarray], y: np.ndarray, temperature: float, *,
+                            max_windows: int = 10, grid: np.ndarray | None = None) -> list[float]:
+    """The length temperatures: entry ``n - 1`` minimises the negative log-likelihood of
+    ``pipeline.recalibrate`` of the aggregated scores (window ``temperature``) of every run of ``n``
+    consecutive windows (overlapping, step 1) of the clips that long, for n = 1 .. ``max_windows``; longer
+    inputs use the last. Sub-clips of the validation clips stand for the short inputs users send (a 3-s
+    excerpt, a 10-s recording)."""
+    from ..pipeline import recalibrate
+
+    grid = LENGTH_GRID if grid is None else grid
+    temps: list[float] = []
+    for n in range(1, max_windows + 1):
+        probs, owner = run_probabilities(clip_logits, n, temperature, step=1)
+        if not len(owner):
+            break
+        def at(t: float, p: np.ndarray = probs) -> np.ndarray:
+            return recalibrate(p, t)
+
+        temps.append(fit_temperature(at, y[owner], grid))
+    return temps
+
+
+def fit_calibration(clip_logits: list[np.ndarray], y: np.ndarray, *, aggregate_at: str = "window",
+                    max_windows: int = 10) -> tuple[float, list[float]]:
+    """The whole calibration of a model from its validation clips' window logits: the window temperature
+    (softmax before the mean over windows) and the length temperatures (``fit_window_temperatures``).
+
+    ``aggregate_at`` "window": the window temperature calibrates single windows (every window of every clip),
+    so the mean is taken over calibrated window probabilities; "clip": it is fitted on whole clips (models up
+    to 2.2, one temperature for every length)."""
+    if aggregate_at not in ("window", "clip"):
+        raise ValueError(f"aggregate_at must be window or clip, not {aggregate_at!r}")
+    n = 1 if aggregate_at == "window" else None
+    owner = run_probabilities(clip_logits, n, 1.0, step=1)[1]
+    t0 = fit_temperature(lambda t: run_probabilities(clip_logits, n, t, step=1)[0], y[owner])
+    return t0, fit_window_temperatures(clip_logits, y, t0, max_windows=max_windows)
+
+
+def crossfit_temperatures(clip_logits: list[np.ndarray], y: np.ndarray, groups: np.ndarray, *,
+                          folds: int = 5, max_windows: int = 10, aggregate_at: str = "window"
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold calibration: each clip gets the ``fit_calibration`` of the clips outside its fold (folds by
+    artist group), so a report on these clips does not grade the calibration on its own fitting data.
+    Returns (clips,) window temperatures and (clips, max_windows) length temperatures."""
+    names = sorted(set(groups.tolist()))
+    fold = np.array([names.index(g) % folds for g in groups.tolist()])
+    t0 = np.ones(len(clip_logits))
+    by_n = np.ones((len(clip_logits), max_windows))
+    for k in range(folds):
+        inside = fold == k
+        if not inside.any():
+            continue
+        rest = [z for z, f in zip(clip_logits, fold) if f != k]
+        t, temps = fit_calibration(rest, y[fold != k], aggregate_at=aggregate_at, max_windows=max_windows)
+        t0[inside] = t
+        by_n[inside] = temps + [temps[-1]] * (max_windows - len(temps))
+    return t0, by_n
+
+
+def length_report(clip_logits: list[np.ndarray], y: np.ndarray, temperature: float | np.ndarray,
+                  by_windows: np.ndarray, *, min_confidence: float,
+                  lengths: tuple[int, ...] = REPORT_LENGTHS) -> dict[str, Any]:
+    """Per input length (``lengths`` windows: non-overlapping runs of the clips; and ``whole`` clips): n, the
+    clips they come from, top-1, ECE with its small-sample floor (``calibrated_ece``), the mean confidence,
+    and the confident calls (top score >= ``min_confidence``): their share (coverage) and how often they are
+    right, all as ``predict`` scores an input of that length. ``temperature``: the window temperature (one or
+    one per clip); ``by_windows``: (K,) or (clips, K) length temperatures."""
+    from ..pipeline import recalibrate, window_count_temperature
+
+    by = np.broadcast_to(np.asarray(by_windows, dtype=float), (len(clip_logits), np.shape(by_windows)[-1]))
+    out: dict[str, Any] = {}
+    for n in (*lengths, None):
+        raw, owner = run_probabilities(clip_logits, n, temperature)
+        key = "whole" if n is None else str(n)
+        if not len(owner):
+            out[key] = {"n": 0}
+            continue
+        probs = np.stack([recalibrate(p, window_count_temperature(by[i], len(clip_logits[i]) if n is None else n))
+                          for p, i in zip(raw, owner)])
+        yy = y[owner]
+        top, right = probs.max(1), probs.argmax(1) == yy
+        sure = top >= min_confidence
+        out[key] = {
+            "n": int(len(owner)), "clips": int(len(set(owner.tolist()))), "windows": n,
+            "accuracy": round(float(right.mean()), 4), "ece": round(ece(probs, yy), 4),
+            "ece_if_calibrated": calibrated_ece(probs), "mean_confidence": round(float(top.mean()), 4),
+            "confident_share": round(float(sure.mean()), 4),
+            "confident_accuracy": round(float(right[sure].mean()), 4) if sure.any() else None,
+            "uncertain_accuracy": round(float(right[~sure].mean()), 4) if (~sure).any() else None,
+        }
+    out["min_confidence"] = min_confidence
+    return out
+
+
 def ece(probs: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:
     """Expected calibration error of the top-1 confidence, equal-width bins."""
     return _binned_ece(probs.max(axis=1), probs.argmax(axis=1) == y, n_bins)

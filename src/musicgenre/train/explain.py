@@ -33,14 +33,15 @@ def explain(model: str | Path | None, src: Any, out: Path, *, filters: bool = Fa
     from matplotlib.figure import Figure
 
     from ..errors import ParameterError
-    from ..pipeline import Classifier, clip_scores, load, loud_windows
+    from ..pipeline import Classifier, calibrated_clip_scores, load, loud_windows
 
     clf = load(model, device=device, backend="torch")
     if not isinstance(clf, Classifier):
         raise ParameterError("explain needs a single model, not an ensemble")
     windows = Windows(src, clf.model.features, max_seconds=max_seconds)
     inputs, peaks = windows.all()
-    scores = clip_scores(clf.run(inputs)[0], loud_windows(peaks))
+    scores = calibrated_clip_scores(clf.run(inputs)[0], loud_windows(peaks), clf.model.temperature,
+                                    clf.model.temperatures)
     target = int(scores.argmax())
     module = clf.model.runner.module
     x = torch.from_numpy(inputs).to(clf.device)
