@@ -1,22 +1,39 @@
-"""Library scan throughput: local engine vs Ray (local, 2 CPUs) on generated 30-s clips.
+"""Library scan benchmarks: scale (one large library) and engines (local vs Ray).
 
-    python benchmarks/bench_scan.py --n 1000      # writes benchmarks/results-scan.json
+    python benchmarks/bench_scan.py --files 20000  # scale: writes benchmarks/results/scan-scale-20000.json
+    python benchmarks/bench_scan.py --n 1000       # engines: writes benchmarks/results-scan.json
 
-Each engine scans the same freshly generated folder into its own new database, in its own process.
-Reported: files per second (wall clock, planning and DB writes included) and peak memory, sampled
-every 0.5 s as the summed RSS of the scanning process and all its children (Ray's workers).
+Scale (``--files N``): a generated library of N short clips (1.5 s) in every format soundfile writes
+(WAV, FLAC, MP3, Ogg Vorbis, Opus, AIFF, AU; a few M4A when ffmpeg exists), nested artist/album
+folders, odd names (spaces, quotes, a leading dash, non-Latin scripts, 200-character names, names that
+are not valid UTF-8) and about 1% bad files (empty, random bytes, truncated, text). Measured: the time
+to list and stat the library (``find_audio_files`` + ``os.stat``), one ``musicgenre scan`` in a
+subprocess with the RSS of its process tree and the database's row count sampled every 0.5 s, files
+per second over the first and the last thousand rows, database bytes per file, and a rescan of the
+unchanged library (the whole CLI command, start-up included). ``check_scale`` is what the slow test
+asserts: one row per file, memory flat after warm-up.
+
+Engines (``--n N``): each engine scans the same folder of N generated 30-s MP3 clips into its own new
+database, in its own process. Reported: files per second (wall clock, planning and DB writes included)
+and peak memory, sampled every 0.5 s as the summed RSS of the scanning process and all its children
+(Ray's workers).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,10 +104,217 @@ def measure(cmd: list[str], n: int) -> dict:
             "peak_rss_mb": round(peak[0]), "summary": err.strip().splitlines()[-1]}
 
 
+# ---- scale --------------------------------------------------------------------------------------------
+
+CLIP_SECONDS = 1.5  # the shortest clip the music detector accepts as music; the model sees one window
+# (extension, soundfile format, subtype, sample rate, share of the library)
+FORMATS = [(".mp3", "MP3", "MPEG_LAYER_III", 22050, 30), (".flac", "FLAC", None, 22050, 25),
+           (".ogg", "OGG", "VORBIS", 22050, 15), (".wav", "WAV", None, 16000, 10), (".opus", "OGG", "OPUS", 48000, 8),
+           (".aiff", "AIFF", None, 16000, 6), (".au", "AU", None, 16000, 6)]
+VARIANTS = 6  # different clips per format
+ODD = ["with space {i}", "'quote' & \"dq\" {i}", "-leading-dash {i}", "日本語の曲 {i}", "Ünïcödé {i}",
+       "emoji 🎵 {i}", "long " + "x" * 190 + " {i}"]
+
+
+def _clip(variant: int, sr: int) -> Any:
+    import numpy as np
+
+    rng = np.random.default_rng(variant)
+    t = np.arange(int(CLIP_SECONDS * sr)) / sr
+    f0 = 110 * 2 ** (variant / 5)
+    beat = (1 + np.sign(np.sin(2 * np.pi * (1.5 + variant % 3) * t))) / 2  # on/off rhythm
+    y = 0.3 * np.sin(2 * np.pi * f0 * t) * beat + 0.15 * np.sin(2 * np.pi * 1.5 * f0 * t)
+    return (y + rng.normal(0, 0.03, len(t))).astype(np.float32)
+
+
+def _encoded(ext: str, fmt: str, subtype: str | None, sr: int, variant: int) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, _clip(variant, sr), sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def _m4a(sr: int, variant: int) -> bytes | None:
+    ffmpeg = shutil.which("ffmpeg")
+    if not ffmpeg:
+        return None
+    wav = _encoded(".wav", "WAV", None, sr, variant)
+    out = subprocess.run([ffmpeg, "-v", "error", "-f", "wav", "-i", "pipe:0", "-c:a", "aac", "-f", "ipod", "pipe:1"],
+                         input=wav, capture_output=True, check=True)
+    return out.stdout
+
+
+def make_library(root: Path, n: int) -> dict[str, Any]:
+    """``n`` files under ``root`` (see the module docstring); returns what was made. Clips are encoded once
+    per format and variant, then written as bytes, so even 20,000 files take seconds."""
+    import numpy as np
+
+    rng = np.random.default_rng(18)
+    blobs = {ext: [_encoded(ext, fmt, sub, sr, v) for v in range(VARIANTS)] for ext, fmt, sub, sr, _ in FORMATS}
+    m4a = [b for b in (_m4a(22050, v) for v in range(2)) if b]
+    if m4a:
+        blobs[".m4a"] = m4a
+    weights = np.array([w for *_, w in FORMATS], float)
+    exts = [e for e, *_ in FORMATS]
+    made: dict[str, Any] = {"files": n, "bad": 0, "odd_names": 0, "formats": {}}
+    base = os.fsencode(root)
+    for i in range(n):
+        ext = ".m4a" if m4a and i % 500 == 250 else exts[rng.choice(len(exts), p=weights / weights.sum())]
+        data = blobs[ext][i % len(blobs[ext])]
+        if i % 100 == 37:  # ~1% bad files, four kinds
+            kind = (i // 100) % 4
+            data = [b"", rng.bytes(4096), data[: len(data) // 4], b"not audio at all\n" * 20][kind]
+            made["bad"] += 1
+        folder = base + f"/Artist {i // 100:04d}/Album {i // 20 % 5}".encode()
+        if i % 50 == 11:
+            made["odd_names"] += 1
+            if i % 150 == 11:
+                name = f"caf{i}".encode() + b"\xe9 latin-1" + ext.encode()  # not valid UTF-8
+            else:
+                name = (ODD[(i // 50) % len(ODD)].format(i=i) + ext).encode()
+        else:
+            name = f"{i % 20 + 1:02d} Track {i}{ext}".encode()
+        os.makedirs(folder, exist_ok=True)
+        with open(folder + b"/" + name, "wb") as f:
+            f.write(data)
+        made["formats"][ext] = made["formats"].get(ext, 0) + 1
+    made["m4a"] = "a few, through ffmpeg" if m4a else "none: ffmpeg is not installed"
+    return made
+
+
+def list_and_stat(root: Path) -> tuple[int, float]:
+    from musicgenre.audio import find_audio_files
+
+    t0 = time.perf_counter()
+    errors: list[str] = []
+    files = list(find_audio_files([root], errors=errors))
+    for f in files:
+        os.stat(f)
+    return len(files), time.perf_counter() - t0
+
+
+def _rows(db: Path) -> int:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(con.execute("SELECT count(*) FROM tracks").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:  # not created yet, or busy
+        return -1
+
+
+def run_scan(cmd: list[str], db: Path, every: float = 0.5) -> dict[str, Any]:
+    """Run a scan command; sample (seconds, process-tree RSS in MiB, rows in ``db``) every ``every`` s."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    samples: list[tuple[float, float, int]] = []
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.append(proc.stderr.read() if proc.stderr else ""), daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        rss = tree_rss_mb(proc.pid)
+        samples.append((round(time.perf_counter() - t0, 2), round(rss, 1), _rows(db)))
+        time.sleep(every)
+    wall = time.perf_counter() - t0
+    reader.join()
+    samples.append((round(wall, 2), 0.0, _rows(db)))
+    if proc.returncode not in (0, 1):
+        raise RuntimeError("".join(err))
+    return {"wall_seconds": round(wall, 2), "samples": samples, "summary": "".join(err).strip().splitlines()[-1]}
+
+
+def _time_at(samples: list[tuple[float, float, int]], k: int) -> float:
+    """When the row count reached ``k`` (linear between samples; rows are committed in small batches)."""
+    prev_t, prev_k = 0.0, 0
+    for t, _, rows in samples:
+        if rows >= k:
+            return prev_t + (t - prev_t) * (k - prev_k) / max(1, rows - prev_k)
+        if rows >= 0:
+            prev_t, prev_k = t, rows
+    return samples[-1][0]
+
+
+def scale(n: int, workdir: Path, workers: int = 2) -> dict[str, Any]:
+    exe = Path(sys.executable).with_name("musicgenre")
+    lib, db = workdir / "lib", workdir / "library.sqlite"
+    t0 = time.perf_counter()
+    made = make_library(lib, n)
+    made["seconds_to_generate"] = round(time.perf_counter() - t0, 1)
+    listed, list_s = list_and_stat(lib)
+    cmd = [str(exe), "scan", str(lib), "--db", str(db), "-q", "--workers", str(workers)]
+    first = run_scan(cmd, db)
+    rows = _rows(db)
+    window = min(1000, max(1, n // 4))
+    start = window / max(1e-9, _time_at(first["samples"], 16 + window) - _time_at(first["samples"], 16))
+    end = window / max(1e-9, _time_at(first["samples"], rows) - _time_at(first["samples"], rows - window))
+    con = sqlite3.connect(db)
+    try:
+        per_path = con.execute(
+            "SELECT count(*), count(DISTINCT CAST(path AS BLOB)), count(error) FROM tracks").fetchone()
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+    db_bytes = db.stat().st_size
+    rescan = run_scan(cmd, db, every=0.2)
+    during = [(t, rss, r) for t, rss, r in first["samples"] if rss > 0]
+    warm = next((i for i, (_, _, r) in enumerate(during) if r >= max(200, n // 10)), len(during))
+    after = [rss for _, rss, _ in during[warm:]]
+    timeline = during[:: max(1, len(during) // 200)]
+    return {
+        "library": made,
+        "listed": listed,
+        "list_and_stat_seconds": round(list_s, 2),
+        "list_and_stat_files_per_second": round(listed / list_s),
+        "scan": {"wall_seconds": first["wall_seconds"], "summary": first["summary"], "workers": workers,
+                 "files_per_second_overall": round(rows / first["wall_seconds"], 2),
+                 "window": window,
+                 "files_per_second_first_window": round(start, 2),
+                 "files_per_second_last_window": round(end, 2),
+                 "last_vs_first": round(end / start, 3),
+                 "peak_rss_mb": round(max(rss for _, rss, _ in during)),
+                 "rss_mb_at_warmup_end": after[0] if after else None,
+                 "rss_mb_max_after_warmup": max(after) if after else None,
+                 "rss_growth_after_warmup": round(max(after) / after[0] - 1, 3) if after else None,
+                 "timeline_seconds_rss_mb_rows": timeline},
+        "rows": per_path[0], "distinct_paths": per_path[1], "rows_with_error": per_path[2],
+        "db_bytes": db_bytes, "db_bytes_per_file": round(db_bytes / max(1, rows)),
+        "rescan": {"wall_seconds": rescan["wall_seconds"], "summary": rescan["summary"],
+                   "files_per_second": round(rows / rescan["wall_seconds"]),
+                   "peak_rss_mb": round(max((rss for _, rss, _ in rescan["samples"]), default=0))},
+    }
+
+
+def check_scale(result: dict[str, Any], tolerance: float = 0.10) -> list[str]:
+    """What a scale run must show: one row per listed file, and RSS after warm-up within ``tolerance``."""
+    problems = []
+    if not result["rows"] == result["distinct_paths"] == result["listed"] == result["library"]["files"]:
+        problems.append(f"rows {result['rows']}, distinct paths {result['distinct_paths']}, listed "
+                        f"{result['listed']}, generated {result['library']['files']}: not one row per file")
+    growth = result["scan"]["rss_growth_after_warmup"]
+    if growth is None or growth > tolerance:
+        problems.append(f"RSS grew {growth} after warm-up (more than {tolerance:.0%})")
+    return problems
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--n", type=int, default=1000, help="engines: number of 30-s MP3 clips (default 1000)")
+    p.add_argument("--files", type=int, default=None, help="scale: library size (runs the scale benchmark)")
+    p.add_argument("--workers", type=int, default=2, help="scale: decoding workers of the scan (default 2)")
+    p.add_argument("--workdir", type=Path, default=None, help="scale: where to build the library (default a temp dir)")
     args = p.parse_args()
+    if args.files:
+        with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+            result = scale(args.files, Path(tmp), args.workers)
+        result["problems"] = check_scale(result)
+        out = ROOT / f"benchmarks/results/scan-scale-{args.files}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        print(json.dumps({k: v for k, v in result.items() if k != "scan"}, indent=1, ensure_ascii=False))
+        print(json.dumps({k: v for k, v in result["scan"].items() if k != "timeline_seconds_rss_mb_rows"}, indent=1))
+        return
     exe = Path(sys.executable).with_name("musicgenre")
     with tempfile.TemporaryDirectory() as tmp:
         lib = Path(tmp) / "lib"
