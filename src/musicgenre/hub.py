@@ -232,9 +232,10 @@ def load_model(name_or_dir: str | Path | None = None, *, device: str = "auto", b
 
         runner: Any = OnnxModel(onnx_file(path, cfg), threads=threads or DEFAULT_THREADS)
     else:
+        from .models.musicnn import prune_constant_channels
         from .runtime.torch import TorchRunner
 
-        module = load_module(path, cfg)
+        module = prune_constant_channels(load_module(path, cfg))  # exact: MusiCNN's constant channels folded
         tags = tags or list(getattr(module, "tag_names", []))
         runner = TorchRunner(module, device=device, batch_size=batch_size)
     return LoadedModel(
