@@ -98,13 +98,16 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .pipeline import load
     from .web.analyzer import Limits, check_port_free
+    from .web.connections import ConnectionLimits
     from .web.server import serve
 
     check_port_free(args.host, args.port)  # before the model loads: fail fast
     clf = load(args.model, device=args.device, backend=args.backend)
     limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_minutes * 60, workers=args.concurrency,
                     queue=args.queue, timeout_s=args.timeout)
-    serve(clf, host=args.host, port=args.port, limits=limits)
+    connections = ConnectionLimits(max_connections=args.max_connections, header_timeout_s=args.header_timeout,
+                                   body_timeout_s=args.body_timeout, min_body_bytes_per_s=args.min_upload_kbps * 1000)
+    serve(clf, host=args.host, port=args.port, limits=limits, connections=connections)
     return 0
 
 
@@ -299,6 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="analyses that may wait; more get HTTP 503 with Retry-After (default 8)")
     sv.add_argument("--timeout", type=float, default=300.0,
                     help="seconds per request, waiting included; then HTTP 504 (default 300)")
+    sv.add_argument("--max-connections", type=int, default=200,
+                    help="open connections at most; over it the oldest idle one is closed, or, if all are busy, "
+                    "the new one gets HTTP 503 (default 200)")
+    sv.add_argument("--header-timeout", type=float, default=10.0,
+                    help="seconds a connection may take to send a request's headers; then it is closed (default 10)")
+    sv.add_argument("--body-timeout", type=float, default=30.0,
+                    help="an upload may pause at most this many seconds, and after that grace must average "
+                    "--min-upload-kbps; else HTTP 408 (default 30)")
+    sv.add_argument("--min-upload-kbps", type=float, default=10.0,
+                    help="slowest accepted average upload rate, KB/s (default 10)")
     sv.set_defaults(func=cmd_serve)
 
     sc = sub.add_parser("scan", help="classify a music library into SQLite (incremental, resumable)",

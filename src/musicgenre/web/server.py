@@ -4,10 +4,16 @@ Uploads are read as a stream: a Content-Length over the limit is refused before 
 and the bytes are counted as they arrive, so an oversized body is refused (413, limit stated) after
 at most the limit, never buffered whole. The file goes to the server's private folder, the analysis
 through the shared ``AnalysisQueue`` (503 + Retry-After when full, 504 past the time limit).
+Connections themselves are bounded by ``connections.py`` (header and body timeouts, a connection cap).
+
+Each server keeps its temporary files in one private folder (``musicgenre-web-*`` in the temp dir) with a
+``server.lock`` file it holds locked (flock) while it runs; a server killed with ``kill -9`` cannot
+remove its folder, so every start removes the folders whose lock nobody holds, never a live server's.
 
 No ``from __future__ import annotations`` here: FastAPI reads the endpoint's annotations at run time.
 """
 
+import fcntl
 import logging
 import os
 import re
@@ -25,6 +31,7 @@ from starlette.datastructures import UploadFile
 
 from ..errors import MusicGenreError
 from .analyzer import Analyzer, Limits, check_port_free
+from .connections import ConnectionLimits, guarded_protocol
 from .queue import Abandoned, AnalysisQueue, Busy, TimedOut
 from .ui import build_app
 
@@ -133,28 +140,82 @@ def build_server(classifier: Any, limits: Limits = Limits(), *, jobs: AnalysisQu
                                max_file_size=limits.max_upload_bytes)
 
 
-def serve(classifier: Any, *, host: str, port: int, limits: Limits = Limits()) -> None:
+WORKDIR_PREFIX = "musicgenre-web-"
+LOCK_NAME = "server.lock"
+
+
+def make_workdir(parent: Path | None = None) -> tuple[Path, int]:
+    """A new private folder for this server and the descriptor of its lock, held until the process ends
+    (the kernel drops a flock when its holder dies, even by SIGKILL). The lock is taken on a staging name
+    and then renamed into place, so no other start ever sees an unlocked ``server.lock`` of a live server."""
+    workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=parent))
+    staging = workdir / f".{LOCK_NAME}.new"
+    fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.replace(staging, workdir / LOCK_NAME)
+    return workdir, fd
+
+
+def remove_dead_workdirs(parent: Path | None = None) -> list[Path]:
+    """Delete the private folders of servers that died (``kill -9``, power loss): ``musicgenre-web-*`` folders
+    in ``parent`` (the temp dir) owned by this user whose ``server.lock`` nobody holds. A live server's folder
+    (its lock is held) and folders without a lock file are left alone. Returns the folders removed."""
+    removed = []
+    for folder in Path(parent or tempfile.gettempdir()).glob(WORKDIR_PREFIX + "*"):
+        try:
+            if folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+                continue
+            fd = os.open(folder / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a live server
+            os.close(fd)
+            continue
+        try:  # the lock is ours while we delete: two starts never remove the same folder twice
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def uvicorn_config(app: Any, *, host: str, port: int, connections: ConnectionLimits | None = None) -> Any:
+    """uvicorn's settings for our app: the guarded HTTP protocol (connections.py); open page connections
+    (server-sent events) would otherwise hold a graceful shutdown forever, hence the 3-s limit."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3,
+                          http=guarded_protocol(connections or ConnectionLimits()))
+
+
+def serve(classifier: Any, *, host: str, port: int, limits: Limits = Limits(),
+          connections: ConnectionLimits | None = None) -> None:
     """Run the server until SIGINT/SIGTERM; then stop running analyses (their decoders are killed)
     and delete every temporary file: API uploads and the page's upload cache live in one private
-    folder, removed on the way out."""
+    folder, removed on the way out (and by the next start if this process is killed)."""
     import uvicorn
 
     check_port_free(host, port)
     # uvicorn handles SIGTERM itself, then re-raises it once it has stopped: turn that second one into
     # a normal exit so the clean-up below runs (exit status 0, as systemd expects after a stop)
     previous = signal.signal(signal.SIGTERM, _exit_quietly)
-    workdir = Path(tempfile.mkdtemp(prefix="musicgenre-web-"))
+    for dead in remove_dead_workdirs():
+        log.warning("removed %s, left by a server that did not stop normally", dead)
+    workdir, lock = make_workdir()
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))  # gradio reads it when the app is built
     jobs = limits.queue_for_jobs()
     try:
         app = build_server(classifier, limits, jobs=jobs, workdir=workdir)
         print(f"musicgenre web app on http://{host}:{port}/  (JSON API: POST http://{host}:{port}/api/classify)",
               flush=True)
-        # open page connections (server-sent events) would otherwise hold a graceful shutdown forever
-        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+        uvicorn.Server(uvicorn_config(app, host=host, port=port, connections=connections)).run()
     finally:
         jobs.close()
         shutil.rmtree(workdir, ignore_errors=True)
+        os.close(lock)
         signal.signal(signal.SIGTERM, previous)
         log.info("stopped; removed %s", workdir)
 
