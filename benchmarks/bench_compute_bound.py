@@ -1,12 +1,15 @@
-"""How fast can the shipped model possibly run on this machine? The arithmetic floor of issue #11's target.
+"""How fast can the shipped model possibly run on this machine? The arithmetic floor of the speed targets.
 
-    python benchmarks/bench_compute_bound.py            # -> benchmarks/results-compute-bound.json
+    python benchmarks/bench_compute_bound.py            # -> benchmarks/results/compute-bound.json
 
 Counts the floating-point operations of one model window (torch's FlopCounterMode: convolutions and
-matrix products, a multiply-add counted as 2), measures the best dense float32 matrix-product rate this
-machine sustains (ONNX Runtime MatMul with the same 2 intra-op threads as inference, spinning allowed:
-an upper bound for any convolution, which runs as a matrix product), and times the shipped ONNX graph
-per window in the session inference uses (``runtime.onnx.OnnxModel``).
+matrix products, a multiply-add counted as 2) for the network that actually runs (MusiCNN with its
+provably constant channels pruned, ``models.musicnn.prune_constant_channels``: what the torch backend runs
+and the shipped ONNX graph was exported from) and, for comparison, for the unpruned one; measures the best
+dense float32 matrix-product rate this machine sustains (ONNX Runtime MatMul with the same 2 intra-op
+threads as inference, spinning allowed: an upper bound for any convolution, which runs as a matrix
+product), and times the shipped ONNX graph per window in the session inference uses
+(``runtime.onnx.OnnxModel``).
 From these: the fastest a 30-s clip can be classified with the same model (same scores), and so the
 highest real-time factor, before decoding and the log-mel are even counted. Run it on a quiet machine.
 """
@@ -27,16 +30,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def model_flops(path: Path) -> tuple[int, dict[str, int], tuple[int, ...], float]:
-    """FLOPs of one window through the torch twin of the model, by operator; the window's shape and seconds."""
+def model_flops(path: Path, *, pruned: bool) -> tuple[int, dict[str, int], tuple[int, ...], float]:
+    """FLOPs of one window through the torch twin of the model (``pruned``: the network that runs), by
+    operator; the window's shape and seconds."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from musicgenre.features import FeatureConfig
     from musicgenre.hub import load_module, read_manifest
+    from musicgenre.models.musicnn import prune_constant_channels
 
     cfg = read_manifest(path)
     module = load_module(path, cfg)
+    if pruned:
+        module = prune_constant_channels(module)
     feat = FeatureConfig.from_dict(cfg.get("features", {}))
     shape = (1, feat.patch_frames, feat.n_mels)
     counter = FlopCounterMode(display=False)
@@ -97,12 +104,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="intra-op threads (inference uses 2)")
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--clip-seconds", type=float, default=30.0)
-    ap.add_argument("-o", "--output", type=Path, default=ROOT / "benchmarks" / "results-compute-bound.json")
+    ap.add_argument("-o", "--output", type=Path, default=ROOT / "benchmarks" / "results" / "compute-bound.json")
     args = ap.parse_args()
 
     load_start = os.getloadavg()[0]
     path = resolve_model_dir(args.model)
-    flops, by_op, shape, window_s = model_flops(path)
+    flops, by_op, shape, window_s = model_flops(path, pruned=True)
+    full_flops, full_by_op, _, _ = model_flops(path, pruned=False)
     sess = OnnxModel(onnx_file(path, read_manifest(path)), threads=args.threads).session  # as inference runs it
     x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     name = sess.get_inputs()[0].name
@@ -111,21 +119,29 @@ def main() -> None:
         peak = max(matmul_rate(args.threads, n, Path(tmp), args.repeats) for n in (512, 1024, 2048))
     windows = int(args.clip_seconds // window_s)
     floor_s = windows * flops / (peak * 1e9)
+    full_floor_s = windows * full_flops / (peak * 1e9)
     result = {
         "model": args.model, "threads": args.threads, "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(), "loadavg_start": round(load_start, 2),
         "loadavg_end": round(os.getloadavg()[0], 2), "window_shape": list(shape), "window_seconds": round(window_s, 3),
+        "network": "pruned (constant channels folded): the graph that runs",
         "gflop_per_window": round(flops / 1e9, 3),
         "gflop_by_operator": {k: round(v / 1e9, 3) for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])},
+        "unpruned_gflop_per_window": round(full_flops / 1e9, 3),
+        "unpruned_gflop_by_operator": {k: round(v / 1e9, 3)
+                                       for k, v in sorted(full_by_op.items(), key=lambda kv: -kv[1])},
         "matmul_peak_gflops": round(peak, 1),
         "onnx_window_seconds": round(window_time, 4),
         "onnx_achieved_gflops": round(flops / window_time / 1e9, 1),
         "clip_seconds": args.clip_seconds, "windows_per_clip": windows,
         "clip_model_seconds_at_peak": round(floor_s, 4),
         "max_realtime_at_peak": round(args.clip_seconds / floor_s, 1),
+        "unpruned_clip_model_seconds_at_peak": round(full_floor_s, 4),
+        "unpruned_max_realtime_at_peak": round(args.clip_seconds / full_floor_s, 1),
         "clip_model_seconds_measured": round(windows * window_time, 4),
         "realtime_measured_model_only": round(args.clip_seconds / (windows * window_time), 1),
     }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

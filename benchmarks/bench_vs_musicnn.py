@@ -1,6 +1,6 @@
 """musicgenre against the original musicnn tagger (TensorFlow): same files, same run, same machine.
 
-    python benchmarks/bench_vs_musicnn.py                              # full run -> benchmarks/results-speed.json
+    python benchmarks/bench_vs_musicnn.py                              # full run -> benchmarks/results/speed.json
     python benchmarks/bench_vs_musicnn.py --clips 5 --long-minutes 3 \\
         --label "smoke run under load" -o /tmp/speed-smoke.json        # quick check of the whole script
     python benchmarks/bench_vs_musicnn.py --markdown                   # README speed table from the JSON
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_RESULTS = ROOT / "benchmarks" / "results-speed.json"
+DEFAULT_RESULTS = ROOT / "benchmarks" / "results" / "speed.json"
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 CLIP_SECONDS = 30.0
 # Pins found to install together on Python 3.11 (tensorflow-cpu 2.18 wants numpy < 2.1; tf-keras must match
@@ -349,6 +349,10 @@ def bench_musicgenre(python: str, clips: list[Path], folder: Path, long_file: Pa
                      long_seconds: float) -> dict[str, Any]:
     env = dict(os.environ)
     cli = [python, "-m", "musicgenre", "predict", "-q", "-f", "jsonl", "-o", os.devnull]
+    # Whole processes start as after `pip install`, which byte-compiles the package: compile it first, so a
+    # PYTHONDONTWRITEBYTECODE environment or freshly edited sources do not add their compile time to every run.
+    subprocess.run([python, "-m", "compileall", "-q", str(Path(_package_file(python, env)).parent)], env=env,
+                   check=True, capture_output=True)
     print(f"musicgenre: warm, {len(clips)} clips in one process ...", file=sys.stderr)
     warm = run_child(python, "musicgenre-warm", clips, env=env)
     print(f"musicgenre: folder of {len(clips)} clips as one process ...", file=sys.stderr)
@@ -387,6 +391,41 @@ def bench_musicgenre(python: str, clips: list[Path], folder: Path, long_file: Pa
                       "command": "python -m musicgenre predict -q -f jsonl -o /dev/null LONG.mp3"},
         "musicgenre_file": warm["musicgenre_file"],
     }
+
+
+def _package_file(python: str, env: dict[str, str]) -> str:
+    code = "import importlib.util; print(importlib.util.find_spec('musicgenre').origin)"
+    return subprocess.run([python, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+# Issue 20's targets on this 2-core machine: (figure, comparison, bound)
+TARGETS = {
+    "in_process_x_realtime": (">=", 500.0),
+    "folder_process_x_realtime": (">=", 300.0),
+    "warm_speedup_vs_musicnn": (">=", 15.0),
+    "one_file_process_s": ("<", 0.5),
+    "one_file_process_peak_rss_mb": ("<", 150.0),
+    "long_file_peak_rss_mb": ("<", 200.0),
+}
+
+
+def targets(r: dict[str, Any]) -> dict[str, Any]:
+    """Each target's measured figure and whether this run meets it (None: not measured in this run)."""
+    mg, sp = r["musicgenre"], r.get("speedup_vs_musicnn")
+    figures = {
+        "in_process_x_realtime": max(mg["warm_per_file"]["x_realtime"], mg["predict_many"]["x_realtime"]),
+        "folder_process_x_realtime": mg["folder_process"]["x_realtime"],
+        "warm_speedup_vs_musicnn": sp["warm"] if sp else None,
+        "one_file_process_s": mg["cold_process"]["median_s"],
+        "one_file_process_peak_rss_mb": mg["cold_process"]["peak_rss_mb"],
+        "long_file_peak_rss_mb": mg["long_file"]["peak_rss_mb"],
+    }
+    out: dict[str, Any] = {}
+    for key, (op, bound) in TARGETS.items():
+        value = figures[key]
+        met = None if value is None else (value >= bound if op == ">=" else value < bound)
+        out[key] = {"target": f"{op} {bound:g}", "measured": value, "met": met}
+    return out
 
 
 def speedups(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
@@ -428,6 +467,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                                                  repeats=args.repeats, long_seconds=args.long_minutes * 60)
     if musicnn_python:
         results["speedup_vs_musicnn"] = speedups(results["musicgenre"], results["musicnn"])
+    results["targets"] = targets(results)
     results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     results["total_wall_s"] = round(time.perf_counter() - t_start, 1)
     return results
@@ -440,8 +480,8 @@ def _x(value: float) -> str:
     return f"{value:,.0f}x" if value >= 10 else f"{value:.1f}x"
 
 
-def render_markdown(r: dict[str, Any], *, source: str = "benchmarks/results-speed.json") -> str:
-    """The README speed table, from a results-speed.json dict (``source``: where it was read, for the note)."""
+def render_markdown(r: dict[str, Any], *, source: str = "benchmarks/results/speed.json") -> str:
+    """The README speed table, from a results/speed.json dict (``source``: where it was read, for the note)."""
     mg, mn, sp = r["musicgenre"], r.get("musicnn"), r.get("speedup_vs_musicnn")
     n, clip = r["inputs"]["clips"], r["inputs"]["clip_seconds"]
     w, pm, fo, co, lo = (mg[k] for k in ("warm_per_file", "predict_many", "folder_process", "cold_process",

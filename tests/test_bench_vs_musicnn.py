@@ -61,7 +61,7 @@ def test_markdown_table_carries_every_figure_from_the_json():
     assert all(row.count("|") == 5 for row in rows)
     for figure in ("0.05 s (600x real time)", "1.10 s (27x)", "22x", "0.04 s per clip (750x)", "6.0 s (500x), 180 MB",
                    "0.70 s, 150 MB", "5.40 s, 820 MB", "7.7x", "one 60-minute MP3", "9.0 s (400x), 190 MB",
-                   "1.5 MB growth", "full run", "From `benchmarks/results-speed.json`",
+                   "1.5 MB growth", "full run", "From `benchmarks/results/speed.json`",
                    "onnxruntime 1.32.0", "tensorflow-cpu 2.18.1", "GTZAN and Emotify"):
         assert figure in table, figure
 
