@@ -15,8 +15,8 @@ from typing import Any
 
 from .._names import printable_name
 from ..errors import MusicGenreError
-from .db import connect, file_hash, import_shards, read_rows, row_from_prediction
-from .scan import ScanSummary, plan, tag_pending
+from .db import connect, db_key, file_hash, import_shards, read_rows, row_from_prediction, same_file
+from .scan import RETRY, ScanSummary, plan, tag_pending
 from .tags import remove_temp_copies
 
 
@@ -27,12 +27,8 @@ class ClassifyBatch:
         from ..pipeline import load
 
         # One core per actor (each is its own process, one per CPU): two ONNX Runtime threads in each of
-        # two actors on two cores would fight over them.
+        # two actors on two cores would fight over them (with torch, the runtime sets its process-wide count).
         self.clf = load(model, device=device, threads=1)
-        if self.clf.model.backend == "torch":  # torch's thread count is process-wide
-            import torch
-
-            torch.set_num_threads(1)
         self.version = self.clf.version
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
@@ -41,13 +37,20 @@ class ClassifyBatch:
             path = os.fsdecode(bytes(raw))  # paths travel as bytes: a name need not be UTF-8
             pred, error = None, None
             try:
+                before: os.stat_result | None = os.stat(path)
+            except OSError:
+                before = None
+            try:
                 pred = self.clf.predict(path)
             except MusicGenreError as e:
                 error = str(e)
             try:
                 st, digest = os.stat(path), file_hash(Path(path))
-            except OSError as e:
-                st, digest, error = os.stat_result((0,) * 10), "", error or f"{printable_name(path)}: {e.strerror}"
+                if before is None or not same_file(before, os.stat(path)):  # as in the local scan: retried
+                    digest, pred = RETRY, None
+                    error = f"{printable_name(path)}: changed while it was being classified; it will be retried"
+            except OSError as e:  # gone rows are deleted by the driver after the import
+                st, digest, error = os.stat_result((0,) * 10), RETRY, error or f"{printable_name(path)}: {e.strerror}"
             row = row_from_prediction(path, st, digest, self.clf.name, self.version, pred, error)
             rows.append({**row, "path": os.fsencode(path)})
         return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
@@ -61,9 +64,9 @@ def scan_ray(
         import ray  # noqa: F401 (only checks that Ray is installed)
     except ImportError:
         raise MusicGenreError("--engine ray needs Ray: pip install 'musicgenre[distributed]'") from None
-    from ..hub import model_identity
+    from ..modeldir import identity
 
-    name, version = model_identity(model)
+    name, version = identity(model)
     summary = ScanSummary()
     shards = Path(shards or f"{db}.shards")
     if shards.is_dir() and any(shards.glob("*.parquet")):
@@ -100,6 +103,14 @@ def _run_job(todo: list[bytes], shards: Path, db: Path, model: str | None, devic
                         else device}, batch_size=batch_size, concurrency=n, num_cpus=1)
     ds.write_parquet(str(shards))
     import_shards(shards, db)
+    gone = [p for p in todo if not os.path.isfile(p)]  # deleted or turned into a folder during the job
+    if gone:
+        con = connect(db)
+        try:
+            con.executemany("DELETE FROM tracks WHERE path = ?", [(db_key(p),) for p in gone])
+            con.commit()
+        finally:
+            con.close()
     for r in read_rows(shards):
         if r["error"]:
             summary.failed += 1
