@@ -126,3 +126,24 @@ def test_predict_uses_the_temperature_of_its_length(classifier, tmp_path):
     _, logits, _, _ = clf.window_outputs(str(long))
     np.testing.assert_allclose([plain.scores[lab] for lab in clf.labels],
                                clip_scores(softmax(logits, t0), np.ones(3, bool)), atol=2e-6)
+
+
+def test_evaluate_reports_every_length(tmp_path):
+    """``evaluate`` cuts every clip into 1-, 3- and 10-window pieces and classifies each through ``predict``;
+    pieces longer than a clip are none."""
+    from musicgenre.data import Example
+    from musicgenre.prediction import DEFAULT_MIN_CONFIDENCE
+    from musicgenre.train.evaluate import evaluate
+
+    examples = []
+    for i, (label, freq) in enumerate((("blues", 110.0), ("classical", 880.0))):
+        path = write_audio(tmp_path / f"{i}.wav", tone(9.5, SR, freq=freq), SR)  # 3 windows
+        examples.append(Example(str(path), label, "test", f"g{i}"))
+    rep = evaluate("musicnn-gtzan", examples, None, None, device="cpu", workers=1)
+    lengths = rep["lengths"]
+    assert (lengths["1"]["n"], lengths["1"]["clips"], lengths["3"]["n"], lengths["10"]["n"]) == (6, 2, 2, 0)
+    assert lengths["whole"]["n"] == 2 and lengths["whole"]["accuracy"] == rep["accuracy"]
+    assert lengths["3"]["accuracy"] == rep["accuracy"]  # a 3-window piece of a 3-window clip is the clip
+    assert lengths["min_confidence"] == DEFAULT_MIN_CONFIDENCE
+    for row in (lengths["1"], lengths["3"], lengths["whole"]):
+        assert 0 <= row["confident_share"] <= 1 and len(row["ece_if_calibrated"]) == 2

@@ -224,6 +224,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if m["support"]:
             print(f"  {label:<14} precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  "
                   f"n={m['support']}")
+    print(f"by input length (confident: top score >= {rep['lengths']['min_confidence']:.2f}):")
+    for key, row in rep["lengths"].items():
+        if isinstance(row, dict) and row.get("n"):
+            what = "whole clips" if key == "whole" else f"{key} window{'s' if key != '1' else ''}"
+            sure = "-" if row["confident_accuracy"] is None else f"{row['confident_accuracy']:.3f}"
+            print(f"  {what:<18} n={row['n']:<5} top-1 {row['accuracy']:.3f}  ECE {row['ece']:.3f} "
+                  f"(floor {row['ece_if_calibrated'][0]:.3f})  confident {row['confident_share']:.0%}, right {sure}")
     for f in rep["failed"]:
         _err(f)
     print(f"report: {args.output / 'report.json'}, confusion matrix: {args.output / 'confusion_matrix.png'}, "
@@ -387,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Evaluate a model on a dataset split through the same inference path as "
                         "predict (clip-level aggregation of windows): per-class precision/recall, macro-F1, "
                         "ECE, n and bootstrap 95% intervals (over artist groups when the data has them), "
-                        "confusion-matrix and reliability-diagram PNGs.")
+                        "confusion-matrix and reliability-diagram PNGs; and per input length (every clip cut "
+                        "into 1-, 3- and 10-window pieces, each classified on its own, and whole clips): top-1, "
+                        "ECE with its small-sample floor, share and accuracy of the confident calls.")
     ev.add_argument("--data", help="a dataset (see train); or use --recipe")
     ev.add_argument("--recipe", type=Path,
                     help="evaluate on the recipe's corpus (GTZAN fault-filtered + Emotify by artist)")

@@ -137,19 +137,24 @@ def length_report(clip_logits: list[np.ndarray], y: np.ndarray, temperature: flo
             continue
         probs = np.stack([recalibrate(p, window_count_temperature(by[i], len(clip_logits[i]) if n is None else n))
                           for p, i in zip(raw, owner)])
-        yy = y[owner]
-        top, right = probs.max(1), probs.argmax(1) == yy
-        sure = top >= min_confidence
-        out[key] = {
-            "n": int(len(owner)), "clips": int(len(set(owner.tolist()))), "windows": n,
-            "accuracy": round(float(right.mean()), 4), "ece": round(ece(probs, yy), 4),
-            "ece_if_calibrated": calibrated_ece(probs), "mean_confidence": round(float(top.mean()), 4),
-            "confident_share": round(float(sure.mean()), 4),
-            "confident_accuracy": round(float(right[sure].mean()), 4) if sure.any() else None,
-            "uncertain_accuracy": round(float(right[~sure].mean()), 4) if (~sure).any() else None,
-        }
+        out[key] = {**length_row(probs, y[owner], min_confidence), "clips": int(len(set(owner.tolist()))),
+                    "windows": n}
     out["min_confidence"] = min_confidence
     return out
+
+
+def length_row(probs: np.ndarray, y: np.ndarray, min_confidence: float) -> dict[str, Any]:
+    """One row of the per-length table: n, top-1, ECE and its floor, mean confidence, and the confident calls'
+    share (coverage) and accuracy (and the uncertain ones')."""
+    top, right = probs.max(1), probs.argmax(1) == y
+    sure = top >= min_confidence
+    return {
+        "n": int(len(y)), "accuracy": round(float(right.mean()), 4), "ece": round(ece(probs, y), 4),
+        "ece_if_calibrated": calibrated_ece(probs), "mean_confidence": round(float(top.mean()), 4),
+        "confident_share": round(float(sure.mean()), 4),
+        "confident_accuracy": round(float(right[sure].mean()), 4) if sure.any() else None,
+        "uncertain_accuracy": round(float(right[~sure].mean()), 4) if (~sure).any() else None,
+    }
 
 
 def ece(probs: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:

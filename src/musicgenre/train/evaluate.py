@@ -8,6 +8,7 @@ confusion-matrix and reliability-diagram PNGs.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ import numpy as np
 from .._io import write_json
 from ..data import Example
 from ..errors import MusicGenreError, ParameterError
-from .calibrate import plot_reliability
+from ..prediction import DEFAULT_MIN_CONFIDENCE
+from .calibrate import REPORT_LENGTHS, length_row, plot_reliability
 from .metrics import full_report, plot_confusion
 
 
@@ -36,10 +38,12 @@ def recipe_examples(recipe_path: Path, subset: str, source: str = "all") -> tupl
 
 
 def evaluate(model: str | Path, examples: list[Example], labels: list[str] | None, out: Path | None, *,
-             device: str = "auto", backend: str = "auto", workers: int = 2, progress: bool = False
-             ) -> dict[str, Any]:
-    """Clip-level metrics (windows aggregated as in predict) plus window-level accuracy; writes
-    ``report.json``, ``confusion_matrix.png`` and ``reliability.png`` into ``out`` when given."""
+             device: str = "auto", backend: str = "auto", workers: int = 2, progress: bool = False,
+             lengths: tuple[int, ...] = REPORT_LENGTHS) -> dict[str, Any]:
+    """Clip-level metrics (windows aggregated as in predict) plus window-level accuracy and, per input length
+    (``lengths`` windows: every clip cut into consecutive pieces that long, each piece classified by
+    ``predict`` as a user's short recording would be), top-1, ECE with its floor, coverage and accuracy of the
+    confident calls; writes ``report.json``, ``confusion_matrix.png`` and ``reliability.png`` into ``out``."""
     from ..pipeline import Prediction, load, predict_many
 
     clf = load(model, device=device, backend=backend)
@@ -72,6 +76,10 @@ def evaluate(model: str | Path, examples: list[Example], labels: list[str] | Non
                       groups=np.array(groups) if has_groups else None)
     rep["window_accuracy"] = float(np.mean(np.array(win_true) == np.array(win_pred)))
     rep.update(model=clf.name, clips=len(y_true), failed=failed, predictions=clips)
+    sure = float(getattr(clf, "min_confidence", DEFAULT_MIN_CONFIDENCE))
+    rep["lengths"] = {str(n): by_length(clf, examples, n, min_confidence=sure, workers=workers) for n in lengths}
+    rep["lengths"]["whole"] = {**length_row(np.array(probs), np.array(y_true), sure), "clips": len(y_true)}
+    rep["lengths"]["min_confidence"] = sure
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "report.json", rep)
@@ -79,3 +87,37 @@ def evaluate(model: str | Path, examples: list[Example], labels: list[str] | Non
         plot_reliability(rep["reliability"], out / "reliability.png", title=clf.name, ece_value=rep["ece"],
                          ece_floor=rep["ece_if_calibrated"][0])
     return rep
+
+
+def by_length(clf: Any, examples: list[Example], n: int, *, min_confidence: float, workers: int = 2
+              ) -> dict[str, Any]:
+    """Every clip cut into consecutive pieces of ``n`` windows (a last, shorter piece is dropped), each piece
+    classified by ``predict`` on its own: the per-length row (``calibrate.length_row``). A piece that is all
+    silence is left out (``predict`` refuses it)."""
+    from ..audio import load_audio
+    from ..pipeline import Prediction, predict_many
+
+    sr = 16000 if not hasattr(clf, "model") else clf.model.features.sr
+    step = int(round(n * clf.window_seconds * sr))
+    y: list[int] = []
+    clips: set[int] = set()
+
+    def pieces() -> Iterator[tuple[np.ndarray, int]]:  # lazily: one decoded clip in memory at a time
+        for i, e in enumerate(examples):
+            try:
+                audio = load_audio(e.source, sr=sr)
+            except MusicGenreError:
+                continue  # already reported by the whole-clip pass
+            for start in range(0, len(audio) - step + 1, step):
+                y.append(clf.labels.index(e.label))
+                clips.add(i)
+                yield audio[start : start + step], sr
+
+    probs, kept = [], []
+    for k, p in enumerate(predict_many(clf, pieces(), workers=workers, on_error="return")):
+        if isinstance(p, Prediction):
+            probs.append([p.scores[lab] for lab in clf.labels])
+            kept.append(y[k])
+    if not probs:
+        return {"n": 0, "windows": n}
+    return {**length_row(np.array(probs), np.array(kept), min_confidence), "clips": len(clips), "windows": n}
