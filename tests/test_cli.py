@@ -23,7 +23,7 @@ def _cpu(monkeypatch):
 def test_table(capsys):
     assert main(["predict", JAZZ, "--top-k", "3"]) == 0
     out = capsys.readouterr().out
-    assert "reggae" in out and out.count("%") == 3 and "tags:" in out and "uncertain" in out
+    assert "Reggae" in out and out.count("%") == 3 and "tags:" in out and "uncertain" in out
 
 
 def test_json_and_output_file(tmp_path, capsys):

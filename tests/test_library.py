@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from musicgenre.cli import main
+from musicgenre.genres import display
 from musicgenre.library.db import read_rows
 from musicgenre.library.scan import scan
 from musicgenre.library.tags import TagWriter, read_genre
@@ -136,7 +137,7 @@ def test_tag_writing_each_format(tmp_path, suffix, have_ffmpeg):
     assert TagWriter(dry_run=True, report=msgs.append).write(path, _Pred()) == 1
     assert read_genre(path) == (None, None) and "would set" in msgs[0]
     assert TagWriter(report=msgs.append).write(path, _Pred()) == 1
-    assert read_genre(path) == ("jazz", "0.812")
+    assert read_genre(path) == ("Jazz", "0.812")  # the display name (genres.display), not the label id
     after = load_audio(path, sr=16000)
     assert abs(len(after) - len(before)) < 2000 and np.abs(after).max() > 0.3
     assert not list(tmp_path.glob(".*musicgenre-tmp*"))  # no temporary copies left behind
@@ -154,7 +155,7 @@ def test_existing_genre_is_kept_unless_asked(tmp_path):
     assert TagWriter(report=msgs.append).write(path, _Pred()) == 0
     assert read_genre(path) == ("Bebop", None) and "keeps its GENRE" in msgs[0]
     assert TagWriter(overwrite=True, report=msgs.append).write(path, _Pred()) == 1
-    assert read_genre(path) == ("jazz", "0.812") and mutagen.File(path)["ARTIST"] == ["Someone"]
+    assert read_genre(path) == ("Jazz", "0.812") and mutagen.File(path)["ARTIST"] == ["Someone"]
 
 
 def test_failed_tag_write_leaves_file_intact(tmp_path, monkeypatch):
@@ -183,8 +184,14 @@ def test_cli_scan_write_tags_export_stats(tmp_path, capsys):
     assert all(read_genre(f) == (None, None) for f in lib.iterdir())
     # the dry run classified them: this run tags them without classifying again
     assert main(["scan", str(lib), "--db", str(db), "--write-tags"]) == 0
-    assert "0 classified, 4 skipped (unchanged), 0 failed, 4 files tagged" in capsys.readouterr().err
-    assert read_genre(lib / "classical_hungarian_dance_5.ogg")[0] == "classical"
+    err = capsys.readouterr().err  # only the two confident calls are written; the uncertain two are listed
+    assert "0 classified, 4 skipped (unchanged), 0 failed, 2 files tagged" in err
+    assert err.count(": uncertain (") == 2 and "country_lets_go_fishin.ogg: uncertain (Country 0.47 < 0.60)" in err
+    assert read_genre(lib / "classical_hungarian_dance_5.ogg")[0] == "Classical"
+    assert read_genre(lib / "country_lets_go_fishin.ogg") == (None, None)
+    assert main(["scan", str(lib), "--db", str(db), "--write-tags", "--min-confidence", "0.4"]) == 0
+    assert "0 classified, 4 skipped (unchanged), 0 failed, 2 files tagged" in capsys.readouterr().err
+    assert read_genre(lib / "country_lets_go_fishin.ogg")[0] == "Country"
     assert main(["scan", str(lib), "--db", str(db), "--write-tags"]) == 0  # tagged and recorded: nothing to do
     assert "0 classified, 4 skipped (unchanged), 0 failed\n" in capsys.readouterr().err
     assert main(["scan", str(lib), "--db", str(tmp_path / "fresh.sqlite"), "--write-tags"]) == 0
@@ -221,12 +228,12 @@ def test_old_database_is_migrated_and_tagged_later(classifier, tmp_path):
     con.execute("ALTER TABLE tracks DROP COLUMN tagged")
     con.commit()
     con.close()
-    s = scan(sorted(lib.iterdir()), db, classifier, tagger=TagWriter(report=lambda m: None))
+    s = scan(sorted(lib.iterdir()), db, classifier, tagger=TagWriter(report=lambda m: None, min_confidence=0.0))
     assert (s.done, s.skipped, s.tagged) == (0, 2, 1)  # the WAV cannot be tagged; the FLAC is
     got = {Path(r["path"]).name: r for r in rows(db)}
     assert len(got) == 2 and got["t000.wav"]["tagged"] is None
     assert got["t001.flac"]["tagged"] == got["t001.flac"]["label"]
-    assert read_genre(files[1]) == (got["t001.flac"]["label"], f"{got['t001.flac']['score']:.3f}")
+    assert read_genre(files[1]) == (display(got["t001.flac"]["label"]), f"{got['t001.flac']['score']:.3f}")
     s = scan(sorted(lib.iterdir()), db, classifier)  # the new size/mtime were recorded: nothing to redo
     assert (s.done, s.skipped) == (0, 2)
 
@@ -238,7 +245,7 @@ def test_symlink_is_written_through(tmp_path):
     msgs: list[str] = []
     assert TagWriter(report=msgs.append).write(link, _Pred()) == 1
     assert link.is_symlink() and link.resolve() == real.resolve()
-    assert read_genre(real) == ("jazz", "0.812")
+    assert read_genre(real) == ("Jazz", "0.812")
     loop = tmp_path / "loop.flac"
     loop.symlink_to(loop)
     assert TagWriter(report=msgs.append).write(loop, _Pred()) == 0
@@ -307,13 +314,13 @@ def test_non_utf8_file_name_scans_exports_and_tags(classifier, tmp_path, capsys)
     odd = Path(os.fsdecode(os.fsencode(lib) + b"/caf\xe9.flac"))
     write_audio(lib / "plain.flac", tone(3.5, 22050, 300), 22050).rename(odd)  # soundfile cannot write that name
     db = tmp_path / "db.sqlite"
-    s = scan(sorted(lib.iterdir()), db, classifier, tagger=TagWriter(report=lambda m: None))
+    s = scan(sorted(lib.iterdir()), db, classifier, tagger=TagWriter(report=lambda m: None, min_confidence=0.0))
     assert (s.done, s.failed, s.tagged) == (3, 0, 2)
     stored = sqlite3.connect(db).execute("SELECT path FROM tracks WHERE typeof(path) = 'blob'").fetchall()
     assert stored == [(os.fsencode(odd),)]  # the exact bytes
     got = {r["path"]: r for r in rows(db)}
     assert got[str(odd)]["label"] in classifier.labels and got[str(odd)]["tagged"]
-    assert read_genre(odd)[0] == got[str(odd)]["label"]
+    assert read_genre(odd)[0] == display(got[str(odd)]["label"])
     s = scan(sorted(lib.iterdir()), db, classifier)
     assert (s.done, s.skipped) == (0, 3)
     capsys.readouterr()

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._names import printable_name
+from .genres import display
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -36,9 +37,10 @@ def render(preds: Sequence[Any], fmt: str, *, top_k: int, top_tags: int = 10, se
 def _table(p: Any, top_k: int, top_tags: int) -> str:
     lines = [f"{printable_name(p.source)}  ({p.duration:.1f} s, {len(p.segments)} windows, {p.status}, "
              f"window agreement {p.agreement:.2f})"]
-    width = max(len(label) for label, _ in p.top(top_k))
-    for label, score in p.top(top_k):
-        lines.append(f"  {label:<{width}}  {score:6.1%}  {'#' * round(score * 30)}")
+    top = [(display(label), score) for label, score in p.top(top_k)]  # "Hip Hop"; JSON and CSV keep the ids
+    width = max(len(name) for name, _ in top)
+    for name, score in top:
+        lines.append(f"  {name:<{width}}  {score:6.1%}  {'#' * round(score * 30)}")
     if p.tags and top_tags:
         lines.append("  tags: " + ", ".join(f"{t} {s:.2f}" for t, s in list(p.tags.items())[:top_tags]))
     lines.extend(f"  warning: {w}" for w in getattr(p, "warnings", ()))

@@ -1,7 +1,11 @@
 """Writing the predicted genre into a file's own tags with mutagen, without ever corrupting it.
 
 GENRE goes where players look for it (ID3 TCON for MP3, Vorbis comment GENRE for FLAC/OGG/Opus,
-the ©gen atom for M4A) plus a MUSICGENRE_CONFIDENCE tag. Each write goes to a temporary copy
+the ©gen atom for M4A) plus a MUSICGENRE_CONFIDENCE tag. Only a confident call is written (top probability
+>= ``min_confidence``, default 0.6): an uncertain file keeps its tags and is listed. Names come from the one
+mapping, ``musicgenre.genres`` (``Hip Hop``, not ``hiphop``), and several genres are written natively: one
+Vorbis GENRE field each, one ID3v2.4 TCON frame with several values, one MP4 ©gen value each (``separator``
+joins them into one string instead, for old players). Each write goes to a temporary copy
 (``.NAME.musicgenre-tmp.EXT`` next to the file), which is read back (tags) and decoded again (audio)
 before it atomically replaces the original; a file or folder without write permission is left alone
 (even for root), a full disk or file-size limit only ever fails the copy, and a file replaced or changed
@@ -30,6 +34,7 @@ _MP4_CONF = f"----:com.apple.iTunes:{CONFIDENCE_KEY}"
 TEMP_MARK = ".musicgenre-tmp"
 # What ``TagWriter.tag`` did: the file now holds our tags (WRITTEN, ALREADY), or it does not.
 WRITTEN, ALREADY, WOULD, KEPT, UNSUPPORTED, FAILED = "written", "already", "would", "kept", "unsupported", "failed"
+UNCERTAIN = "uncertain"  # below min_confidence: the file keeps what it had
 
 
 def temp_copy_path(path: Path) -> Path:
@@ -41,27 +46,33 @@ def is_temp_copy(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(TEMP_MARK + path.suffix)
 
 
-def read_genre(path: Path) -> tuple[str | None, str | None]:
-    """(genre, confidence) as stored in the file's tags, None where absent."""
+def read_genres(path: Path) -> tuple[list[str], str | None]:
+    """(genres, confidence) as stored in the file's tags: every value of the genre field, in order."""
     import mutagen
 
     f = mutagen.File(str(path))
     if f is None or f.tags is None:
-        return None, None
+        return [], None
     tags = f.tags
     if path.suffix.lower() == ".mp3":
         genre = tags.get("TCON")
         conf = tags.get(f"TXXX:{CONFIDENCE_KEY}")
-        return (str(genre.text[0]) if genre else None, str(conf.text[0]) if conf else None)
+        return ([str(g) for g in genre.text] if genre else [], str(conf.text[0]) if conf else None)
     if path.suffix.lower() in (".m4a", ".mp4"):
         genre = tags.get("\xa9gen")
         conf = tags.get(_MP4_CONF)
-        return (str(genre[0]) if genre else None, bytes(conf[0]).decode() if conf else None)
+        return ([str(g) for g in genre] if genre else [], bytes(conf[0]).decode() if conf else None)
     genre, conf = tags.get("GENRE"), tags.get(CONFIDENCE_KEY)
-    return (genre[0] if genre else None, conf[0] if conf else None)
+    return (list(genre) if genre else [], conf[0] if conf else None)
 
 
-def _set(path: Path, genre: str, confidence: str) -> None:
+def read_genre(path: Path) -> tuple[str | None, str | None]:
+    """(genre, confidence) as stored in the file's tags, None where absent; several genres joined by "; "."""
+    genres, conf = read_genres(path)
+    return ("; ".join(genres) or None), conf
+
+
+def _set(path: Path, genres: list[str], confidence: str) -> None:
     import mutagen
     from mutagen.id3 import TCON, TXXX
     from mutagen.mp4 import MP4FreeForm
@@ -73,26 +84,35 @@ def _set(path: Path, genre: str, confidence: str) -> None:
         f.add_tags()
     suffix = path.suffix.lower()
     if suffix == ".mp3":
-        f.tags.setall("TCON", [TCON(encoding=3, text=[genre])])
+        f.tags.setall("TCON", [TCON(encoding=3, text=list(genres))])  # ID3v2.4: one frame, several values
         f.tags.setall(f"TXXX:{CONFIDENCE_KEY}", [TXXX(encoding=3, desc=CONFIDENCE_KEY, text=[confidence])])
     elif suffix in (".m4a", ".mp4"):
-        f.tags["\xa9gen"] = [genre]
+        f.tags["\xa9gen"] = list(genres)
         f.tags[_MP4_CONF] = [MP4FreeForm(confidence.encode())]
     else:
-        f.tags["GENRE"] = [genre]
+        f.tags["GENRE"] = list(genres)  # one GENRE field per genre
         f.tags[CONFIDENCE_KEY] = [confidence]
     f.save()
 
 
 class TagWriter:
     """Writes predictions into files. ``dry_run`` only reports; ``overwrite`` replaces an existing
-    genre (otherwise a file that already has one is left alone)."""
+    genre (otherwise a file that already has one is left alone). Only a prediction whose top probability
+    reaches ``min_confidence`` (default 0.6) is written; ``count`` genres at most (``genres.pick_genres``),
+    title-cased unless ``title_case=False``; ``separator`` (e.g. "; ") joins them into one value."""
 
     def __init__(self, *, dry_run: bool = False, overwrite: bool = False,
-                 report: Callable[[str], None] = print) -> None:
+                 report: Callable[[str], None] = print, min_confidence: float | None = None, count: int = 1,
+                 title_case: bool = True, separator: str | None = None) -> None:
+        from ..pipeline import check_min_confidence
+
         self.dry_run = dry_run
         self.overwrite = overwrite
         self.report = report
+        self.min_confidence = check_min_confidence(min_confidence)
+        self.count = count
+        self.title_case = title_case
+        self.separator = separator
         self.last_error: str | None = None  # the one-line reason of the last FAILED outcome
 
     def write(self, path: Path, pred: Any) -> int:
@@ -116,23 +136,34 @@ class TagWriter:
         except (OSError, RuntimeError) as e:  # dangling link, symlink loop, vanished file
             return self._failed(f"{shown}: cannot follow the path ({getattr(e, 'strerror', None) or e}); "
                                 "left unchanged")
-        genre, confidence = pred.label, f"{pred.scores[pred.label]:.3f}"
+        from ..genres import display, pick_genres
+
+        confidence = f"{pred.scores[pred.label]:.3f}"
+        genres = pick_genres(pred.scores, min_confidence=self.min_confidence, count=self.count,
+                             title_case=self.title_case)
+        if genres is None:
+            self.report(f"{shown}: uncertain ({display(pred.label)} {float(confidence):.2f} < "
+                        f"{self.min_confidence:.2f}); keeps its tags")
+            return UNCERTAIN
+        if self.separator is not None:
+            genres = [self.separator.join(genres)]
         try:
-            old_genre, old_conf = read_genre(target)
+            old_genres, old_conf = read_genres(target)
         except Exception as e:  # mutagen raises many types for damaged headers
             return self._failed(f"{shown}: cannot read its tags ({e}); left unchanged")
-        if old_genre == genre and old_conf == confidence:
+        if old_genres == genres and old_conf == confidence:
             return ALREADY
-        if old_genre and old_conf is None and not self.overwrite:
+        old_genre = "; ".join(old_genres) or None
+        if old_genres and old_conf is None and not self.overwrite:
             self.report(f"{shown}: keeps its GENRE={old_genre!r} (use --overwrite-genre to replace it)")
             return KEPT
-        change = f"GENRE {old_genre!r} -> {genre!r}, {CONFIDENCE_KEY}={confidence}"
+        change = f"GENRE {old_genre!r} -> {'; '.join(genres)!r}, {CONFIDENCE_KEY}={confidence}"
         via = f" (through the symlink to {printable_name(target)})" if target != path.absolute() else ""
         if self.dry_run:
             self.report(f"{shown}: would set {change}{via}")
             return WOULD
         try:
-            self._safe_write(target, genre, confidence)
+            self._safe_write(target, genres, confidence)
         except Exception as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else e  # never the temporary copy's name
             return self._failed(f"{shown}: tags not written ({why}); the file is unchanged")
@@ -145,38 +176,49 @@ class TagWriter:
         return FAILED
 
     @staticmethod
-    def _safe_write(path: Path, genre: str, confidence: str) -> None:
-        """Edit a copy, verify it, then atomically swap it in: the original is never half-written.
-        ``path`` is a regular file (links already resolved), so the swap never replaces a link.
-        Refused up front: a file or folder without write permission bits (honoured even for root, who may
-        write anyway). Checked just before the swap: the file is still the one that was copied."""
-        from ..audio import stream_audio
-        from .db import same_file
+    def _safe_write(path: Path, genres: list[str], confidence: str) -> None:
+        """Write ``genres`` and ``confidence`` through ``safe_edit``: the original is never half-written."""
 
-        before = os.stat(path)
-        if not before.st_mode & 0o222 or not os.access(path, os.W_OK):
-            raise MusicGenreError("the file is read-only")
-        folder = os.stat(path.parent)
-        if not folder.st_mode & 0o222 or not os.access(path.parent, os.W_OK | os.X_OK):
-            raise MusicGenreError("its folder is read-only")
-        tmp = temp_copy_path(path)
-        try:
-            shutil.copy2(path, tmp)
-            if os.stat(tmp).st_uid != before.st_uid or os.stat(tmp).st_gid != before.st_gid:
-                try:  # root writing a user's file: the swapped-in copy keeps the owner
-                    os.chown(tmp, before.st_uid, before.st_gid)
-                except OSError:
-                    pass
-            _set(tmp, genre, confidence)
-            if read_genre(tmp) != (genre, confidence):
+        def verify(tmp: Path) -> None:
+            if read_genres(tmp) != (list(genres), confidence):
                 raise MusicGenreError("tags did not read back")
-            for _ in stream_audio(tmp, sr=16000).blocks:  # the audio must still decode to the end
+
+        safe_edit(path, lambda tmp: _set(tmp, genres, confidence), verify)
+
+
+def safe_edit(path: Path, edit: Callable[[Path], None], verify: Callable[[Path], None]) -> None:
+    """Edit a copy, verify it, then atomically swap it in: the original is never half-written.
+    ``edit(tmp)`` changes the temporary copy's tags (ours, or beets' ``Item.write``), ``verify(tmp)``
+    raises if they did not read back; the copy's audio must still decode to the end.
+    ``path`` is a regular file (links already resolved), so the swap never replaces a link.
+    Refused up front: a file or folder without write permission bits (honoured even for root, who may
+    write anyway). Checked just before the swap: the file is still the one that was copied."""
+    from ..audio import stream_audio
+    from .db import same_file
+
+    before = os.stat(path)
+    if not before.st_mode & 0o222 or not os.access(path, os.W_OK):
+        raise MusicGenreError("the file is read-only")
+    folder = os.stat(path.parent)
+    if not folder.st_mode & 0o222 or not os.access(path.parent, os.W_OK | os.X_OK):
+        raise MusicGenreError("its folder is read-only")
+    tmp = temp_copy_path(path)
+    try:
+        shutil.copy2(path, tmp)
+        if os.stat(tmp).st_uid != before.st_uid or os.stat(tmp).st_gid != before.st_gid:
+            try:  # root writing a user's file: the swapped-in copy keeps the owner
+                os.chown(tmp, before.st_uid, before.st_gid)
+            except OSError:
                 pass
-            if not same_file(before, os.stat(path)):  # replaced or rewritten by someone else meanwhile
-                raise MusicGenreError("the file changed while its tags were being written; left as it is now")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        edit(tmp)
+        verify(tmp)
+        for _ in stream_audio(tmp, sr=16000).blocks:  # the audio must still decode to the end
+            pass
+        if not same_file(before, os.stat(path)):  # replaced or rewritten by someone else meanwhile
+            raise MusicGenreError("the file changed while its tags were being written; left as it is now")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def remove_temp_copies(paths: list[Path]) -> list[Path]:

@@ -1,0 +1,434 @@
+"""beets plugin: genres recognised from the audio itself, offline, with musicgenre's shipped model.
+
+Enable it with ``plugins: musicgenre`` (``pip install 'musicgenre[beets]'``); see docs/beets.md.
+
+- ``beet musicgenre [QUERY]`` classifies the matching items (``-a``: albums, one vote per album),
+  ``-p`` shows the changes without storing them, ``-f`` replaces genres the items already have.
+- ``auto: yes`` classifies items as they are imported (an import stage).
+
+Options carry lastgenre's names (``auto``, ``force``, ``keep_existing``, ``count``, ``min_confidence``,
+``title_case``, ``pretend``, ``source``). Genres another tool or the user set are never replaced unless
+``force`` is on; uncertain predictions (top probability below ``min_confidence``) change nothing and are
+listed. What was set records ``genre_source: musicgenre`` and the typed flexible attributes
+``musicgenre_confidence``, ``musicgenre_model`` and ``musicgenre_version``.
+
+beets instantiates every enabled plugin on every command (``beet ls`` too), so this module imports only
+what beets has already loaded; musicgenre, numpy and the model load on the first classification, once
+per command.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from beets import plugins, ui
+from beets.dbcore import types
+from beets.library import Album, Item
+
+if TYPE_CHECKING:
+    from beets.importer import ImportSession, ImportTask
+    from beets.library import LibModel, Library
+
+SOURCE = "musicgenre"
+FIELDS = ("genres", "genre_source", "musicgenre_confidence", "musicgenre_model", "musicgenre_version")
+_TYPES = {
+    "genre_source": types.STRING,
+    "musicgenre_confidence": types.Float(3),
+    "musicgenre_model": types.STRING,
+    "musicgenre_version": types.STRING,
+}
+
+
+def _describe(obj: LibModel) -> str:
+    """An item by its path (what a user can find), an album by "albumartist - album"."""
+    if isinstance(obj, Item):
+        from beets.util import displayable_path
+
+        return displayable_path(obj.path)
+    return str(obj)
+
+
+class Outcome:
+    """What happened to one object (item or album) in one run, for the summary line."""
+
+    SET, UNCERTAIN, KEPT, DONE, FAILED = "set", "uncertain", "kept", "done", "failed"
+
+
+class MusicGenrePlugin(plugins.BeetsPlugin):
+    item_types = _TYPES
+    album_types = _TYPES
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config.add({
+            "auto": True,             # classify while importing
+            "force": False,           # replace genres set by the user or another plugin
+            "keep_existing": False,   # with force: combine existing genres with the new ones (up to count)
+            "count": 1,               # how many genres (runner-ups need a probability >= 0.25)
+            "min_confidence": 0.6,    # an uncertain top genre changes nothing
+            "title_case": True,       # "Hip Hop" (else the canonical lowercase "hip hop")
+            "pretend": False,         # show what would change, store nothing
+            "source": "album",        # album: one vote per album, inherited by its items; track: per track
+            "model": None,            # a shipped model name or a model directory (default: the shipped one)
+            "workers": 2,             # files decoded and classified at once
+        })
+        self._clf: Any = None
+        self._override: dict[str, Any] = {}  # the running command's options (config.set_args would outlive it)
+        self._importing = False
+        self._id: tuple[str, str] | None = None
+        self._pending_writes: dict[Any, bool] = {}  # item id -> written by import_task_files
+        if self._flag("auto"):
+            self.import_stages = [self.imported]
+            self.register_listener("import_task_files", self.import_task_files)
+
+    # ---- the model: loaded on first use, once per command ------------------------------------
+
+    @property
+    def classifier(self) -> Any:
+        if self._clf is None:
+            from musicgenre.pipeline import load
+
+            self._clf = load(self.config["model"].get() or None, device="cpu")
+        return self._clf
+
+    def _flag(self, key: str) -> bool:
+        return bool(self._opt(key))
+
+    def _opt(self, key: str) -> Any:
+        """This command's option if given on the command line, else the config's value."""
+        return self._override[key] if key in self._override else self.config[key].get()
+
+    def _min_confidence(self) -> float:
+        value = self._opt("min_confidence")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ui.UserError(f"musicgenre: min_confidence must be between 0 and 1, got {value}")
+        return float(value)
+
+    def _genres_for(self, scores: dict[str, float]) -> list[str] | None:
+        from musicgenre.genres import pick_genres
+
+        return pick_genres(scores, min_confidence=self._min_confidence(), count=int(self._opt("count")),
+                           title_case=self._flag("title_case"))
+
+    # ---- deciding -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _existing(obj: LibModel) -> list[str]:
+        if isinstance(obj, Item):
+            return list(obj.get("genres", with_album=False) or [])
+        return list(obj.get("genres") or [])
+
+    def _identity(self) -> tuple[str, str]:
+        """(name, version) of the configured model, read from its manifest without loading it."""
+        if self._id is None:
+            from musicgenre.modeldir import identity
+
+            self._id = identity(self.config["model"].get() or None)
+        return self._id
+
+    def _clf_matches(self, obj: LibModel) -> bool:
+        """Set by this plugin with the model that would run now."""
+        return (obj.get("musicgenre_model"), obj.get("musicgenre_version")) == self._identity()
+
+    def _needs_work(self, obj: LibModel) -> str | None:
+        """None if ``obj`` should be classified, else the outcome that stands without classifying it."""
+        if self._flag("force"):
+            return None
+        existing = self._existing(obj)
+        if not existing:
+            return None
+        if obj.get("genre_source") == SOURCE:
+            return Outcome.DONE if self._clf_matches(obj) else None
+        return Outcome.KEPT
+
+    def _apply(self, obj: LibModel, scores: dict[str, float]) -> str:
+        """Set the genres and attributes that ``scores`` call for on ``obj`` (not stored)."""
+        genres = self._genres_for(scores)
+        if genres is None:
+            return Outcome.UNCERTAIN
+        existing = self._existing(obj)
+        if existing and obj.get("genre_source") != SOURCE and not self._flag("force"):
+            return Outcome.KEPT
+        if existing and self._flag("force") and self._flag("keep_existing"):
+            seen = {g.lower() for g in existing}
+            genres = (existing + [g for g in genres if g.lower() not in seen])[:max(int(self._opt("count")), 1)]
+        clf = self.classifier
+        obj.genres = genres
+        obj.genre_source = SOURCE
+        obj.musicgenre_confidence = round(max(scores.values()), 4)
+        obj.musicgenre_model = clf.name
+        obj.musicgenre_version = clf.version
+        return Outcome.SET
+
+    # ---- classifying --------------------------------------------------------------------------
+
+    def _predict(self, items: Sequence[Item], progress: bool = False) -> dict[Any, Any]:
+        """item id -> scores (label -> probability), or the one-line reason it failed."""
+        from musicgenre.pipeline import predict_many
+
+        paths = [os.fsdecode(item.path) for item in items]
+        results = predict_many(self.classifier, paths, workers=self.config["workers"].get(int), on_error="return")
+        bar = None
+        if progress and len(items) > 1 and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(items), unit="file", desc="musicgenre", file=sys.stderr, dynamic_ncols=True)
+        out: dict[Any, Any] = {}
+        for item, result in zip(items, results):
+            if isinstance(result, Exception):
+                out[item.id] = str(result)
+            else:
+                out[item.id] = dict(result.scores)
+            if bar is not None:
+                bar.update()
+        if bar is not None:
+            bar.close()
+        return out
+
+    def _fail(self, item: Item, reason: str) -> str:
+        self._log.error("{}", reason if os.fsdecode(item.path) in reason else f"{os.fsdecode(item.path)}: {reason}")
+        return Outcome.FAILED
+
+    def _uncertain(self, obj: LibModel, scores: dict[str, float]) -> None:
+        """List an uncertain object (a warning while importing, where info lines are not shown)."""
+        from musicgenre.genres import display
+
+        label, score = max(scores.items(), key=lambda kv: kv[1])
+        say = self._log.warning if self._importing else self._log.info
+        say("{}: uncertain ({} {:.2f} < {:.2f}); keeps its genres", _describe(obj), display(label), score,
+            self._min_confidence())
+
+    def process_items(self, items: Iterable[Item], *, store: Callable[[Item], None], progress: bool = False,
+                      ) -> dict[str, int]:
+        """Classify each item on its own (singletons, ``beet musicgenre`` without ``-a``)."""
+        counts: dict[str, int] = {}
+        todo = []
+        for item in items:
+            standing = self._needs_work(item)
+            if standing is None:
+                todo.append(item)
+            else:
+                counts[standing] = counts.get(standing, 0) + 1
+                if standing == Outcome.KEPT:
+                    self._log.info("{}: keeps its genres {} (use --force to replace them)", _describe(item),
+                                   item.genres)
+        results = self._predict(todo, progress=progress) if todo else {}
+        for item in todo:
+            result = results[item.id]
+            if isinstance(result, str):
+                outcome = self._fail(item, result)
+            else:
+                outcome = self._apply(item, result)
+                if outcome == Outcome.UNCERTAIN:
+                    self._uncertain(item, result)
+                elif outcome == Outcome.SET:
+                    self._show(item)
+                    store(item)
+            counts[outcome] = counts.get(outcome, 0) + 1
+        return counts
+
+    def process_album(self, album: Album, items: Sequence[Item], *, store_album: Callable[[Album], None],
+                      store: Callable[[Item], None], progress: bool = False) -> dict[str, int]:
+        """One vote per album (mean probability over its tracks), set on the album and inherited by the
+        tracks that have no genres of their own (``source: track``: each track keeps its own call)."""
+        import numpy as np
+
+        counts: dict[str, int] = {}
+        force = self._flag("force")
+        source = self._opt("source")
+        if source not in ("album", "track"):
+            raise ui.UserError(f"musicgenre: source must be album or track, got {source!r}")
+        per_track = source == "track"
+        standing = self._needs_work(album)
+        track_todo = [it for it in items if force or self._needs_work(it) is None]
+        if standing is not None and not (per_track and track_todo):
+            counts[standing] = len(items)
+            if standing == Outcome.KEPT:
+                self._log.info("{}: keeps its genres {} (use --force to replace them)", _describe(album),
+                               album.genres)
+            return counts
+        results = self._predict(list(items), progress=progress)
+        good = {i: r for i, r in results.items() if not isinstance(r, str)}
+        for item in items:
+            if isinstance(results[item.id], str):
+                counts[Outcome.FAILED] = counts.get(Outcome.FAILED, 0) + 1
+                self._fail(item, results[item.id])
+        if not good:
+            return counts
+        labels = list(next(iter(good.values())))
+        vote = dict(zip(labels, np.mean([[r[k] for k in labels] for r in good.values()], axis=0).tolist()))
+        album_outcome = self._apply(album, vote) if standing is None else standing
+        if album_outcome == Outcome.UNCERTAIN:
+            self._uncertain(album, vote)
+        elif album_outcome == Outcome.SET:
+            self._show(album)
+            store_album(album)
+        for item in items:
+            if item.id not in good:
+                continue
+            if per_track:
+                outcome = self._apply(item, good[item.id])
+            elif album_outcome != Outcome.SET:
+                outcome = album_outcome
+            elif self._existing(item) and item.get("genre_source") != SOURCE and not force:
+                outcome = Outcome.KEPT
+            else:  # inherit the album's vote (album-level flexible attributes are not inherited by reads)
+                for key in FIELDS:
+                    item[key] = album[key]
+                outcome = Outcome.SET
+            if outcome == Outcome.SET:
+                self._show(item)
+                store(item)
+            counts[outcome] = counts.get(outcome, 0) + 1
+        return counts
+
+    def _show(self, obj: LibModel) -> None:
+        if obj.id is not None:
+            ui.show_model_changes(obj, fields=["genres", "musicgenre_confidence"])
+
+    # ---- writing tags -------------------------------------------------------------------------
+
+    def write_item(self, item: Item) -> bool:
+        """Write the item's tags through a verified temporary copy (``musicgenre.library.tags.safe_edit``):
+        a write that fails leaves the file byte-identical and logs one line saying why."""
+        from musicgenre.library.tags import safe_edit
+
+        path = Path(os.fsdecode(item.path))
+        want = list(item.genres)
+
+        def edit(tmp: Path) -> None:
+            item.write(path=os.fsencode(tmp))
+
+        def verify(tmp: Path) -> None:
+            from mediafile import MediaFile
+
+            got = list(MediaFile(os.fsencode(tmp)).genres or [])
+            if got != want:
+                raise ValueError(f"genres read back as {got}, not {want}")
+
+        try:
+            safe_edit(path, edit, verify)
+        except Exception as e:  # one line, whatever broke: the file is unchanged
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0] if str(e) else e
+            self._log.error("{}: tags not written ({}); the file is unchanged", path, why)
+            return False
+        item.mtime = item.current_mtime()
+        item.store()
+        return True
+
+    # ---- the command --------------------------------------------------------------------------
+
+    def commands(self) -> list[ui.Subcommand]:
+        cmd = ui.Subcommand("musicgenre", help="set genres recognised from the audio (offline model)")
+        cmd.parser.add_option("-p", "--pretend", action="store_true", help="show the changes; store nothing")
+        cmd.parser.add_option("-f", "--force", dest="force", action="store_true", default=None,
+                              help="replace genres the items already have")
+        cmd.parser.add_option("-F", "--no-force", dest="force", action="store_false",
+                              help="keep genres the items already have (default)")
+        cmd.parser.add_option("-k", "--keep-existing", dest="keep_existing", action="store_true", default=None,
+                              help="with --force: combine existing genres with the new ones")
+        cmd.parser.add_option("-s", "--source", dest="source", choices=("album", "track"),
+                              help="with -a: album (one vote, inherited) or track (each track its own)")
+        cmd.parser.add_option("--min-confidence", dest="min_confidence", type="float",
+                              help="write a genre only when its probability reaches this (default 0.6)")
+        cmd.parser.add_option("-c", "--count", dest="count", type="int", help="how many genres (default 1)")
+        cmd.parser.add_option("-w", "--write", dest="write", action="store_true", default=None,
+                              help="write new genres into the files (default: beets' import.write)")
+        cmd.parser.add_option("-W", "--nowrite", dest="write", action="store_false",
+                              help="store in the library only")
+        cmd.parser.add_album_option()
+        cmd.func = self._command
+        return [cmd]
+
+    def _command(self, lib: Library, opts: Any, args: list[str]) -> None:
+        self._override = {k: v for k, v in vars(opts).items()
+                          if v is not None and k in ("force", "keep_existing", "source", "min_confidence", "count")}
+        if opts.pretend:
+            self._override["pretend"] = True
+        try:
+            self._run(lib, opts, args)
+        finally:
+            self._override = {}
+
+    def _run(self, lib: Library, opts: Any, args: list[str]) -> None:
+        self._min_confidence()  # a bad value is a usage error before anything loads
+        pretend = self._flag("pretend")
+        write = ui.should_write(opts.write) and not pretend
+        written = failed_writes = 0
+
+        def store(item: Item) -> None:
+            nonlocal written, failed_writes
+            if pretend:
+                return
+            item.store()
+            if write:
+                if self.write_item(item):
+                    written += 1
+                else:
+                    failed_writes += 1
+
+        def store_album(album: Album) -> None:
+            if not pretend:
+                album.store(inherit=False)  # items are stored one by one: a track's own genres are respected
+
+        counts: dict[str, int] = {}
+        if opts.album:
+            albums = list(lib.albums(args))
+            n = len(albums)
+            for i, album in enumerate(albums, 1):
+                if n > 1 and sys.stderr.isatty():
+                    print(f"musicgenre: album {i}/{n}: {album}", file=sys.stderr)
+                for k, v in self.process_album(album, list(album.items()), store_album=store_album, store=store,
+                                               progress=True).items():
+                    counts[k] = counts.get(k, 0) + v
+        else:
+            counts = self.process_items(list(lib.items(args)), store=store, progress=True)
+        what = "would be set" if pretend else "set"
+        parts = [f"{counts.get(Outcome.SET, 0)} {what}",
+                 f"{counts.get(Outcome.UNCERTAIN, 0)} uncertain (kept as they were)",
+                 f"{counts.get(Outcome.KEPT, 0)} kept their own genres",
+                 f"{counts.get(Outcome.DONE, 0)} already done",
+                 f"{counts.get(Outcome.FAILED, 0)} failed"]
+        if write:
+            parts.append(f"{written} files written" + (f", {failed_writes} not written" if failed_writes else ""))
+        ui.print_("musicgenre: " + ", ".join(parts) + (" (pretend: nothing stored)" if pretend else ""))
+
+    # ---- importing ----------------------------------------------------------------------------
+
+    def imported(self, session: ImportSession, task: ImportTask) -> None:
+        """Import stage: classify and store (``task.reload()`` follows every stage); files are written by
+        beets itself for autotagged tasks, and by ``import_task_files`` below for as-is imports."""
+        if self._flag("pretend"):
+            return
+
+        def store(item: Item) -> None:
+            item.store()
+            self._pending_writes[item.id] = True
+
+        self._importing = True
+        try:
+            if task.is_album:
+                self.process_album(task.album, task.imported_items(),
+                                   store_album=lambda a: a.store(inherit=False), store=store)
+            else:
+                self.process_items([task.item], store=store)  # type: ignore[attr-defined]
+        finally:
+            self._importing = False
+
+    def import_task_files(self, session: ImportSession, task: ImportTask) -> None:
+        """After beets moved/copied the files: write our genres into the library's files where beets
+        would write tags (``import.write``) but did not (as-is imports, which beets writes no tags for).
+        In copy mode ``item.path`` is the library's copy by now, never the user's source file."""
+        from beets.importer import Action
+
+        items = [it for it in task.imported_items() if self._pending_writes.pop(it.id, False)]
+        if not items or not session.config["write"].get(bool):
+            return
+        if task.choice_flag in (Action.APPLY, Action.RETAG):  # beets has just written every field itself
+            return
+        for item in items:
+            self.write_item(item)
