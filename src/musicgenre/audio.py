@@ -344,10 +344,17 @@ def to_mono(x: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _energy(x: np.ndarray) -> float:
-    """Mean square of a float32 signal, accumulated in float64 (a strided column is fine)."""
-    d = x.astype(np.float64)
-    return float(d @ d) / len(d) if len(d) else 0.0
+def _energy(x: np.ndarray, block: int = 1 << 16) -> float:
+    """Mean square of a float32 signal, accumulated in float64 (a strided column is fine).
+
+    In cache-sized blocks: converting a whole 30-s stereo column to float64 at once cost 10 ms a call
+    (three calls per stereo file, more than the MP3 decode), block by block about 1 ms.
+    """
+    total = 0.0
+    for i in range(0, len(x), block):
+        d = x[i : i + block].astype(np.float64)
+        total += float(d @ d)
+    return total / len(x) if len(x) else 0.0
 
 
 class _Resampler:
