@@ -37,14 +37,15 @@ def model_flops(path: Path, *, pruned: bool) -> tuple[int, dict[str, int], tuple
     from torch.utils.flop_counter import FlopCounterMode
 
     from musicgenre.features import FeatureConfig
-    from musicgenre.hub import load_module, read_manifest
+    from musicgenre.hub import load_module
+    from musicgenre.modeldir import read
     from musicgenre.models.musicnn import prune_constant_channels
 
-    cfg = read_manifest(path)
-    module = load_module(path, cfg)
+    card = read(path)
+    module = load_module(path, card)
     if pruned:
         module = prune_constant_channels(module)
-    feat = FeatureConfig.from_dict(cfg.get("features", {}))
+    feat = card.features or FeatureConfig()
     shape = (1, feat.patch_frames, feat.n_mels)
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
@@ -96,7 +97,7 @@ def matmul_rate(threads: int, n: int, tmp: Path, repeats: int) -> float:
 def main() -> None:
     import tempfile
 
-    from musicgenre.hub import onnx_file, read_manifest, resolve_model_dir
+    from musicgenre.modeldir import onnx_file, read, resolve
     from musicgenre.runtime.onnx import OnnxModel
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -108,10 +109,10 @@ def main() -> None:
     args = ap.parse_args()
 
     load_start = os.getloadavg()[0]
-    path = resolve_model_dir(args.model)
+    path = resolve(args.model)
     flops, by_op, shape, window_s = model_flops(path, pruned=True)
     full_flops, full_by_op, _, _ = model_flops(path, pruned=False)
-    sess = OnnxModel(onnx_file(path, read_manifest(path)), threads=args.threads).session  # as inference runs it
+    sess = OnnxModel(onnx_file(path, read(path)), threads=args.threads).session  # as inference runs it
     x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     name = sess.get_inputs()[0].name
     window_time = best_of(lambda: sess.run(None, {name: x}), args.repeats)

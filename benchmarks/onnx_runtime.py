@@ -48,9 +48,16 @@ def clip(seconds: float = CLIP_SECONDS, seed: int = 0) -> np.ndarray:
 
 
 def model_dir() -> Path:
-    from musicgenre.hub import resolve_model_dir
+    from musicgenre.modeldir import resolve
 
-    return resolve_model_dir(None)
+    return resolve(None)
+
+
+def onnx_path(d: Path) -> Path:
+    """The model directory's checked ONNX file."""
+    from musicgenre.modeldir import onnx_file, read
+
+    return onnx_file(d, read(d))
 
 
 def onnx_session(path: Path, *, threads: int, spinning: bool = False, level: str = "all") -> Any:
@@ -106,7 +113,7 @@ def bench_forward(repeats: int, batches: list[int]) -> dict[str, Any]:
 
     d = model_dir()
     module = load_module(d)
-    onnx_file = d / json.loads((d / "config.json").read_text())["onnx"]["file"]
+    onnx_file = onnx_path(d)
     x = windows_of(clip(max(batches + [8]) * 3.0 + 1))
     sessions = {
         "ort_1_thread": onnx_session(onnx_file, threads=1),
@@ -154,7 +161,7 @@ def bench_clip(repeats: int, batch: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     d = model_dir()
     module = load_module(d)
-    session = onnx_session(d / json.loads((d / "config.json").read_text())["onnx"]["file"], threads=1)
+    session = onnx_session(onnx_path(d), threads=1)
     cfg, y = FeatureConfig(), clip()
     torch_mel = TorchLogMel(cfg)
     x = windows_of(y)
@@ -187,12 +194,12 @@ import json, sys, time
 import numpy as np
 t0 = time.perf_counter()
 backend = sys.argv[1]
-from musicgenre.hub import onnx_file, resolve_model_dir
-d = resolve_model_dir(None)
+from musicgenre.modeldir import onnx_file, read, resolve
+d = resolve(None)
 x = np.random.default_rng(0).uniform(0, 4, (2, 187, 96)).astype(np.float32)
 if backend == "onnx":
     from musicgenre.runtime.onnx import OnnxModel
-    m = OnnxModel(onnx_file(d, json.loads((d / "config.json").read_text())))
+    m = OnnxModel(onnx_file(d, read(d)))
     loaded = time.perf_counter()
     m.run(x)
 else:
@@ -224,7 +231,7 @@ def bench_rss() -> dict[str, Any]:
 def bench_optimisation(repeats: int) -> dict[str, Any]:
     """Session creation and per-window time by graph optimisation level; a saved ORT-optimised model."""
     d = model_dir()
-    onnx_file = d / json.loads((d / "config.json").read_text())["onnx"]["file"]
+    onnx_file = onnx_path(d)
     x = windows_of(clip(7.0))[:2]
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -256,7 +263,9 @@ def bench_int8(repeats: int) -> dict[str, Any]:
     from export_onnx import quantize_int8
 
     d = model_dir()
-    cfg = FeatureConfig.from_dict(json.loads((d / "config.json").read_text())["features"])
+    from musicgenre.modeldir import read
+
+    cfg = read(d).features or FeatureConfig()
     clips = sorted((ROOT / "examples").glob("*.ogg"))
     with tempfile.TemporaryDirectory() as tmp:
         qdir = Path(tmp)

@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from musicgenre._io import sha256_file  # noqa: E402
-from musicgenre.hub import save_model_dir  # noqa: E402
+from musicgenre.features import FeatureConfig  # noqa: E402
+from musicgenre.modeldir import ModelCard  # noqa: E402
 from musicgenre.models.musicnn import Musicnn, MusicnnVGG, tf_to_torch_state  # noqa: E402
 from tf_bundle import read_bundle  # noqa: E402
 
@@ -46,19 +47,21 @@ def main() -> None:
             model = cls()
             state = tf_to_torch_state(read_bundle(f"{tmp}/musicnn/{name}/"), model)
             model.load_state_dict(state)  # strict: proves every tensor found its place
-            manifest = {
-                "name": name,
-                "architecture": "musicnn" if cls is Musicnn else "musicnn_vgg",
-                "model_args": {"n_tags": 50},
-                "labels": MSD_TAGS if name.startswith("MSD") else MTT_TAGS,
-                "features": {"sr": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 96, "patch_frames": 187},
-                "licence": "ISC, (c) 2019 Music Technology Group, Universitat Pompeu Fabra; see LICENSE-musicnn.txt",
-                "source": f"musicnn==0.1.0 wheel from PyPI (sha256 {wheel_sha}), musicnn/{name}/ TF1 checkpoint",
-                "reference": "Pons & Serra, musicnn: pre-trained convolutional neural networks for music audio "
-                "tagging, ISMIR 2019 LBD",
-            }
-            m = save_model_dir(state, args.out / name, manifest)
-            print(f"{name}: {m['sha256'][:12]}")
+            card = ModelCard(
+                name=name, version="0.1.0",  # musicnn's release
+                architecture="musicnn" if cls is Musicnn else "musicnn_vgg",
+                model_args={"n_tags": 50},
+                labels=tuple(MSD_TAGS if name.startswith("MSD") else MTT_TAGS),
+                features=FeatureConfig(),
+                extra={
+                    "licence": "ISC, (c) 2019 Music Technology Group, Universitat Pompeu Fabra; see "
+                    "LICENSE-musicnn.txt",
+                    "source": f"musicnn==0.1.0 wheel from PyPI (sha256 {wheel_sha}), musicnn/{name}/ TF1 checkpoint",
+                    "reference": "Pons & Serra, musicnn: pre-trained convolutional neural networks for music audio "
+                    "tagging, ISMIR 2019 LBD",
+                },
+            ).save(args.out / name, state)
+            print(f"{name}: {(card.sha256 or '')[:12]}")
         (args.out / "LICENSE-musicnn.txt").write_text(
             (Path(tmp) / "musicnn-0.1.0.dist-info/LICENSE.md").read_text())
 

@@ -30,9 +30,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from musicgenre._io import sha256_file, write_json  # noqa: E402
+from musicgenre._io import sha256_file  # noqa: E402
 from musicgenre.features import FeatureConfig  # noqa: E402
-from musicgenre.hub import load_module, read_manifest, weights_dir  # noqa: E402
+from musicgenre.hub import load_module  # noqa: E402
+from musicgenre.modeldir import OnnxEntry, read, weights_dir  # noqa: E402
 from musicgenre.models.musicnn import prune_constant_channels  # noqa: E402
 
 OPSET = 18
@@ -52,14 +53,15 @@ def export(model_dir: Path, *, filename: str = "model.onnx", opset: int = OPSET)
     """Export one model directory; returns the "onnx" entry written to its config.json."""
     import torch
 
-    config = read_manifest(model_dir)
-    reference = load_module(model_dir, config)
-    module = prune_constant_channels(load_module(model_dir, config))  # what runs: exact, smaller
-    x = torch.from_numpy(example_input(FeatureConfig.from_dict(config.get("features", {}))))
+    card = read(model_dir)
+    features = card.features or FeatureConfig()
+    reference = load_module(model_dir, card)
+    module = prune_constant_channels(load_module(model_dir, card))  # what runs: exact, smaller
+    x = torch.from_numpy(example_input(features))
     with torch.inference_mode():
         expected = reference(x)  # the export is checked against the unpruned module
     output_names = list(expected)  # the dict keys, in order: "logits"[, "tags"]
-    input_name = "waveform" if config.get("features", {}).get("input") == "waveform" else "logmel"
+    input_name = "waveform" if features.input == "waveform" else "logmel"
     out = model_dir / filename
     tmp = out.with_suffix(".onnx.tmp")
     torch.onnx.export(
@@ -72,10 +74,11 @@ def export(model_dir: Path, *, filename: str = "model.onnx", opset: int = OPSET)
     entry = {"file": filename, "sha256": sha256_file(out), "opset": opset, "inputs": [input_name],
              "outputs": output_names, "torch": torch.__version__, "max_abs_diff_vs_torch": float(f"{max_diff:.3g}"),
              "pruned": "constant MusiCNN channels folded (models.musicnn.prune_constant_channels)"}
-    config["onnx"] = entry
-    if "tags" in output_names:  # the ONNX backend names the tags from the config, without the module
-        config["tags"] = list(module.tag_names)
-    write_json(model_dir / "config.json", config)
+    onnx = OnnxEntry(file=filename, sha256=entry["sha256"], extra={k: v for k, v in entry.items()
+                                                                    if k not in ("file", "sha256")})
+    # the ONNX backend names the tags from the card, without the module
+    tags = tuple(getattr(module, "tag_names", ())) if "tags" in output_names else card.tags
+    card.replace(onnx=onnx, tags=tags).save(model_dir)
     return entry
 
 

@@ -136,7 +136,7 @@ def test_shipped_model_runs_one_backbone_pass(classifier):
     finally:
         del module.backbone.features
     assert calls == [3] and out["logits"].shape == (3, len(classifier.labels)) and out["tags"].shape == (3, 50)
-    assert "temperature" in classifier.model.config and classifier.model.temperature > 0
+    assert classifier.model.card.temperature is not None and classifier.model.temperature > 0
 
 
 def test_cached_features_reproduce_predict(classifier, tmp_path):
@@ -149,9 +149,9 @@ def test_cached_features_reproduce_predict(classifier, tmp_path):
 
     path = write_audio(tmp_path / "c.wav", music_like(10.0, 4), SR)
     clip = Clip(str(path), "gtzan", "blues", "valid", "g")
-    feats = extract([clip], backbone=classifier.model.config["model_args"]["backbone"], condition="clean",
+    feats = extract([clip], backbone=classifier.model.card.model_args["backbone"], condition="clean",
                     cache=tmp_path / "cache")[clip.key]
-    x = head_input(feats, classifier.model.config["model_args"]["features"])
+    x = head_input(feats, classifier.model.card.model_args["features"])
     data = WindowSet(x, np.zeros(len(x), int), np.zeros(len(x), int), [clip])
     from musicgenre.hub import load_module
 
@@ -168,6 +168,7 @@ def test_head_options_see_in_training_what_predict_computes(tmp_path, features, 
     from musicgenre.audio import load_audio
     from musicgenre.data.corpus import Clip
     from musicgenre.features import FeatureConfig
+    from musicgenre.hub import fill_pretrained
     from musicgenre.models.genre import MusicnnGenre
     from musicgenre.train.embed import extract
     from musicgenre.train.recipe import head_input
@@ -177,7 +178,7 @@ def test_head_options_see_in_training_what_predict_computes(tmp_path, features, 
     clip = Clip(str(path), "gtzan", "blues", "valid", "g")
     feats = extract([clip], backbone="MSD_musicnn", condition="clean", cache=tmp_path / "cache")[clip.key]
     torch.manual_seed(0)
-    model = MusicnnGenre(n_labels=3, hidden=8, features=features, members=members).eval()
+    model = fill_pretrained(MusicnnGenre(n_labels=3, hidden=8, features=features, members=members)).eval()
     mels, _ = Windows((load_audio(str(path), sr=SR), SR), FeatureConfig()).all()
     with torch.inference_mode():
         direct = model(torch.from_numpy(mels))["logits"].numpy()

@@ -46,7 +46,7 @@ def test_scan_is_incremental(classifier, tmp_path):
     assert len(got) == 5 and "broken.mp3" in got["broken.mp3"]["error"]
     ok = got["t000.wav"]
     assert ok["label"] in classifier.labels and ok["model"] == "musicnn-gtzan"
-    assert ok["model_version"] == classifier.model.config["version"]
+    assert ok["model_version"] == classifier.model.card.version
     assert abs(ok["duration"] - 3.5) < 0.01 and len(ok["scores"]) == 10 and ok["tags"] and len(ok["content_hash"]) == 32
 
     s = scan(sorted(lib.iterdir()), db, classifier)
@@ -74,7 +74,7 @@ def test_other_model_reclassifies(classifier, tmp_path):
     import shutil
 
     from musicgenre import Classifier
-    from musicgenre.hub import weights_dir
+    from musicgenre.modeldir import weights_dir
 
     lib = tmp_path / "lib"
     make_library(lib, n=2)

@@ -13,7 +13,7 @@ import pytest
 
 from musicgenre.errors import WeightsError
 from musicgenre.features import FeatureConfig
-from musicgenre.hub import onnx_file, read_manifest, resolve_model_dir
+from musicgenre.modeldir import OnnxEntry, onnx_file, read, resolve
 from musicgenre.runtime.onnx import OnnxModel
 from musicgenre.windows import Windows
 
@@ -21,20 +21,21 @@ from .conftest import EXAMPLES, ROOT
 
 pytest.importorskip("onnxruntime")
 
-SHIPPED = resolve_model_dir(None)
+SHIPPED = resolve(None)
 CLIPS = sorted(EXAMPLES.glob("*.ogg"))
 
 
 @pytest.fixture(scope="module")
 def example_windows() -> np.ndarray:
     """Every analysis window of the example clips (4 clips x 5 windows of 3 s)."""
-    cfg = FeatureConfig.from_dict(read_manifest(SHIPPED / "config.json")["features"])
+    cfg = read(SHIPPED).features
+    assert isinstance(cfg, FeatureConfig)
     return np.concatenate([Windows(clip, cfg).all()[0] for clip in CLIPS])
 
 
 @pytest.fixture(scope="module")
 def onnx_model() -> OnnxModel:
-    return OnnxModel(onnx_file(SHIPPED, read_manifest(SHIPPED / "config.json")))
+    return OnnxModel(onnx_file(SHIPPED, read(SHIPPED)))
 
 
 def _copy_model(tmp_path: Path) -> Path:
@@ -86,17 +87,18 @@ def test_modified_onnx_file_is_refused(tmp_path: Path) -> None:
         f.seek(1000)
         f.write(b"\x00\x01\x02")
     with pytest.raises(WeightsError, match=r"model\.onnx: checksum mismatch"):
-        OnnxModel(onnx_file(model_dir, read_manifest(model_dir / "config.json")))
+        OnnxModel(onnx_file(model_dir, read(model_dir)))
 
 
 def test_missing_checksum_is_an_error_for_shipped_models_only(tmp_path: Path, monkeypatch, caplog) -> None:
     model_dir = _copy_model(tmp_path)
-    config = read_manifest(model_dir / "config.json")
-    del config["onnx"]["sha256"]
-    monkeypatch.setattr("musicgenre.hub.weights_dir", lambda: tmp_path)
+    card = read(model_dir)
+    assert card.onnx is not None
+    config = card.replace(onnx=OnnxEntry(card.onnx.file, None, card.onnx.extra))
+    monkeypatch.setattr("musicgenre.modeldir.weights_dir", lambda: tmp_path)
     with pytest.raises(WeightsError, match="no sha256 in the model config"):
         OnnxModel(onnx_file(model_dir, config))
-    monkeypatch.setattr("musicgenre.hub.weights_dir", lambda: tmp_path / "elsewhere")
+    monkeypatch.setattr("musicgenre.modeldir.weights_dir", lambda: tmp_path / "elsewhere")
     model = OnnxModel(onnx_file(model_dir, config))  # a user's own directory: loads, with a warning
     assert "not checked" in caplog.text
     assert set(model.output_names) == {"logits", "tags"}
@@ -104,13 +106,12 @@ def test_missing_checksum_is_an_error_for_shipped_models_only(tmp_path: Path, mo
 
 def test_no_export_and_garbled_file_name_the_file(tmp_path: Path) -> None:
     model_dir = _copy_model(tmp_path)
-    config = read_manifest(model_dir / "config.json")
+    config = read(model_dir)
     with pytest.raises(WeightsError, match="no ONNX export recorded"):
-        OnnxModel(onnx_file(model_dir, {k: v for k, v in config.items() if k != "onnx"}))
+        OnnxModel(onnx_file(model_dir, config.replace(onnx=None)))
     (model_dir / "model.onnx").write_bytes(b"not a protobuf at all")
-    config["onnx"]["sha256"] = None
     with pytest.raises(WeightsError, match=r"model\.onnx: cannot load the ONNX model"):
-        OnnxModel(onnx_file(model_dir, {**config, "onnx": {"file": "model.onnx"}}))
+        OnnxModel(onnx_file(model_dir, config.replace(onnx=OnnxEntry("model.onnx"))))
     (model_dir / "model.onnx").unlink()
     with pytest.raises(WeightsError, match=r"model\.onnx: ONNX file not found"):
         OnnxModel(onnx_file(model_dir, config))
@@ -121,10 +122,10 @@ def test_onnx_backend_runs_without_torch(example_windows: np.ndarray, onnx_model
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "import json, numpy as np\n"
-        "from musicgenre.hub import onnx_file, resolve_model_dir\n"
+        "from musicgenre.modeldir import onnx_file, read, resolve\n"
         "from musicgenre.runtime.onnx import OnnxModel\n"
-        "d = resolve_model_dir(None)\n"
-        "m = OnnxModel(onnx_file(d, json.loads((d / 'config.json').read_text())))\n"
+        "d = resolve(None)\n"
+        "m = OnnxModel(onnx_file(d, read(d)))\n"
         "x = np.frombuffer(sys.stdin.buffer.read(), np.float32).reshape(-1, 187, 96)\n"
         "sys.stdout.buffer.write(m.run(x)['logits'].astype(np.float32).tobytes())\n"
     )
@@ -153,13 +154,12 @@ def test_export_script_writes_a_checked_model(tmp_path: Path) -> None:
         sys.path.pop(0)
     model_dir = _copy_model(tmp_path)
     (model_dir / "model.onnx").unlink()
-    config = read_manifest(model_dir / "config.json")
-    del config["onnx"]
-    (model_dir / "config.json").write_text(json.dumps(config))
+    config = read(model_dir).replace(onnx=None)
+    config.save(model_dir)
     entry = export_onnx.export(model_dir)
     assert entry["max_abs_diff_vs_torch"] <= 1e-4
-    saved = read_manifest(model_dir / "config.json")
-    assert saved["onnx"] == entry and saved["labels"] == config["labels"]
+    saved = read(model_dir)
+    assert saved.onnx is not None and saved.onnx.to_dict() == entry and saved.labels == config.labels
     OnnxModel(onnx_file(model_dir, saved))  # the recorded checksum matches the written file
 
 

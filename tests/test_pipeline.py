@@ -107,7 +107,7 @@ def test_predict_many_keeps_order_and_goes_past_errors(classifier, tmp_path):
 
 
 def test_model_dir_checksum_and_errors(tmp_path):
-    from musicgenre.hub import weights_dir
+    from musicgenre.modeldir import weights_dir
 
     copy = tmp_path / "model"
     shutil.copytree(weights_dir() / "musicnn_gtzan", copy)

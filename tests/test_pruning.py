@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from musicgenre.features import FeatureConfig
-from musicgenre.hub import load_backbone, load_module, resolve_model_dir
+from musicgenre.hub import load_backbone, load_module
+from musicgenre.modeldir import onnx_file, read, resolve
 from musicgenre.models.musicnn import Musicnn, PrunedMusicnn, prune_constant_channels
 from musicgenre.windows import Windows
 
@@ -19,10 +20,8 @@ TOL = 1e-5  # on probabilities (genre scores at the model's temperature, tag sig
 
 @pytest.fixture(scope="module")
 def shipped() -> tuple[torch.nn.Module, torch.nn.Module, float]:
-    path = resolve_model_dir(None)
-    from musicgenre.hub import read_manifest
-
-    temperature = float(read_manifest(path).get("temperature", 1.0))
+    path = resolve(None)
+    temperature = read(path).temperature or 1.0
     return load_module(path), prune_constant_channels(load_module(path)), temperature
 
 
@@ -208,10 +207,8 @@ def test_torch_backend_runs_the_pruned_module() -> None:
 
 def test_shipped_onnx_graph_is_the_pruned_one() -> None:
     onnx = pytest.importorskip("onnx")
-    from musicgenre.hub import onnx_file, read_manifest
-
-    path = resolve_model_dir(None)
-    graph = onnx.load(str(onnx_file(path, read_manifest(path)))).graph
+    path = resolve(None)
+    graph = onnx.load(str(onnx_file(path, read(path)))).graph
     shapes = {tuple(t.dims) for t in graph.initializer}
     assert (40, 1, 7, 38) in shapes and (21, 1, 7, 67) in shapes  # the live timbral filters
     assert not any(s[:2] == (204, 1) for s in shapes)  # no unpruned front-end filter bank

@@ -13,14 +13,15 @@ from typing import Any
 
 __version__ = "0.1.0"
 __all__ = [
-    "AudioDecodeError", "Classifier", "Ensemble", "MusicGenreError", "ParameterError", "Prediction", "Predictor",
+    "AudioDecodeError", "Classifier", "Ensemble", "ModelCard", "MusicGenreError", "ParameterError", "Prediction",
+    "Predictor",
     "Segment", "WeightsError", "list_models", "load", "load_audio", "predict_many",
 ]
 
 _LAZY = {
     "Classifier": "pipeline", "Prediction": "pipeline", "Predictor": "pipeline", "Segment": "pipeline",
     "load": "pipeline", "predict_many": "pipeline", "Ensemble": "ensemble", "load_audio": "audio",
-    "list_models": "hub", "AudioDecodeError": "errors", "MusicGenreError": "errors",
+    "list_models": "modeldir", "ModelCard": "modeldir", "AudioDecodeError": "errors", "MusicGenreError": "errors",
     "ParameterError": "errors", "WeightsError": "errors",
 }
 
@@ -30,5 +31,5 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module = importlib.import_module(f".{_LAZY[name]}", __name__)
-        return getattr(module, "list_pretrained" if name == "list_models" else name)
+        return getattr(module, "list_shipped" if name == "list_models" else name)
     raise AttributeError(f"module 'musicgenre' has no attribute {name!r}")

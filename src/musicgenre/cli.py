@@ -77,13 +77,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     import importlib.util
 
-    from .hub import DEFAULT_MODEL, list_pretrained
+    from .modeldir import DEFAULT_MODEL, list_shipped
 
     print("Pretrained models (use with --model NAME):")
-    for name, cfg in list_pretrained().items():
+    for name, card in list_shipped().items():
         mark = " (default)" if name == DEFAULT_MODEL else ""
-        print(f"  {name}{mark}: {len(cfg['labels'])} genres: {', '.join(cfg['labels'])}")
-        print(f"      {cfg.get('description', '')}")
+        print(f"  {name}{mark}: {len(card.labels)} genres: {', '.join(card.labels)}")
+        print(f"      {card.description}")
     print("\nArchitectures (for `musicgenre train`):")
     if importlib.util.find_spec("torch") is None:
         print("  (training needs PyTorch: pip install 'musicgenre[train]')")
@@ -253,8 +253,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_ensemble(args: argparse.Namespace) -> int:
     from .ensemble import create_ensemble
 
-    cfg = create_ensemble(args.models, args.output)
-    print(f"{args.output}: ensemble of {len(cfg['members'])} models ({', '.join(cfg['labels'])})")
+    card = create_ensemble(args.models, args.output)
+    print(f"{args.output}: ensemble of {len(card.members)} models ({', '.join(card.labels)})")
     return 0
 
 

@@ -13,32 +13,30 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ._io import write_json
 from .audio import AudioSource
 from .errors import ParameterError, WeightsError
+from .modeldir import ModelCard
 from .prediction import DEFAULT_MIN_CONFIDENCE, Prediction, Predictor, Segment, confidence, merge_tags, sorted_scores
 
 
-def create_ensemble(members: list[Path], out: Path) -> dict[str, Any]:
-    """Write an ensemble directory over ``members`` (all must share one label set)."""
-    from .hub import read_manifest, resolve_model_dir
+def create_ensemble(members: list[Path], out: Path) -> ModelCard:
+    """Write an ensemble directory over ``members`` (all must share one label set); returns its card."""
+    from .modeldir import read, resolve
 
     if len(members) < 2:
         raise ParameterError("an ensemble needs at least two models")
-    dirs = [resolve_model_dir(m).resolve() for m in members]
-    label_sets = [sorted(read_manifest(d)["labels"]) for d in dirs]
+    dirs = [resolve(m).resolve() for m in members]
+    label_sets = [sorted(read(d).labels) for d in dirs]
     if any(ls != label_sets[0] for ls in label_sets):
         raise ParameterError("ensemble members must predict the same labels")
     out.mkdir(parents=True, exist_ok=True)
-    config = {"name": out.name, "version": "1", "architecture": "ensemble",
-              "members": [os.path.relpath(d, out.resolve()) for d in dirs], "labels": label_sets[0],
-              "description": f"mean of {len(dirs)} models: " + ", ".join(d.name for d in dirs)}
-    write_json(out / "config.json", config)
-    return config
+    card = ModelCard(name=out.name, version="1", architecture="ensemble", labels=tuple(label_sets[0]),
+                     members=tuple(os.path.relpath(d, out.resolve()) for d in dirs),
+                     extra={"description": f"mean of {len(dirs)} models: " + ", ".join(d.name for d in dirs)})
+    return card.save(out)
 
 
 @dataclass
@@ -48,26 +46,27 @@ class Ensemble:
     name: str
     version: str
     labels: list[str]
-    members: list[Any]  # Classifiers
+    members: list[Predictor]  # Classifiers
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
     @classmethod
     def from_dir(cls, path: Path, load: Callable[[Path], Predictor], *,
                  min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Ensemble:
         """The ensemble in ``path``, each member loaded with ``load`` (``musicgenre.load`` with its options)."""
-        from .hub import read_manifest
+        from .modeldir import read
 
-        config = read_manifest(path)
+        card = read(path)
+        if not card.is_ensemble:
+            raise WeightsError(f"{path / 'config.json'}: not an ensemble (architecture {card.architecture!r})")
         members = []
-        for m in config.get("members", []):
+        for m in card.members:
             member_dir = path / m  # relative to the ensemble (an absolute path stays absolute)
-            if read_manifest(member_dir).get("architecture") == "ensemble":
+            if read(member_dir).is_ensemble:
                 raise WeightsError(f"{path}: ensemble member {m} is itself an ensemble")
             members.append(load(member_dir))
         if len(members) < 2:
             raise WeightsError(f"{path / 'config.json'}: an ensemble needs at least two members")
-        return cls(config.get("name", path.name), str(config.get("version", "0")), sorted(config["labels"]), members,
-                   min_confidence)
+        return cls(card.name, card.version, sorted(card.labels), members, min_confidence)
 
     @property
     def window_seconds(self) -> float:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence, Sized
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from .audio import AudioSource, describe
 from .errors import AudioDecodeError, MusicGenreError, NoMusicError, ParameterError, Reason
 from .prediction import DEFAULT_MIN_CONFIDENCE, Prediction, Predictor, Segment, confidence, merge_tags, sorted_scores
 from .windows import SILENCE_PEAK, Windows
+
+if TYPE_CHECKING:
+    from .hub import LoadedModel
 
 __all__ = ["Classifier", "Prediction", "Predictor", "Segment", "calibrated_clip_scores", "clip_scores", "load",
            "predict_many"]
@@ -82,15 +85,18 @@ class Classifier:
     >>> clf.predict("song.mp3").top(3)                # [("classical", 0.66), ("jazz", 0.33), ...]
     """
 
-    def __init__(self, model: Any, *, min_confidence: float | None = None) -> None:
-        self.model = model  # a hub.LoadedModel
+    def __init__(self, model: LoadedModel, *, min_confidence: float | None = None) -> None:
+        self.model = model
         self.min_confidence = check_min_confidence(min_confidence)
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str | Path | None = None, **kw: Any) -> Any:
+    def from_pretrained(cls, name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
+                        batch_size: int | None = None, min_confidence: float | None = None,
+                        threads: int | None = None) -> Predictor:
         """Same as ``musicgenre.load``: a shipped model by name (default ``musicnn-gtzan``) or a model
         directory; an ensemble directory gives an ``Ensemble``."""
-        return load(name_or_dir, **kw)
+        return load(name_or_dir, device=device, backend=backend, batch_size=batch_size,
+                    min_confidence=min_confidence, threads=threads)
 
     @property
     def labels(self) -> list[str]:
@@ -102,7 +108,7 @@ class Classifier:
 
     @property
     def version(self) -> str:
-        return str(self.model.config.get("version", "0"))
+        return self.model.version
 
     @property
     def device(self) -> str:
@@ -174,17 +180,19 @@ def check_min_confidence(value: float | None) -> float:
 
 
 def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
-         batch_size: int | None = None, min_confidence: float | None = None, threads: int | None = None) -> Any:
+         batch_size: int | None = None, min_confidence: float | None = None, threads: int | None = None
+         ) -> Predictor:
     """A ready ``Predictor``: a shipped model by name (default ``musicnn-gtzan``), a trained model directory,
     or an ensemble directory. ``backend`` "auto" runs shipped models in ONNX Runtime on the CPU (no torch
     needed) and everything else in torch; ``device`` "cuda" needs torch with CUDA. A track whose top score
     is below ``min_confidence`` (default ``DEFAULT_MIN_CONFIDENCE``) gets the status "uncertain".
-    ``threads``: ONNX Runtime's intra-op threads (default 2, one per core here); torch's are process-wide
-    (``torch.set_num_threads``)."""
-    from .hub import load_model, read_manifest, resolve_model_dir
+    ``threads``: the backend's intra-op threads: ONNX Runtime's for this model (default 2, one per core here);
+    torch's are process-wide (``torch.set_num_threads``), set only when given."""
+    from .hub import load_model
+    from .modeldir import read, resolve
 
-    path = resolve_model_dir(name_or_dir)
-    if read_manifest(path).get("architecture") == "ensemble":
+    path = resolve(name_or_dir)
+    if read(path).is_ensemble:
         from .ensemble import Ensemble
 
         return Ensemble.from_dir(path, lambda member: load(member, device=device, backend=backend,

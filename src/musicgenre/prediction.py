@@ -77,7 +77,7 @@ class Prediction:
 
 @runtime_checkable
 class Predictor(Protocol):
-    """What every command needs from a model: its name, labels, window length and ``predict``."""
+    """What every command needs from a model: its name, version, labels, window length, device and ``predict``."""
 
     @property
     def name(self) -> str: ...
@@ -87,6 +87,8 @@ class Predictor(Protocol):
     def labels(self) -> list[str]: ...
     @property
     def window_seconds(self) -> float: ...
+    @property
+    def device(self) -> str: ...
 
     def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction: ...
 

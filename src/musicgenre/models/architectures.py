@@ -176,9 +176,10 @@ class MusicnnTransfer(SpectrogramModel):
         if sr != 16000:
             raise ParameterError("musicnn_transfer takes 16-kHz audio (the pretrained MusiCNN's rate)")
         from ..features import TorchLogMel
-        from ..hub import load_backbone
+        from .musicnn import Musicnn
 
-        self.backbone, _ = load_backbone("MSD_musicnn")
+        self.backbone = Musicnn(n_tags=50)  # the loader fills it from weights/backbones/MSD_musicnn
+        self.pretrained_parts = {"backbone": "MSD_musicnn"}
         self.cfg = FeatureConfig()
         self.logmel = TorchLogMel(self.cfg)
         self.fine_tune = fine_tune

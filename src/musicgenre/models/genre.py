@@ -7,8 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..hub import load_backbone
+from ..errors import ParameterError
 from ._registry import register_model
+from .musicnn import Musicnn
 
 FEATURE_PARTS = ("pool", "embedding", "tags")  # what a genre head may read from the backbone's one pass
 
@@ -21,12 +22,23 @@ def feature_parts(features: str) -> tuple[str, ...]:
     return parts
 
 
+def backbone_graph(name: str) -> Musicnn:
+    """The (untrained) graph of the shipped tagger ``name`` (``MSD_musicnn``, ``MTT_musicnn``): the loader
+    fills its weights from ``weights/backbones/<name>`` (``hub.fill_pretrained``)."""
+    family = name.rpartition("_")[2]
+    if family != "musicnn":  # the head reads the MusiCNN mid-end; the VGG taggers have none
+        raise ParameterError(f"unknown backbone {name!r}: a genre head reads a MusiCNN tagger "
+                             "(MSD_musicnn, MTT_musicnn)")
+    return Musicnn(n_tags=50)
+
+
 class MusicnnGenre(nn.Module):
     """One pretrained MusiCNN tagger (frozen) -> genre head on [pooled mid-end,] penultimate embedding[, tag logits].
 
     Exactly one backbone pass per 3-s window: the genre logits and the tags come from the same
     pass (the tag layer is a linear map of the embedding). The backbone was chosen on validation
-    data (docs/experiments.md); its weights come from the package, the head's from the model file.
+    data (docs/experiments.md); its weights come from the package (``pretrained_parts``, filled by the
+    loader after construction), the head's from the model file.
     """
 
     external_prefixes = ("backbone.",)  # these weights come from the package, not the model file
@@ -35,7 +47,9 @@ class MusicnnGenre(nn.Module):
                  features: str = "embedding+tags", members: int = 1) -> None:
         super().__init__()
         self.parts = feature_parts(features)
-        self.backbone, self.tag_names = load_backbone(backbone)
+        self.backbone = backbone_graph(backbone)
+        self.pretrained_parts = {"backbone": backbone}
+        self.tag_names: list[str] = []  # the backbone's tag vocabulary, set with its weights
         sizes = {"pool": self.backbone.dense.in_features, "embedding": self.backbone.dense.out_features,
                  "tags": self.backbone.out.out_features}
         dim = sum(sizes[p] for p in self.parts)

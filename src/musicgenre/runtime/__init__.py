@@ -1,6 +1,28 @@
 """Runtime backends that run a loaded model on batches of windows.
 
-Each backend has ``backend`` and ``device`` names and ``run(x: np.ndarray) -> {"logits": ..., "tags": ...}``
-returning numpy arrays. ``onnx`` (ONNX Runtime, the default on CPU for shipped models) needs no torch;
-``torch`` runs any architecture, on CPU or CUDA.
+Each backend is a :class:`Runner`: ``backend`` and ``device`` names and ``run(x: np.ndarray) -> {"logits": ...,
+"tags": ...}`` returning numpy arrays. ``onnx`` (ONNX Runtime, the default on CPU for shipped models) needs no
+torch; ``torch`` runs any architecture, on CPU or CUDA. This module imports neither.
 """
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """A model on a backend: (n, ...) float32 windows -> raw outputs by name (``logits``, optionally ``tags``)."""
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def device(self) -> str: ...
+
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+__all__ = ["Runner"]

@@ -1,7 +1,7 @@
 """ONNX Runtime backend: runs a model directory's exported graph (``model.onnx``) without torch.
 
 The graph is written by ``scripts/export_onnx.py`` from the torch module, and its sha256 is recorded
-in the directory's ``config.json`` under ``"onnx"``; ``hub.onnx_file`` checks it before a session opens.
+in the directory's ``config.json`` under ``"onnx"``; ``modeldir.onnx_file`` checks it before a session opens.
 The outputs are the raw ones of the torch module (``logits``, and ``tags`` where the model has them):
 softmax/sigmoid stay with the caller, as for the torch backend.
 """
@@ -34,7 +34,7 @@ class OnnxModel:
     device = "cpu"
 
     def __init__(self, file: Path, *, threads: int = DEFAULT_THREADS) -> None:
-        """``file``: a checked ONNX file (``hub.onnx_file`` verifies it against the model's manifest)."""
+        """``file``: a checked ONNX file (``modeldir.onnx_file`` verifies it against the model's card)."""
         import onnxruntime as ort
 
         ort.disable_telemetry_events()  # offline by design: no usage events, ever

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ParameterError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def resolve_device(device: str) -> str:
@@ -23,10 +26,19 @@ def resolve_device(device: str) -> str:
 
 
 class TorchRunner:
+    """A torch module as a ``runtime.Runner``, in eval mode on ``device``, run in batches of ``batch_size``."""
+
     backend = "torch"
 
-    def __init__(self, module: Any, *, device: str = "auto", batch_size: int | None = None) -> None:
+    def __init__(self, module: nn.Module, *, device: str = "auto", batch_size: int | None = None,
+                 threads: int | None = None) -> None:
+        """``threads``: torch's intra-op thread count, which is process-wide (``torch.set_num_threads``): set only
+        when given, by the caller's choice (``load(threads=...)``), never behind its back."""
+        import torch
+
         self.device = resolve_device(device)
+        if threads is not None:
+            torch.set_num_threads(threads)
         self.module = module.to(self.device).eval()
         # Small batches are faster on CPU here: a batch of 2 windows keeps the front-end's conv outputs
         # in cache (2.7 s vs 5.2 s for 120 s of audio at batch 32) and peak memory lower (310 vs 460 MB).

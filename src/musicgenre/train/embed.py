@@ -93,7 +93,9 @@ def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path, of
         feats = _read(path)
         if feats is None:
             if model is None:
-                model = load_backbone(backbone)[0]
+                loaded = load_backbone(backbone)[0]
+                assert isinstance(loaded, Musicnn)  # the genre heads read MusiCNN taggers
+                model = loaded
             try:
                 y = degrade(load_audio(clip.path, sr=cfg.sr), cfg.sr, condition, name=clip.key)[int(offset * cfg.sr) :]
                 mels, peaks = Windows((y, cfg.sr), cfg).all()

@@ -34,6 +34,7 @@ def explain(model: str | Path | None, src: Any, out: Path, *, filters: bool = Fa
 
     from ..errors import ParameterError
     from ..pipeline import Classifier, calibrated_clip_scores, load, loud_windows
+    from ..runtime.torch import TorchRunner
 
     clf = load(model, device=device, backend="torch")
     if not isinstance(clf, Classifier):
@@ -43,7 +44,9 @@ def explain(model: str | Path | None, src: Any, out: Path, *, filters: bool = Fa
     scores = calibrated_clip_scores(clf.run(inputs)[0], loud_windows(peaks), clf.model.temperature,
                                     clf.model.temperatures)
     target = int(scores.argmax())
-    module = clf.model.runner.module
+    runner = clf.model.runner
+    assert isinstance(runner, TorchRunner)  # loaded with backend="torch"
+    module = runner.module
     x = torch.from_numpy(inputs).to(clf.device)
     spec, head = _spec_and_head(module, x)
     spec = spec.detach().requires_grad_(True)

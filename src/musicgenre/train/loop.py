@@ -28,7 +28,8 @@ from .._io import save_figure, write_atomic, write_json
 from ..data import Dataset, Example, load_dataset
 from ..errors import MusicGenreError, ParameterError
 from ..features import FeatureConfig
-from ..hub import read_manifest, save_model_dir
+from ..hub import fill_pretrained
+from ..modeldir import ModelCard, read
 from ..models import get_architecture
 from ..models.architectures import SpecAugment, SpectrogramModel
 from ..pipeline import loud_windows
@@ -144,7 +145,7 @@ def build_model(cfg: TrainConfig, n_labels: int) -> tuple[nn.Module, dict[str, A
         features = dataclasses.replace(features, window_seconds=cfg.segment_seconds)
     args = {**cfg.model_args, "n_labels": n_labels}
     args.setdefault("sr", features.sr)
-    model = arch.builder(**args)
+    model = fill_pretrained(arch.builder(**args))  # a pretrained backbone starts with its weights
     if cfg.spec_augment and isinstance(model, SpectrogramModel):
         model.spec_augment = SpecAugment()
     if cfg.freeze_encoder:
@@ -387,9 +388,8 @@ def train(cfg: TrainConfig, progress: bool = True, say: Any = None) -> dict[str,
         from .evaluate import evaluate
 
         test = evaluate(out, ds.split("test"), labels, out / "test", device=cfg.device)
-        conf = read_manifest(out)
-        conf["metrics"]["test"] = _brief(test)
-        write_json(out / "config.json", conf)
+        card = read(out)
+        card.replace(metrics={**card.get("metrics", {}), "test": _brief(test)}).save(out)
         result["test"] = _brief(test)
     if world > 1:
         torch.distributed.barrier()
@@ -406,21 +406,17 @@ def export_model(model: nn.Module, out: Path, cfg: TrainConfig, args: dict[str, 
     """Write the self-describing model directory (weights + config) that every command can load."""
     skip = tuple(getattr(model, "external_prefixes", ()))
     state = {k: v for k, v in model.state_dict().items() if not (skip and k.startswith(skip))}
-    config = {
-        "name": out.name,
-        "version": "1",
-        "architecture": cfg.architecture,
-        "model_args": args,
-        "labels": labels,
-        "features": {"sr": features.sr, "input": features.input, "window_seconds": features.window_seconds},
-        "description": f"{cfg.architecture} trained with musicgenre on {Path(cfg.data).name}",
-        "training": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("resume",)},
-        "metrics": metrics,
-    }
     self_contained = getattr(model, "self_contained_args", None)
     if callable(self_contained):  # e.g. a Hugging Face model: no path back to the checkpoint it started from
-        config["model_args"] = self_contained(args, out)
-    save_model_dir(state, out, config)
+        args = self_contained(args, out)
+    card = ModelCard(
+        name=out.name, version="1", architecture=cfg.architecture, labels=tuple(labels), model_args=args,
+        features=features,
+        extra={"description": f"{cfg.architecture} trained with musicgenre on {Path(cfg.data).name}",
+               "training": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("resume",)},
+               "metrics": metrics},
+    )
+    card.save(out, state)
 
 
 def write_history(history: list[dict[str, Any]], out: Path) -> None:

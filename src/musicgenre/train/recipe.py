@@ -29,7 +29,6 @@ import numpy as np
 from .._io import write_json
 from ..data.corpus import Clip, read_emotify_clips, read_gtzan_clips
 from ..errors import ParameterError
-from ..features import FeatureConfig
 from ..pipeline import clip_scores, loud_windows, softmax
 from .calibrate import ece, fit_temperature
 from .metrics import full_report
@@ -244,7 +243,8 @@ def validation_run(recipe: Recipe, *, train_on: tuple[str, ...] = ("train",), va
 
 def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str, Any]:
     """Validation run (figures, temperature), then the final model on train + valid, saved to ``out``."""
-    from ..hub import save_model_dir
+    from ..modeldir import from_dict
+    from ..models import get_architecture
     from ..models.genre import MusicnnGenre
     from .head import train_head
 
@@ -260,7 +260,7 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
         "dropout": recipe.dropout, "features": recipe.features,
         **({"members": recipe.members} if recipe.members > 1 else {}),  # one head keeps 2.0's weight names
     }
-    model = MusicnnGenre(**model_args)
+    model = MusicnnGenre(**model_args)  # only its head's weights are saved: the backbone stays unfilled
     model.head.load_state_dict(head.state_dict())
     state = {k: v for k, v in model.state_dict().items() if not k.startswith(model.external_prefixes)}
     brief = {s: {k: val[s][k] for k in ("n", "accuracy", "top3_accuracy", "macro_f1", "ece", "ci95")}
@@ -274,7 +274,7 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
         "architecture": "musicnn_genre",
         "model_args": model_args,
         "labels": list(recipe.labels),
-        "features": FeatureConfig().to_dict(),
+        "features": get_architecture("musicnn_genre").features.to_dict(),
         "temperature": round(val["temperature"], 4),
         "description": recipe.description,
         "licence": "head: same as musicgenre; backbone: ISC (see backbones/LICENSE-musicnn.txt)",
@@ -285,6 +285,6 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
                                 "artist-disjoint valid partitions (clip level, temperature applied); the "
                                 "shipped head is then retrained on train + valid", "valid": brief},
     }
-    save_model_dir(state, out, config)
+    card = from_dict(config, where=f"recipe {recipe.name}").save(out, state)
     write_json(out / "validation.json", {k: v for k, v in val.items() if k != "score"})
-    return config
+    return card.to_dict()
