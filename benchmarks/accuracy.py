@@ -5,7 +5,7 @@
     python benchmarks/accuracy.py confidence    # validation run: accuracy of confident vs uncertain calls
 
 Both read the data through a recipe (default recipes/musicnn-genre.toml: ../shared beside the
-checkout) and write benchmarks/results-accuracy-<command>.json and .md.
+checkout) and write benchmarks/results/accuracy-<command>.json and .md.
 
 - ``experiments``: every variant (backbone, features, augmentation, balance, mixup, label set) is
   trained on the train partitions only and scored on the artist-disjoint valid partitions (clip
@@ -27,11 +27,9 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from musicgenre.train.head import train_head  # noqa: E402
-from musicgenre.train.recipe import (  # noqa: E402
+from _common import RESULTS, ROOT
+from musicgenre.train.head import train_head
+from musicgenre.train.recipe import (
     Recipe,
     Scorer,
     assemble,
@@ -281,7 +279,7 @@ def main() -> None:
     recipe = Recipe.load(args.recipe)
     global RECIPE_PATH
     RECIPE_PATH = args.recipe
-    out = ROOT / "benchmarks" / f"results-accuracy-{args.command}"
+    out = RESULTS / f"accuracy-{args.command}"
     if args.command == "experiments":
         res = run_experiments(recipe, args.only or list(VARIANTS))
         if args.only and out.with_suffix(".json").is_file():  # --only updates those rows of the full table

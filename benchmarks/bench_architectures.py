@@ -1,6 +1,6 @@
 """Per-architecture cost: training step time per sample and inference time per 30-s clip.
 
-    python benchmarks/bench_architectures.py [--device cpu|cuda]   # -> benchmarks/results-architectures-<device>.json
+    python benchmarks/bench_architectures.py [--device cpu|cuda]   # -> benchmarks/results/architectures-<device>.json
 
 Full-size default configurations (VGG19_BN at 224x224, etc.), random weights, random audio.
 Train step: forward + backward + AdamW step on a batch of segments of the architecture's window,
@@ -11,19 +11,14 @@ the architecture's windows, one batched forward pass, median of 5.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from musicgenre.models import create_model  # noqa: E402
-from musicgenre.models.architectures import INPUTS  # noqa: E402
+from _common import RESULTS, write_results
+from musicgenre.hub import build_model
+from musicgenre.models import get_architecture
 
 ARCHS = {"vgg19_bn_cqt": 4, "crnn": 16, "parallel_cnn_rnn": 16, "musicnn_transfer": 16, "musicnn_genre": 0}
 
@@ -43,15 +38,18 @@ def timed(fn, device: str, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def bench(arch: str, batch: int, dev: str) -> dict:
+def bench(arch: str, batch: int, dev: str) -> dict[str, float]:
+    row: dict[str, float]
     if arch == "musicnn_genre":
-        model = create_model(arch, n_labels=10).to(dev).eval()
+        model = build_model(arch, n_labels=10).to(dev).eval()
         clip = torch.randn(10, 187, 96, device=dev)  # 30 s = 10 MusiCNN windows of log-mel
-        row = {"params_trainable": sum(p.numel() for p in model.head.parameters())}
+        head = model.head
+        assert isinstance(head, torch.nn.Module)
+        row = {"params_trainable": sum(p.numel() for p in head.parameters())}
     else:
-        model = create_model(arch, n_labels=10, **({} if arch == "musicnn_transfer" else
-                                                  {"sr": INPUTS[arch]["sr"]})).to(dev)
-        sr, seconds = INPUTS[arch]["sr"], INPUTS[arch]["window_seconds"]
+        features = get_architecture(arch).features  # the windows it takes, declared at registration
+        model = build_model(arch, n_labels=10, **({} if arch == "musicnn_transfer" else {"sr": features.sr})).to(dev)
+        sr, seconds = features.sr, features.window_seconds
         window = round(sr * seconds)
         x = torch.randn(batch, window, device=dev) * 0.1
         y = torch.randint(0, 10, (batch,), device=dev)
@@ -82,8 +80,7 @@ def main() -> None:
     for arch, batch in ARCHS.items():
         results[arch] = bench(arch, batch, dev)
         print(arch, results[arch], flush=True)
-    out = ROOT / f"benchmarks/results-architectures-{dev}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(RESULTS / f"architectures-{dev}.json", results)
 
 
 if __name__ == "__main__":

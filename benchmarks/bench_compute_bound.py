@@ -20,14 +20,12 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from _common import ROOT
 
 
 def model_flops(path: Path, *, pruned: bool) -> tuple[int, dict[str, int], tuple[int, ...], float]:

@@ -32,8 +32,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from _common import ROOT
 
 SR = 16000
 CLIP_SECONDS = 30.0

@@ -20,14 +20,12 @@ import resource
 import select
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_server import Server, make_clips  # noqa: E402
+from _common import ROOT
+from bench_server import Server, make_clips  # a sibling script (this folder is on sys.path when it runs)
 
 
 def timed_requests(url: str, clip: Path, n: int) -> dict[str, object]:

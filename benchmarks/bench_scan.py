@@ -1,7 +1,7 @@
 """Library scan benchmarks: scale (one large library) and engines (local vs Ray).
 
     python benchmarks/bench_scan.py --files 20000  # scale: writes benchmarks/results/scan-scale-20000.json
-    python benchmarks/bench_scan.py --n 1000       # engines: writes benchmarks/results-scan.json
+    python benchmarks/bench_scan.py --n 1000       # engines: writes benchmarks/results/scan.json
 
 Scale (``--files N``): a generated library of N short clips (1.5 s) in every format soundfile writes
 (WAV, FLAC, MP3, Ogg Vorbis, Opus, AIFF, AU; a few M4A when ffmpeg exists), nested artist/album folders,
@@ -39,8 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-
+from _common import ROOT, tree_rss_mb
 
 RAY_CHILD = """
 import sys, ray
@@ -67,24 +66,6 @@ def make_clips(folder: Path, n: int, seconds: float) -> list[Path]:
         sf.write(path, clip, sr, format="MP3", subtype="MPEG_LAYER_III")
         out.append(path)
     return out
-
-
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its children, in MiB (0 once it has exited)."""
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        procs = [p, *p.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0
-    for q in procs:
-        try:
-            total += q.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total / 2**20
 
 
 def measure(cmd: list[str], n: int) -> dict:
@@ -365,7 +346,7 @@ def main() -> None:
             "local": measure([str(exe), "scan", str(lib), "--db", f"{tmp}/local.sqlite", "-q"], args.n),
             "ray_local_2cpu": measure([sys.executable, "-c", RAY_CHILD, str(lib), f"{tmp}/ray.sqlite"], args.n),
         }
-    (ROOT / "benchmarks/results-scan.json").write_text(json.dumps(results, indent=2) + "\n")
+    (ROOT / "benchmarks/results/scan.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 

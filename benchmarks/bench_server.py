@@ -10,7 +10,7 @@ request posts one of the four example clips (``examples/*.ogg``), cut to their f
 (default 10) and saved as FLAC, in quick mode. In the concurrent phase ``--clients`` threads post
 at once; a 503 (queue full) is counted and retried after its Retry-After (at most 1 s here, to keep
 the run short). Writes
-benchmarks/results-server.json (``--output``).
+benchmarks/results/server.json (``--output``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, tree_rss_mb  # process tree RSS, the same measure as the scan benchmark
+
 CLIPS = sorted((ROOT / "examples").glob("*.ogg"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_scan import tree_rss_mb  # noqa: E402  (process tree RSS, the same measure as the scan benchmark)
 
 
 def free_port() -> int:
@@ -123,7 +122,7 @@ def run(sequential: int, concurrent: int, clients: int, seconds: float, server_a
         seq_s = time.monotonic() - t0
         rss["after_sequential"] = server.rss_mb()
 
-        busy = Counter()
+        busy: Counter[int] = Counter()
         statuses: Counter = Counter()
         lock = threading.Lock()
         todo = iter(range(concurrent))
@@ -179,7 +178,7 @@ def main() -> None:
     ap.add_argument("--concurrent", type=int, default=200)
     ap.add_argument("--clients", type=int, default=20, help="threads posting at once in the concurrent phase")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each posted clip (default 10)")
-    ap.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results-server.json")
+    ap.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "server.json")
     ap.add_argument("server_args", nargs="*", help="extra `musicgenre serve` flags, after --")
     args = ap.parse_args()
     result = run(args.sequential, args.concurrent, args.clients, args.seconds, args.server_args)

@@ -7,7 +7,7 @@ Same protocol as ``benchmarks/accuracy.py experiments`` (train partitions -> art
 partitions, temperature fitted on the valid clips, cached backbone features), starting from the
 shipped recipe (recipes/musicnn-genre.toml: pooled mid-end + embedding + tags, clean + MP3 + phone
 copies, mixup 0.4, class-balanced loss). Every variant also reports label stability under the
-degradation suite on the valid clips. Writes benchmarks/results-head-variants.{json,md}.
+degradation suite on the valid clips. Writes benchmarks/results/head-variants.{json,md}.
 
 - ``shipped``: the shipped recipe itself (mean of window probabilities), the reference row.
 - ``backend-ft``: fine-tunes MusiCNN's own top layers (pooled-feature batch norm -> dense 200 ->
@@ -37,17 +37,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from accuracy import brief, stability  # noqa: E402  (benchmarks/ is on the path when this runs)
-from musicgenre.data.corpus import Clip  # noqa: E402
-from musicgenre.hub import load_backbone  # noqa: E402
-from musicgenre.models.genre import MeanLogits, Standardize  # noqa: E402
-from musicgenre.pipeline import loud_windows, softmax  # noqa: E402
-from musicgenre.train.embed import extract  # noqa: E402
-from musicgenre.train.head import STD_FLOOR, class_weights, fit_windows, fresh_head, train_head  # noqa: E402
-from musicgenre.train.recipe import (  # noqa: E402
+from _common import RESULTS, ROOT
+from accuracy import brief, stability
+from musicgenre.data.corpus import Clip
+from musicgenre.hub import load_backbone
+from musicgenre.models.genre import MeanLogits, Standardize
+from musicgenre.models.musicnn import Musicnn
+from musicgenre.pipeline import loud_windows, softmax
+from musicgenre.train.embed import extract
+from musicgenre.train.head import STD_FLOOR, class_weights, fit_windows, fresh_head, train_head
+from musicgenre.train.recipe import (
     Recipe,
     Scorer,
     WindowSet,
@@ -57,7 +56,7 @@ from musicgenre.train.recipe import (  # noqa: E402
     validation_run,
 )
 
-OUT = ROOT / "benchmarks" / "results-head-variants"
+OUT = RESULTS / "head-variants"
 
 
 # --- backend-ft: MusiCNN's own top layers, fine-tuned -------------------------------------------------------
@@ -73,9 +72,10 @@ class FineTunedBackend(nn.Module):
     def __init__(self, backbone: str, n_labels: int, dropout: float) -> None:
         super().__init__()
         bb = load_backbone(backbone)[0]
+        assert isinstance(bb, Musicnn)  # the genre heads read MusiCNN taggers
         self.pool_bn, self.dense, self.dense_bn = (copy.deepcopy(m) for m in (bb.pool_bn, bb.dense, bb.dense_bn))
         self.drop = nn.Dropout(dropout)
-        self.out = nn.Linear(self.dense.out_features, n_labels)
+        self.out = nn.Linear(bb.dense.out_features, n_labels)
 
     def train(self, mode: bool = True) -> FineTunedBackend:
         super().train(mode)
@@ -91,7 +91,7 @@ def train_backend(recipe: Recipe, data: WindowSet) -> nn.Module:
     torch.manual_seed(recipe.seed)
     model = FineTunedBackend(recipe.backbone, len(recipe.labels), recipe.dropout)
     pretrained = [p for n, p in model.named_parameters() if not n.startswith("out.")]
-    groups = [{"params": pretrained, "lr": recipe.lr / 10}, {"params": model.out.parameters()}]
+    groups: list[dict[str, object]] = [{"params": pretrained, "lr": recipe.lr / 10}, {"params": model.out.parameters()}]
     fit_windows(recipe, model, data, np.random.default_rng(recipe.seed), params=groups)
     return model
 
@@ -240,7 +240,7 @@ def fit(variant: str, recipe: Recipe, tr: WindowSet) -> Scorer:
         torch.set_num_threads(threads)
 
 
-VARIANTS = {
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "shipped": ("shipped recipe (2.2): mean of window probabilities", {}),
     "backend-ft": ("MusiCNN's back-end (dense 200 + batch norms) fine-tuned from its weights, new genre layer",
                    {"features": "pool"}),

@@ -1,7 +1,7 @@
 """ONNX Runtime vs torch for the shipped model: front end, forward pass, threads, batch size, RSS, int8.
 
     PYTHONPATH=src python benchmarks/onnx_runtime.py                    # everything, JSON to stdout
-    PYTHONPATH=src python benchmarks/onnx_runtime.py --only logmel forward -o benchmarks/results-onnx.json
+    PYTHONPATH=src python benchmarks/onnx_runtime.py --only logmel forward -o benchmarks/results/onnx.json
 
 Times are wall-clock seconds, min and median over ``--repeats`` rounds; the configurations of one section
 run interleaved within each round, so a busy machine slows them alike. The load average is recorded
@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ SR = 16000
 CLIP_SECONDS = 30.0
 
 
-def timed(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, float]]:
+def timed(fns: Mapping[str, Callable[..., Any]], repeats: int) -> dict[str, dict[str, float]]:
     """Run each function once to warm up, then ``repeats`` interleaved rounds; min/median seconds."""
     for fn in fns.values():
         fn()
@@ -249,7 +249,7 @@ def bench_optimisation(repeats: int) -> dict[str, Any]:
         out["session_create_seconds"] = timed(create, max(2, repeats // 2))
         sessions = {k: fn() for k, fn in create.items()}
         out["seconds_per_batch_of_2"] = timed(
-            {k: (lambda s=s: s.run(None, {"logmel": x})) for k, s in sessions.items()}, repeats)
+            {k: (lambda s=s: s.run(None, {"logmel": x})) for k, s in sessions.items()}, repeats)  # type: ignore[misc]
         out["saved_file_mb"] = round(saved.stat().st_size / 1e6, 2)
     return out
 
@@ -288,7 +288,7 @@ def bench_int8(repeats: int) -> dict[str, Any]:
             per_clip[c.name] = {"same_label": bool(a.argmax() == b.argmax()), "max_score_diff": round(
                 float(np.abs(a - b).max()), 5)}
         x = windows_of(clip(16 * 3.0 + 1))[:16]
-        speed = timed({k: (lambda s=s: [s.run(None, {"logmel": x[i : i + 2]}) for i in range(0, 16, 2)])
+        speed = timed({k: (lambda s=s: [s.run(None, {"logmel": x[i : i + 2]}) for i in range(0, 16, 2)])  # type: ignore[misc]
                        for k, s in (("fp32", fp32), ("int8", int8))}, repeats)
         return {
             "clips": len(clips), "per_clip": per_clip, "max_clip_score_diff": round(worst_clip, 5),
