@@ -44,6 +44,7 @@ TEN = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop
 ELEVEN = tuple(sorted((*TEN, "electronic")))  # the recipe's order (it changes the seeded init)
 AUG = ("clean", "mp3_64k", "phone")
 NO_POP = {"classical": "classical", "rock": "rock", "pop": "", "electronic": ""}
+ELECTRONIC = ("gtzan", "emotify")  # sources whose valid clips the electronic report reads
 
 # Every variant starts from this baseline (10 GTZAN labels, Emotify classical/rock, MSD, one MLP 128, clean
 # audio), not from the recipe file, so the table keeps its meaning when the recipe changes: every key a
@@ -51,7 +52,7 @@ NO_POP = {"classical": "classical", "rock": "rock", "pop": "", "electronic": ""}
 BASE: dict[str, Any] = {"labels": TEN, "emotify_labels": NO_POP, "backbone": "MSD_musicnn",
                         "features": "embedding+tags", "hidden": 128, "dropout": 0.3, "conditions": ("clean",),
                         "mixup": 0.0, "balance": "class", "weight_decay": 1e-3, "lr": 1e-3, "epochs": 30,
-                        "batch_size": 256, "members": 1, "seed": 0}
+                        "batch_size": 256, "members": 1, "seed": 0, "calibration": "clip"}
 
 # name -> (what changes, recipe overrides). Each is one validation run on cached features.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -118,6 +119,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         f"2.2 recipe{what}, training windows also cut 1.5 s later (a second crop of every clip)", {
             "mixup": 0.4, "conditions": AUG, "members": 5, "features": "pool+embedding+tags", "crops": (0.0, 1.5),
             "seed": seed}) for tag, what, seed in (("", "", 0), ("-seed5", " with seeds 5-9", 5))},
+    # fourth round (issue 19): length-aware calibration, electronic as the 11th genre (3.0)
+    "msd-aug-mixup-5heads-pool-length": ("2.2 recipe, calibrated by length (window temperature + one per window "
+                                         "count)", {"mixup": 0.4, "conditions": AUG, "members": 5,
+                                                    "features": "pool+embedding+tags", "calibration": "length"}),
+    **{f"msd-aug-mixup-5heads-pool-11-electronic-length{tag}": (
+        f"2.2 recipe{what}, 11 labels (+ electronic), calibrated by length (3.0)", {
+            "mixup": 0.4, "conditions": AUG, "members": 5, "features": "pool+embedding+tags", "labels": ELEVEN,
+            "emotify_labels": {**NO_POP, "electronic": "electronic"}, "calibration": "length", "seed": seed})
+       for tag, what, seed in (("", "", 0), ("-seed5", " with seeds 5-9", 5))},
     "msd-pop-as-pop": ("MSD, Emotify pop -> GTZAN pop", {"conditions": ("clean",),
                                                           "emotify_labels": {**NO_POP, "pop": "pop"}}),
     "msd-11-electronic": ("MSD, 11 labels (+ Emotify electronic)", {
@@ -130,15 +140,31 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 
 def brief(rep: dict[str, Any]) -> dict[str, Any]:
     recalls = {k: v["recall"] for k, v in rep["per_class"].items() if v["support"]}
+    wa = rep.get("window_accuracy")
     return {"n": rep["n"], "accuracy": round(rep["accuracy"], 4), "top3": round(rep["top3_accuracy"], 4),
+            "window_accuracy": None if wa is None else round(wa, 4),
             "macro_f1": round(rep["macro_f1"], 4), "ece": round(rep["ece"], 4), "ci95": rep["ci95"],
             "ece_if_calibrated": rep["ece_if_calibrated"],
             "min_recall": min(recalls.values()), "recall": recalls,
-            "uncalibrated_ece": round(rep.get("uncalibrated_ece", float("nan")), 4)}
+            "precision": {k: v["precision"] for k, v in rep["per_class"].items() if v["support"] or v["precision"]},
+            "uncalibrated_ece": round(rep.get("uncalibrated_ece", float("nan")), 4),
+            **({"lengths": rep["lengths"]} if "lengths" in rep else {})}
+
+
+def takes_from(rep: dict[str, Any], label: str) -> dict[str, Any]:
+    """Which genres' clips a label takes (clips of other genres called ``label``) and where its own clips go,
+    from a report's confusion matrix."""
+    labels = list(rep["per_class"])
+    if label not in labels:
+        return {}
+    m = np.array(rep["confusion_matrix"])
+    i = labels.index(label)
+    return {"called_" + label: {labels[r]: int(m[r, i]) for r in range(len(labels)) if r != i and m[r, i]},
+            label + "_called": {labels[c]: int(m[i, c]) for c in range(len(labels)) if m[i, c]}}
 
 
 def run_experiments(recipe: Recipe, names: list[str]) -> dict[str, Any]:
-    rows = {}
+    rows: dict[str, Any] = {}
     for name in names:
         what, over = VARIANTS[name]
         r = Recipe(**{**recipe.__dict__, **BASE, **over})
@@ -152,17 +178,23 @@ def run_experiments(recipe: Recipe, names: list[str]) -> dict[str, Any]:
     return rows
 
 
-def stability(recipe: Recipe, score: Scorer, temperature: float) -> dict[str, Any]:
+def stability(recipe: Recipe, score: Scorer, temperature: float, head: Any = None) -> dict[str, Any]:
     """Share of valid clips whose label under each degradation equals the clean label (a validation run's
-    model at its temperature: the label ``predict`` would show)."""
+    model at its temperature: the label ``predict`` would show); with ``head``, also the share of single
+    windows whose own label is kept (the timeline's, a 3-s input's)."""
     from musicgenre.train.degrade import CONDITIONS
+    from musicgenre.train.head import window_logits
 
     valid = [c for c in recipe.clips() if c.split == "valid"]
     labels: dict[str, dict[str, int]] = {}
+    windows: dict[str, dict[str, np.ndarray]] = {}
     for cond in CONDITIONS:
         data = assemble(recipe, valid, (cond,))
         pred = score(data)(temperature).argmax(1)
         labels[cond] = {c.key: int(p) for c, p in zip(data.clips, pred)}
+        if head is not None:
+            wl = window_logits(head, data).argmax(1)
+            windows[cond] = {c.key: wl[data.clip == i] for i, c in enumerate(data.clips)}
     out: dict[str, Any] = {}
     for cond in CONDITIONS[1:]:
         keys = sorted(set(labels["clean"]) & set(labels[cond]))
@@ -171,6 +203,11 @@ def stability(recipe: Recipe, score: Scorer, temperature: float) -> dict[str, An
             if ks:
                 out[f"{cond}/{source}"] = {"n": len(ks), "same_label": round(
                     float(np.mean([labels["clean"][k] == labels[cond][k] for k in ks])), 4)}
+                same = [windows["clean"][k] == windows[cond][k] for k in ks
+                        if head is not None and len(windows["clean"][k]) == len(windows[cond][k])]
+                if same:
+                    out[f"{cond}/{source}"].update(windows=int(sum(len(x) for x in same)),
+                                                   same_window_label=round(float(np.mean(np.concatenate(same))), 4))
     return out
 
 
@@ -204,31 +241,71 @@ def shipped(recipe: Recipe, model: str) -> dict[str, Any]:
     val = validation_run(recipe)
     res["validation_run"] = {s: brief(val[s]) for s in ("gtzan", "emotify") if s in val}
     res["validation_run"]["temperature"] = val["temperature"]
+    res["validation_run"]["temperature_by_windows"] = val.get("temperature_by_windows", [])
+    res["validation_run"]["lengths"] = val.get("lengths")
+    for extra in ELECTRONIC if "electronic" in recipe.labels else ():
+        res["validation_run"].setdefault("electronic", {})[extra] = takes_from(val[extra], "electronic")
+    if "electronic" in recipe.labels:  # where electronic clips went before: the same recipe without it
+        ten = Recipe(**{**recipe.__dict__, "labels": tuple(x for x in recipe.labels if x != "electronic")})
+        head, _ = train_head(ten, training_set(ten, [c for c in ten.clips() if c.split == "train"]))
+        el = [c for c in recipe.clips() if c.split == "valid" and c.label == "electronic"]
+        data = assemble(recipe, el, ("clean",))
+        pred = head_scorer(head)(data)(1.0).argmax(1)
+        res["validation_run"]["electronic"]["without_electronic"] = {
+            "n": len(el), "called": {ten.labels[k]: int((pred == k).sum()) for k in sorted(set(pred.tolist()))}}
     for source in ("gtzan", "emotify"):
         for subset in ("valid", "test"):
             ex, labels, _ = recipe_examples(recipe_path, subset, source)
             if ex:
                 res[f"shipped/{source}/{subset}"] = brief(evaluate(model, ex, labels, None))
-    res["stability"] = stability(recipe, val["score"], val["temperature"])
+    res["stability"] = stability(recipe, val["score"], val["temperature"], val.get("head"))
     res["cross_source"] = cross_source(recipe)
     return res
 
 
 def confidence(recipe: Recipe) -> dict[str, Any]:
-    """Validation run: accuracy of the clips called confident vs uncertain at several thresholds."""
+    """Validation run: per input length (1, 3, 10 windows, whole clips), the share of confident calls and how
+    often they are right at several thresholds, with out-of-fold calibration (folds by artist)."""
+    from musicgenre.train.calibrate import length_report
+
     val = validation_run(recipe)
-    va = assemble(recipe, [c for c in recipe.clips() if c.split == "valid"], ("clean",))
-    y = np.array([recipe.labels.index(c.label) for c in va.clips])
-    t = val["temperature"]
-    probs = val["score"](va)(t)
-    top, right = probs.max(1), probs.argmax(1) == y
-    out: dict[str, Any] = {"n": len(y), "temperature": t}
-    for thr in (0.4, 0.5, 0.6, 0.7):
-        sure = top >= thr
-        out[str(thr)] = {"confident_share": round(float(sure.mean()), 4),
-                         "confident_accuracy": round(float(right[sure].mean()), 4) if sure.any() else None,
-                         "uncertain_accuracy": round(float(right[~sure].mean()), 4) if (~sure).any() else None}
+    out: dict[str, Any] = {"n": len(val["valid_labels"]), "temperature": val["temperature"],
+                           "temperature_by_windows": val.get("temperature_by_windows", []),
+                           "calibration": recipe.calibration}
+    for thr in (0.5, 0.6, 0.7, 0.8, 0.9):
+        out[str(thr)] = length_report(val["window_logits"], val["valid_labels"], *val["crossfit"], min_confidence=thr)
     return out
+
+
+def markdown_confidence(res: dict[str, Any]) -> str:
+    keys = ("1", "3", "10", "whole")
+    lines = ["| min confidence | " + " | ".join(f"{'whole clips' if k == 'whole' else k + ' windows'}: confident "
+                                              "share / right / uncertain right" for k in keys) + " |",
+             "|---|" + "---|" * len(keys)]
+    for thr, rep in res.items():
+        if isinstance(rep, dict):
+            cells = [f"{rep[k]['confident_share']:.2f} / {rep[k]['confident_accuracy']} / "
+                     f"{rep[k]['uncertain_accuracy']}" for k in keys]
+            lines.append(f"| {thr} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("n (sub-clips / clips): " + ", ".join(f"{k}: {res['0.6'][k]['n']} / {res['0.6'][k]['clips']}"
+                                                       for k in keys))
+    return "\n".join(lines) + "\n"
+
+
+def markdown_lengths(lengths: dict[str, Any]) -> list[str]:
+    """The per-length table (a validation run's out-of-fold calibration, or ``evaluate``'s pieces)."""
+    lines = [f"| input length | n | top-1 | ECE | ECE if perfectly calibrated (mean, 95th pct.) | mean confidence "
+             f"| confident (>= {lengths['min_confidence']}) share | confident right | uncertain right |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for k, r in lengths.items():
+        if isinstance(r, dict) and r.get("n"):
+            what = "whole clip" if k == "whole" else f"{k} window{'s' if k != '1' else ''} ({3 * int(k)} s)"
+            lines.append(f"| {what} | {r['n']} | {r['accuracy']:.3f} | {r['ece']:.3f} | "
+                         f"{r['ece_if_calibrated'][0]:.3f}, {r['ece_if_calibrated'][1]:.3f} | "
+                         f"{r['mean_confidence']:.3f} | {r['confident_share']:.2f} | "
+                         f"{r['confident_accuracy']} | {r['uncertain_accuracy']} |")
+    return lines
 
 
 def fmt_ci(b: dict[str, Any], key: str) -> str:
@@ -237,34 +314,46 @@ def fmt_ci(b: dict[str, Any], key: str) -> str:
 
 
 def markdown_experiments(rows: dict[str, Any]) -> str:
-    lines = ["| experiment | what | T | GTZAN valid n | top-1 | macro-F1 | ECE | min recall | Emotify valid n | top-1 "
-             "| macro-F1 | ECE | min recall |", "|" + "---|" * 13]
+    lines = ["| experiment | what | T | GTZAN valid n | top-1 | window top-1 | macro-F1 | ECE | min recall "
+             "| Emotify valid n | top-1 | window top-1 | macro-F1 | ECE | min recall |", "|" + "---|" * 15]
     for name, r in rows.items():
         cells = [name, r["what"], f"{r['temperature']:.2f}"]
         for s in ("gtzan", "emotify"):
             b = r.get(s)
-            cells += ([str(b["n"]), fmt_ci(b, "accuracy"), fmt_ci(b, "macro_f1"), f"{b['ece']:.3f}",
-                       f"{b['min_recall']:.2f}"] if b else ["-"] * 5)
+            wa = "-" if not b or b.get("window_accuracy") is None else f"{b['window_accuracy']:.3f}"
+            cells += ([str(b["n"]), fmt_ci(b, "accuracy"), wa, fmt_ci(b, "macro_f1"), f"{b['ece']:.3f}",
+                       f"{b['min_recall']:.2f}"] if b else ["-"] * 6)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def markdown_shipped(res: dict[str, Any]) -> str:
-    lines = ["| figure | n | top-1 [95% CI] | top-3 | macro-F1 [95% CI] | ECE | ECE if perfectly calibrated "
-             "(mean, 95th pct.) | min recall |", "|---|---|---|---|---|---|---|---|"]
-    rows = [(f"validation run, {s} valid (artist-disjoint)", b) for s, b in res["validation_run"].items()
-            if isinstance(b, dict)]
+    lines = ["| figure | n | top-1 [95% CI] | window top-1 | top-3 | macro-F1 [95% CI] | ECE | ECE if perfectly "
+             "calibrated (mean, 95th pct.) | min recall |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [(f"validation run, {s} valid (artist-disjoint)", res["validation_run"][s]) for s in ("gtzan", "emotify")
+            if s in res["validation_run"]]
     rows += [(k, v) for k, v in res.items() if k.startswith("shipped/")]
     rows += [(f"cross-source {k} ({', '.join(v['classes'])})", v) for k, v in res["cross_source"].items()]
     for name, b in rows:
-        lines.append(f"| {name} | {b['n']} | {fmt_ci(b, 'accuracy')} | {b['top3']:.3f} | {fmt_ci(b, 'macro_f1')} "
+        wa = "-" if b.get("window_accuracy") is None else f"{b['window_accuracy']:.3f}"
+        lines.append(f"| {name} | {b['n']} | {fmt_ci(b, 'accuracy')} | {wa} | {b['top3']:.3f} "
+                     f"| {fmt_ci(b, 'macro_f1')} "
                      f"| {b['ece']:.3f} | {b['ece_if_calibrated'][0]:.3f}, {b['ece_if_calibrated'][1]:.3f} "
                      f"| {b['min_recall']:.2f} |")
     lines += ["", "| cross-source, answer restricted to the shared classes | n | top-1 |", "|---|---|---|"]
     lines += [f"| {k} ({', '.join(v['classes'])}) | {v['n']} | {v['shared_only_accuracy']:.3f} |"
               for k, v in res["cross_source"].items()]
-    lines += ["", "| degradation / valid clips | n | same label as clean |", "|---|---|---|"]
-    lines += [f"| {k} | {v['n']} | {v['same_label']:.3f} |" for k, v in res["stability"].items()]
+    lines += ["", "| degradation / valid clips | n | same label as clean | windows | same window label |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {k} | {v['n']} | {v['same_label']:.3f} | {v.get('windows', '-')} | "
+              f"{v.get('same_window_label', '-')} |" for k, v in res["stability"].items()]
+    val = res["validation_run"]
+    if val.get("lengths"):
+        lines += ["", f"Validation run by input length (GTZAN + Emotify valid; calibration fitted out of fold; "
+                      f"temperatures by window count {val['temperature_by_windows']}):", ""]
+        lines += markdown_lengths(val["lengths"])
+    for k, v in val.get("electronic", {}).items():
+        lines += ["", f"electronic, {k}: {json.dumps(v)}"]
     return "\n".join(lines) + "\n"
 
 
@@ -288,10 +377,7 @@ def main() -> None:
         md = markdown_experiments(res)
     elif args.command == "confidence":
         res = confidence(recipe)
-        md = ("| min confidence | confident share | accuracy when confident | accuracy when uncertain |\n"
-              "|---|---|---|---|\n")
-        md += "".join(f"| {k} | {v['confident_share']:.2f} | {v['confident_accuracy']} | "
-                      f"{v['uncertain_accuracy']} |\n" for k, v in res.items() if isinstance(v, dict))
+        md = markdown_confidence(res)
     else:
         res = shipped(recipe, args.model)
         md = markdown_shipped(res)

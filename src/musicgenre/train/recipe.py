@@ -29,8 +29,16 @@ import numpy as np
 from .._io import write_json
 from ..data.corpus import Clip, read_emotify_clips, read_gtzan_clips
 from ..errors import ParameterError
-from ..pipeline import clip_scores, loud_windows, softmax
-from .calibrate import ece, fit_temperature
+from ..pipeline import clip_scores, loud_windows, recalibrate, softmax, window_count_temperature
+from ..prediction import DEFAULT_MIN_CONFIDENCE
+from .calibrate import (
+    crossfit_temperatures,
+    ece,
+    fit_calibration,
+    fit_temperature,
+    length_report,
+    run_probabilities,
+)
 from .metrics import full_report
 
 if TYPE_CHECKING:
@@ -69,6 +77,9 @@ class Recipe:
     mixup: float = 0.0  # Beta(a, a) mixup of window features; 0 = off
     members: int = 1  # heads trained from seeds seed, seed+1, ...; their logits are averaged
     seed: int = 0
+    # "clip": one temperature fitted on whole clips, used at every length (models up to 2.2); "length": the
+    # window temperature fitted on single windows, then one per number of windows (calibrate.fit_calibration)
+    calibration: str = "clip"
     cache: str = ".cache/features"
     version: str = "2.0"
     description: str = ""
@@ -225,20 +236,64 @@ def validation_run(recipe: Recipe, *, train_on: tuple[str, ...] = ("train",), va
         head, losses = train_head(recipe, tr)
         score = head_scorer(head)
         out["final_train_loss"] = losses[-1]
+        out["head"] = head
     else:
         score = fit(recipe, tr)
     y = np.array([recipe.labels.index(c.label) for c in va.clips])
     out["temperature"] = temperature = fit_temperature(score(va), y)
     out["score"] = score
+    if fit is None:
+        out.update(length_calibration(recipe, head, va))
+        temperature = out["temperature"]
     for source in valid_sources:
         part = [c for c in va.clips if c.source == source]
         if part:
             sub = assemble(recipe, part, ("clean",))
             at = score(sub)
-            out[source] = evaluate_clips(recipe, at(temperature), sub)
+            counts = np.bincount(sub.clip, minlength=len(sub.clips))
+            out[source] = evaluate_clips(recipe, np.stack([recalibrate(p, window_count_temperature(
+                out.get("temperature_by_windows", ()), int(k))) for p, k in zip(at(temperature), counts)]), sub)
             y_sub = np.array([recipe.labels.index(c.label) for c in sub.clips])
             out[source]["uncalibrated_ece"] = ece(at(1.0), y_sub)
+            if "window_logits" in out:
+                keep = [i for i, c in enumerate(va.clips) if c.source == source]
+                out[source]["window_accuracy"] = round(float(np.mean(np.concatenate(
+                    [out["window_logits"][i].argmax(1) == y[i] for i in keep]))), 4)
+                out[source]["lengths"] = length_report(
+                    [out["window_logits"][i] for i in keep], y[keep], out["crossfit"][0][keep],
+                    out["crossfit"][1][keep], min_confidence=DEFAULT_MIN_CONFIDENCE)
+    if "window_logits" in out:  # (window_logits and crossfit stay for the benchmarks; not saved)
+        out["lengths"] = length_report(out["window_logits"], y, *out["crossfit"], min_confidence=DEFAULT_MIN_CONFIDENCE)
+        out["valid_labels"] = y
     return out
+
+
+# validation_run's outputs for the benchmarks only (a function, arrays), not written to validation.json
+UNSAVED = ("score", "head", "window_logits", "crossfit", "valid_labels")
+
+
+def length_calibration(recipe: Recipe, head: torch.nn.Module, va: WindowSet) -> dict[str, Any]:
+    """The recipe's calibration from the valid clips' window logits: the window temperature and, for
+    ``calibration = "length"``, the temperature per number of windows; plus out-of-fold temperatures (folds by
+    artist) for the per-length report, so that report does not grade the calibration on its own fitting clips."""
+    from .head import window_logits
+
+    if recipe.calibration not in ("clip", "length"):
+        raise ParameterError(f"unknown calibration {recipe.calibration!r}: use clip or length")
+    logits = window_logits(head, va)
+    clip_logits = [logits[va.clip == i] for i in range(len(va.clips))]
+    y = np.array([recipe.labels.index(c.label) for c in va.clips])
+    groups = np.array([f"{c.source}/{c.group}" for c in va.clips])
+    if recipe.calibration == "clip":
+        t0 = fit_temperature(lambda t: run_probabilities(clip_logits, None, t)[0], y)
+        temps: list[float] = []
+        folds = crossfit_temperatures(clip_logits, y, groups, aggregate_at="clip")
+        folds = (folds[0], np.ones_like(folds[1]))  # one temperature at every length
+    else:
+        t0, temps = fit_calibration(clip_logits, y, aggregate_at="window")
+        folds = crossfit_temperatures(clip_logits, y, groups, aggregate_at="window")
+    return {"temperature": t0, "temperature_by_windows": [round(t, 4) for t in temps],
+            "window_logits": clip_logits, "crossfit": folds}
 
 
 def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str, Any]:
@@ -263,8 +318,11 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
     model = MusicnnGenre(**model_args)  # only its head's weights are saved: the backbone stays unfilled
     model.head.load_state_dict(head.state_dict())
     state = {k: v for k, v in model.state_dict().items() if not k.startswith(model.external_prefixes)}
-    brief = {s: {k: val[s][k] for k in ("n", "accuracy", "top3_accuracy", "macro_f1", "ece", "ci95")}
-             for s in ("gtzan", "emotify") if s in val}
+    brief: dict[str, Any] = {s: {k: val[s][k] for k in ("n", "accuracy", "window_accuracy", "top3_accuracy",
+                                                         "macro_f1", "ece", "ci95", "lengths") if k in val[s]}
+                             for s in ("gtzan", "emotify") if s in val}
+    if "lengths" in val:
+        brief["all"] = {"lengths": val["lengths"]}
     counts: dict[str, int] = {}
     for c in final.clips:
         counts[f"{c.source}/{c.label}"] = counts.get(f"{c.source}/{c.label}", 0) + 1
@@ -276,6 +334,7 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
         "labels": list(recipe.labels),
         "features": get_architecture("musicnn_genre").features.to_dict(),
         "temperature": round(val["temperature"], 4),
+        **({"temperature_by_windows": val["temperature_by_windows"]} if val.get("temperature_by_windows") else {}),
         "description": recipe.description,
         "licence": "head: same as musicgenre; backbone: ISC (see backbones/LICENSE-musicnn.txt)",
         "training": {"command": f"musicgenre train --recipe {recipe_file} -o DIR",
@@ -286,5 +345,5 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
                                 "shipped head is then retrained on train + valid", "valid": brief},
     }
     card = from_dict(config, where=f"recipe {recipe.name}").save(out, state)
-    write_json(out / "validation.json", {k: v for k, v in val.items() if k != "score"})
+    write_json(out / "validation.json", {k: v for k, v in val.items() if k not in UNSAVED})
     return card.to_dict()
