@@ -76,3 +76,100 @@ def test_no_import_cycles():
                     seen.add(nxt)
                     stack.append((nxt, trail + [nxt]))
     assert not cycles, cycles
+
+
+# --- the rules of docs/architecture.md, as checks -------------------------------------------------------------
+
+SRC = ROOT / "src" / "musicgenre"
+# Deliberate exceptions, each listed (with its reason) in docs/architecture.md: (module file, function).
+ENV_WRITERS = {("web/analyzer.py", "import_gradio"), ("web/server.py", "serve")}
+THREAD_SETTERS = {"cli.py", "runtime/torch.py"}  # files that may change torch's process-wide thread counts
+
+
+def _calls(tree: ast.AST) -> list[tuple[ast.Call, str | None]]:
+    """Every call in ``tree`` with the name of the function (def) it sits in, None at module level."""
+    out: list[tuple[ast.Call, str | None]] = []
+
+    def walk(node: ast.AST, func: str | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else func
+            if isinstance(child, ast.Call):
+                out.append((child, func))
+            walk(child, inner)
+
+    walk(tree, None)
+    return out
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def _env_writes(tree: ast.AST) -> list[tuple[int, str | None]]:
+    """(line, enclosing function) of every write to the process environment."""
+    writes = [(c.lineno, f) for c, f in _calls(tree)
+              if _dotted(c.func) in ("os.environ.setdefault", "os.environ.update", "os.environ.pop",
+                                     "os.environ.clear", "os.putenv", "os.unsetenv")]
+
+    def walk(node: ast.AST, func: str | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else func
+            targets = (child.targets if isinstance(child, ast.Assign) else
+                       [child.target] if isinstance(child, (ast.AugAssign, ast.AnnAssign)) else
+                       child.targets if isinstance(child, ast.Delete) else [])
+            for t in targets:
+                if isinstance(t, ast.Subscript) and _dotted(t.value) == "os.environ":
+                    writes.append((child.lineno, func))
+            walk(child, inner)
+
+    walk(tree, None)
+    return writes
+
+
+def test_no_environment_writes_outside_the_listed_exceptions():
+    """Library code leaves the process environment alone: never at import, and in a function only where the
+    architecture doc lists it (gradio reads its settings from the environment)."""
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        for line, func in _env_writes(ast.parse(path.read_text())):
+            if func is None or (rel, func) not in ENV_WRITERS:
+                bad.append(f"{rel}:{line} ({func or 'module level'})")
+    assert not bad, bad
+    for rel, func in ENV_WRITERS:
+        assert f"{rel.removesuffix('.py').replace('/', '.')}.{func}" in doc, f"{rel} {func} is not listed in the doc"
+
+
+def test_thread_settings_only_in_the_cli_and_the_runtime():
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        for call, _ in _calls(ast.parse(path.read_text())):
+            name = _dotted(call.func)
+            if name.endswith(("set_num_threads", "set_num_interop_threads")) and rel not in THREAD_SETTERS:
+                bad.append(f"{rel}:{call.lineno} {name}")
+    assert not bad, bad
+
+
+def test_no_pyplot_or_global_matplotlib_backend():
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{path.name}: {n}" for n in names if "pyplot" in n]
+        bad += [f"{path.name}:{c.lineno}" for c, _ in _calls(tree) if _dotted(c.func) == "matplotlib.use"]
+    assert not bad, bad
+
+
+def test_the_checks_catch_what_they_forbid():
+    """The checkers themselves: a module-level environment write and a thread setting are found."""
+    tree = ast.parse("import os\nos.environ['A'] = '1'\ndef f():\n    os.environ.setdefault('B', '2')\n"
+                     "    torch.set_num_threads(1)\n")
+    assert sorted(_env_writes(tree), key=lambda w: w[0]) == [(2, None), (4, "f")]
+    assert [(_dotted(c.func), f) for c, f in _calls(tree)] == [("os.environ.setdefault", "f"),
+                                                               ("torch.set_num_threads", "f")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,6 +12,20 @@ from ..errors import ParameterError
 
 if TYPE_CHECKING:
     from torch import nn
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with torch's (process-wide) intra-op thread count at ``n``, then restore the caller's.
+    Training a head on one thread makes its weights reproducible to the bit (a fixed reduction order)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(device: str) -> str:

@@ -68,17 +68,15 @@ def train_head(recipe: HeadParams, data: Windowed) -> tuple[torch.nn.Module, lis
     bit-for-bit reproducible (two threads change the last bits, hence the sha256). The caller's thread
     setting is restored afterwards.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    from ..runtime.torch import torch_threads
+
+    with torch_threads(1):
         if recipe.members == 1:
             return _train_head(recipe, data, recipe.seed)
         from ..models.genre import MeanLogits
 
         trained = [_train_head(recipe, data, recipe.seed + i) for i in range(recipe.members)]
         return MeanLogits([h for h, _ in trained]).eval(), trained[0][1]
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_head(recipe: HeadParams, data: Windowed, seed: int) -> tuple[torch.nn.Module, list[float]]:

@@ -14,6 +14,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -23,9 +24,18 @@ from .queue import AnalysisQueue
 
 log = logging.getLogger(__name__)
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported anywhere
-
 QUICK_SECONDS = 30.0
+
+
+def import_gradio() -> ModuleType:
+    """gradio, imported with its usage analytics off: it reads ``GRADIO_ANALYTICS_ENABLED`` once, when it is
+    first imported, so the variable is set here, right before (a listed exception to "no environment writes
+    from library code": docs/architecture.md). Every import of gradio in the package goes through this."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio
+
+    return gradio
+
 MODES = ("Whole track", f"First {QUICK_SECONDS:g} s (quick)")
 
 
@@ -79,7 +89,7 @@ class Analyzer:
 
     def analyze(self, path: str | None, mode: str) -> tuple[Any, ...]:
         """Gradio handler: -> (top-5 label dict, spectrogram, timeline, tags, status markdown)."""
-        import gradio as gr
+        gr = import_gradio()
 
         if not path:
             raise gr.Error("Upload a file or record from the microphone first.")

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from ..errors import MusicGenreError
-from .analyzer import Analyzer, Limits, check_port_free
+from .analyzer import Analyzer, Limits, check_port_free, import_gradio
 from .connections import ConnectionLimits, guarded_protocol
 from .queue import Abandoned, AnalysisQueue, Busy, TimedOut
 from .ui import build_app
@@ -67,7 +67,7 @@ def build_server(classifier: Any, limits: Limits = Limits(), *, jobs: AnalysisQu
                  workdir: Path | None = None) -> FastAPI:
     """FastAPI app: ``POST /api/classify`` (multipart field ``file``) -> ``Prediction.to_dict()`` JSON.
     ``jobs`` is shared with the Gradio page; ``workdir`` holds uploads while they are analysed."""
-    import gradio as gr
+    gr = import_gradio()
 
     jobs = jobs or limits.queue_for_jobs()
     analyzer = Analyzer(classifier, limits, jobs)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .analyzer import MODES, Analyzer, Limits
+from .analyzer import MODES, Analyzer, Limits, import_gradio
 from .queue import AnalysisQueue
 
 
 def build_app(classifier: Any, limits: Limits = Limits(), jobs: AnalysisQueue | None = None) -> Any:
     """The Gradio Blocks page; its analyses go through ``jobs`` (shared with the JSON API)."""
-    import gradio as gr
+    gr = import_gradio()
 
     analyzer = Analyzer(classifier, limits, jobs)
     cache_s = int(limits.cache_minutes * 60)
