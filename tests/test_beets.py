@@ -296,11 +296,14 @@ class TestCommand(MusicGenreHelper):
         assert "1 not written" in capsys.readouterr().out
         assert not [p for p in path.parent.iterdir() if "musicgenre-tmp" in p.name]
 
-    def test_min_confidence_out_of_range_is_a_usage_error(self):
+    def test_bad_settings_are_one_line_usage_errors(self):
         from beets.ui import UserError
 
         with pytest.raises(UserError, match="min_confidence"):
             self.run_command("musicgenre", "--min-confidence", "7")
+        self.plugin_on(auto=False, model="nosuchmodel")._clf = None
+        with pytest.raises(UserError, match="unknown model 'nosuchmodel'"):  # beets prints it as one line
+            self.run_command("musicgenre")
 
 
 def test_beet_ls_does_not_import_musicgenre(tmp_path):

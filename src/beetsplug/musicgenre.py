@@ -90,9 +90,13 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
     @property
     def classifier(self) -> Any:
         if self._clf is None:
+            from musicgenre.errors import MusicGenreError
             from musicgenre.pipeline import load
 
-            self._clf = load(self.config["model"].get() or None, device="cpu")
+            try:  # the same defaults as `musicgenre scan` (ONNX Runtime on the CPU for the shipped model)
+                self._clf = load(self.config["model"].get() or None)
+            except MusicGenreError as e:  # unknown model name, damaged model directory: one line
+                raise ui.UserError(f"musicgenre: {e}") from None
         return self._clf
 
     def _flag(self, key: str) -> bool:
@@ -125,9 +129,13 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
     def _identity(self) -> tuple[str, str]:
         """(name, version) of the configured model, read from its manifest without loading it."""
         if self._id is None:
+            from musicgenre.errors import MusicGenreError
             from musicgenre.modeldir import identity
 
-            self._id = identity(self.config["model"].get() or None)
+            try:
+                self._id = identity(self.config["model"].get() or None)
+            except MusicGenreError as e:
+                raise ui.UserError(f"musicgenre: {e}") from None
         return self._id
 
     def _clf_matches(self, obj: LibModel) -> bool:
