@@ -173,3 +173,34 @@ def test_the_checks_catch_what_they_forbid():
     assert sorted(_env_writes(tree), key=lambda w: w[0]) == [(2, None), (4, "f")]
     assert [(_dotted(c.func), f) for c, f in _calls(tree)] == [("os.environ.setdefault", "f"),
                                                                ("torch.set_num_threads", "f")]
+
+
+# --- the registry, read with and without torch ---------------------------------------------------------------
+
+
+def test_declared_architectures_are_the_registry():
+    """What `musicgenre models` reads from the source (no torch) is what the registry holds once imported."""
+    pytest.importorskip("torch")
+    from musicgenre.models import _registry, declared_architectures, list_architectures
+
+    list_architectures()  # imports every architecture module
+    registered = {n: (a.description, a.trainable, a.requires, a.extra) for n, a in _registry._ARCHITECTURES.items()}
+    declared = {n: (d.description, d.trainable, d.requires, d.extra) for n, d in declared_architectures().items()}
+    assert declared == registered
+    init = ast.parse((ROOT / "src" / "musicgenre" / "models" / "__init__.py").read_text())
+    imported = {a.name for node in ast.walk(init) if isinstance(node, ast.ImportFrom) and node.module is None
+                for a in node.names}
+    assert imported - {"_registry"} == set(_registry.ARCHITECTURE_MODULES)
+
+
+def test_models_command_lists_architectures_in_the_light_install():
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['torch'] = None\nfrom musicgenre.cli import main\nsys.exit(main(['models']))\n"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    for name in ("crnn", "vgg19_bn_cqt", "parallel_cnn_rnn", "musicnn_transfer", "hf"):
+        assert f"  {name}: " in run.stdout
+    assert "missing torch: pip install 'musicgenre[train]'" in run.stdout
+    assert "musicnn_genre:" not in run.stdout  # built by `train --recipe`, not `train ARCH DATA`

@@ -1,5 +1,6 @@
 """The light install: a wheel built from the repo installs in a fresh venv without torch and classifies the
-example clips there, outside the repo (what `pip install musicgenre` gives a user)."""
+example clips there, outside the repo (what `pip install musicgenre` gives a user), lists the architectures it
+could train with the `train` extra, and ships py.typed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -21,6 +23,7 @@ def test_wheel_installs_without_torch_and_classifies(tmp_path):
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)], check=True,
                    capture_output=True, timeout=600)
     wheel = next(dist.glob("musicgenre-*.whl"))
+    assert "musicgenre/py.typed" in zipfile.ZipFile(wheel).namelist()  # typed package (PEP 561)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
@@ -42,3 +45,7 @@ def test_wheel_installs_without_torch_and_classifies(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     pred = json.loads(out.stdout)[0]
     assert pred["label"] == "classical" and pred["model"] == "musicnn-gtzan"
+    models = subprocess.run([str(venv / "bin" / "musicgenre"), "models"], capture_output=True, text=True, cwd=work,
+                            env=env, timeout=120)
+    assert models.returncode == 0, models.stderr[-2000:]
+    assert "  crnn: " in models.stdout and "missing torch: pip install 'musicgenre[train]'" in models.stdout

@@ -78,20 +78,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     import importlib.util
 
     from .modeldir import DEFAULT_MODEL, list_shipped
+    from .models import declared_architectures
 
     print("Pretrained models (use with --model NAME):")
     for name, card in list_shipped().items():
         mark = " (default)" if name == DEFAULT_MODEL else ""
         print(f"  {name}{mark}: {len(card.labels)} genres: {', '.join(card.labels)}")
         print(f"      {card.description}")
-    print("\nArchitectures (for `musicgenre train`):")
-    if importlib.util.find_spec("torch") is None:
-        print("  (training needs PyTorch: pip install 'musicgenre[train]')")
-        return 0
-    from .models import list_architectures
-
-    for name, doc in list_architectures(trainable_only=True).items():
-        print(f"  {name}: {doc}")
+    print("\nArchitectures (for `musicgenre train ARCHITECTURE DATA`):")
+    for arch in declared_architectures().values():  # read from the registry's source: no torch import
+        if not arch.trainable:
+            continue
+        missing = [m for m in arch.requires if importlib.util.find_spec(m) is None]
+        needs = f"needs {', '.join(arch.requires)}"
+        note = f"{needs}; missing {', '.join(missing)}: pip install 'musicgenre[{arch.extra}]'" if missing else needs
+        print(f"  {arch.name}: {arch.description} ({note})")
     return 0
 
 

@@ -6,15 +6,15 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from ._names import printable_name
 from .genres import display
+from .prediction import Prediction
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
 
-def render(preds: Sequence[Any], fmt: str, *, top_k: int, top_tags: int = 10, segments: bool = False) -> str:
+def render(preds: Sequence[Prediction], fmt: str, *, top_k: int, top_tags: int = 10, segments: bool = False) -> str:
     """Predictions -> text in ``fmt`` (one of FORMATS)."""
     if fmt == "table":
         return "".join(_table(p, top_k, top_tags) for p in preds)
@@ -34,7 +34,7 @@ def render(preds: Sequence[Any], fmt: str, *, top_k: int, top_tags: int = 10, se
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def _table(p: Any, top_k: int, top_tags: int) -> str:
+def _table(p: Prediction, top_k: int, top_tags: int) -> str:
     lines = [f"{printable_name(p.source)}  ({p.duration:.1f} s, {len(p.segments)} windows, {p.status}, "
              f"window agreement {p.agreement:.2f})"]
     top = [(display(label), score) for label, score in p.top(top_k)]  # "Hip Hop"; JSON and CSV keep the ids
@@ -43,5 +43,5 @@ def _table(p: Any, top_k: int, top_tags: int) -> str:
         lines.append(f"  {name:<{width}}  {score:6.1%}  {'#' * round(score * 30)}")
     if p.tags and top_tags:
         lines.append("  tags: " + ", ".join(f"{t} {s:.2f}" for t, s in list(p.tags.items())[:top_tags]))
-    lines.extend(f"  warning: {w}" for w in getattr(p, "warnings", ()))
+    lines.extend(f"  warning: {w}" for w in p.warnings)
     return "\n".join(lines) + "\n\n"

@@ -74,7 +74,8 @@ class HFAudioClassifier(nn.Module):
 
 
 @register_model(features=FeatureConfig(sr=16000, input="waveform", window_seconds=10.0),
-                head_names=("projector", "classifier"))
+                head_names=("projector", "classifier"), requires=("torch", "transformers"),
+                extra="hf")
 def hf(**kw: Any) -> HFAudioClassifier:
     """A transformers audio classifier (AST, wav2vec2, HuBERT) from a local checkpoint or a config."""
     return HFAudioClassifier(**kw)

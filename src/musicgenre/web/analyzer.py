@@ -15,12 +15,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import MusicGenreError, ParameterError
+from ..prediction import Prediction, Predictor
 from .queue import AnalysisQueue
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +74,12 @@ def check_port_free(host: str, port: int) -> None:
 class Analyzer:
     """The app's single entry to the model: limits, the queue, the quick/whole choice, and the figures."""
 
-    def __init__(self, classifier: Any, limits: Limits = Limits(), jobs: AnalysisQueue | None = None) -> None:
+    def __init__(self, classifier: Predictor, limits: Limits = Limits(), jobs: AnalysisQueue | None = None) -> None:
         self.clf = classifier
         self.limits = limits
         self.jobs = jobs or limits.queue_for_jobs()
 
-    def classify(self, src: str | bytes, *, quick: bool = False) -> tuple[Any, float, bool]:
+    def classify(self, src: str | bytes, *, quick: bool = False) -> tuple[Prediction, float, bool]:
         """-> (Prediction, seconds taken, whether the duration limit cut the analysis)."""
         size = len(src) if isinstance(src, bytes) else Path(src).stat().st_size
         if size > self.limits.max_upload_mb * 1e6:
@@ -85,7 +89,7 @@ class Analyzer:
         limit = min(QUICK_SECONDS, self.limits.max_seconds) if quick else self.limits.max_seconds
         t0 = time.perf_counter()
         pred = self.clf.predict(src, max_seconds=limit)
-        return pred, time.perf_counter() - t0, pred.duration >= limit - self.clf.model.features.patch_seconds
+        return pred, time.perf_counter() - t0, pred.duration >= limit - self.clf.window_seconds
 
     def analyze(self, path: str | None, mode: str) -> tuple[Any, ...]:
         """Gradio handler: -> (top-5 label dict, spectrogram, timeline, tags, status markdown)."""
@@ -140,9 +144,9 @@ def spectrogram_image(path: str, seconds: float) -> np.ndarray:
     return (np.repeat(rgb, 3, axis=0) * 255).astype(np.uint8)
 
 
-def timeline_figure(pred: Any) -> Any:
+def timeline_figure(pred: Prediction) -> Figure:
     """Genre-over-time: the probability of the track's top-5 genres in each analysis window (its length
-    comes from the model: ``clf.model.features.patch_seconds``). Drawn on a bare Figure: no global
+    comes from the model: ``Predictor.window_seconds``). Drawn on a bare Figure: no global
     backend, nothing left in pyplot's registry."""
     from matplotlib.figure import Figure
 

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from ..errors import MusicGenreError
+from ..prediction import Predictor
 from .analyzer import Analyzer, Limits, check_port_free, import_gradio
 from .connections import ConnectionLimits, guarded_protocol
 from .queue import Abandoned, AnalysisQueue, Busy, TimedOut
@@ -63,7 +64,7 @@ def _counting(receive: Callable[[], Awaitable[Message]], limit: int) -> Callable
     return wrapped
 
 
-def build_server(classifier: Any, limits: Limits = Limits(), *, jobs: AnalysisQueue | None = None,
+def build_server(classifier: Predictor, limits: Limits = Limits(), *, jobs: AnalysisQueue | None = None,
                  workdir: Path | None = None) -> FastAPI:
     """FastAPI app: ``POST /api/classify`` (multipart field ``file``) -> ``Prediction.to_dict()`` JSON.
     ``jobs`` is shared with the Gradio page; ``workdir`` holds uploads while they are analysed."""
@@ -191,7 +192,7 @@ def uvicorn_config(app: Any, *, host: str, port: int, connections: ConnectionLim
                           http=guarded_protocol(connections or ConnectionLimits()))
 
 
-def serve(classifier: Any, *, host: str, port: int, limits: Limits = Limits(),
+def serve(classifier: Predictor, *, host: str, port: int, limits: Limits = Limits(),
           connections: ConnectionLimits | None = None) -> None:
     """Run the server until SIGINT/SIGTERM; then stop running analyses (their decoders are killed)
     and delete every temporary file: API uploads and the page's upload cache live in one private

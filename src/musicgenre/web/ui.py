@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..prediction import Predictor
 from .analyzer import MODES, Analyzer, Limits, import_gradio
 from .queue import AnalysisQueue
 
 
-def build_app(classifier: Any, limits: Limits = Limits(), jobs: AnalysisQueue | None = None) -> Any:
+def build_app(classifier: Predictor, limits: Limits = Limits(), jobs: AnalysisQueue | None = None) -> Any:
     """The Gradio Blocks page; its analyses go through ``jobs`` (shared with the JSON API)."""
     gr = import_gradio()
 
