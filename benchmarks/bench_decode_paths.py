@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import musicgenre.audio as audio
+from musicgenre import _ffmpeg
 
 
 def decode_all(files: list[Path]) -> tuple[float, float]:
@@ -30,13 +31,13 @@ def main() -> None:
     errors: list[str] = []
     files = [f for f in audio.find_audio_files([args.folder], errors=errors)
              if f.suffix.lower() in (".mp3", ".ogg", ".opus")][: args.limit]
-    real = audio.ffmpeg_path
+    real = _ffmpeg.ffmpeg_exe
     for label, exe in (("ffmpeg", real), ("soundfile", lambda: None), ("ffmpeg (again)", real)):
-        audio.ffmpeg_path = exe  # type: ignore[assignment]
+        _ffmpeg.ffmpeg_exe = exe  # type: ignore[assignment]  # every decoder asks _ffmpeg at call time
         seconds, wall = decode_all(files)
         print(f"{label:>15}: {len(files)} files, {seconds:.0f} s of audio in {wall:.2f} s "
               f"({seconds / wall:.0f}x real time, {1000 * wall / len(files):.0f} ms per file)")
-    audio.ffmpeg_path = real
+    _ffmpeg.ffmpeg_exe = real
 
 
 if __name__ == "__main__":

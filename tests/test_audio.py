@@ -78,7 +78,7 @@ def test_bad_array_inputs():
 
 def test_missing_ffmpeg_is_named(tmp_path, monkeypatch, have_ffmpeg):
     path = write_audio(tmp_path / "a.m4a", tone(1.0), 22050)
-    monkeypatch.setattr("musicgenre.audio.ffmpeg_path", lambda: None)
+    monkeypatch.setattr("musicgenre._ffmpeg.ffmpeg_exe", lambda: None)
     with pytest.raises(AudioDecodeError, match="ffmpeg, which is not installed"):
         load_audio(path, sr=16000)
 
@@ -106,7 +106,7 @@ def test_fuzz_truncated_and_random_bytes(tmp_path, suffix, have_ffmpeg):
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 101, 1000])
 def test_no_music_gate_quantile_is_numpys(n):
-    from musicgenre.audio import _quantile
+    from musicgenre.audio.signal import _quantile
 
     x = np.random.default_rng(n).random(n).astype(np.float32)
     assert _quantile(x, 0.1) == pytest.approx(float(np.quantile(x, 0.1)), abs=1e-6)

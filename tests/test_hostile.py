@@ -363,7 +363,7 @@ def test_symlinked_folders_are_walked_once_even_when_they_loop(tmp_path):
 
 
 def test_mpg123_noise_stays_off_the_terminal_without_ffmpeg(corpus, monkeypatch, capfd):
-    monkeypatch.setattr("musicgenre.audio.ffmpeg_path", lambda: None)
+    monkeypatch.setattr("musicgenre._ffmpeg.ffmpeg_exe", lambda: None)
     for c in corpus:
         if c.path.suffix == ".mp3" and c.path.exists():
             try:

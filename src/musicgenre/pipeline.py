@@ -149,10 +149,7 @@ class Classifier:
         or damaged. Silence, DC, lone clicks and noise raise ``NoMusicError``: garbage never gets a genre.
         """
         windows, logits, tags, peaks = self.window_outputs(x, max_seconds=max_seconds)
-        info = windows.decoded.info
-        if windows.truncated and not info.truncated:  # the window limit stopped decoding first
-            declared = info.declared_seconds
-            info.truncated = declared is None or declared > windows.seconds + self.window_seconds
+        info = windows.decoded.info  # what the decoder reports (truncation included): read, never rewritten
         not_music = info.evidence.verdict() if info.evidence is not None else None
         if not_music is not None:
             raise NoMusicError(windows.name, Reason.NO_MUSIC, not_music)

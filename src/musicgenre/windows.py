@@ -117,6 +117,7 @@ class Windows:
                 keep = len(mels) - (stream.n_windows - self.max_windows)
                 self.truncated, self.seconds = True, self.max_windows * self.cfg.patch_seconds
                 self.decoded.blocks.close()  # stops ffmpeg early
+                self.decoded.info.stopped_at(self.seconds, margin=self.cfg.patch_seconds)  # the decoder's report
                 if keep:
                     yield mels[:keep], peaks[:keep]
                 return
