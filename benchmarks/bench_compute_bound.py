@@ -44,12 +44,12 @@ def model_flops(path: Path, *, pruned: bool) -> tuple[int, dict[str, int], tuple
     if pruned:
         module = prune_constant_channels(module)
     feat = card.features or FeatureConfig()
-    shape = (1, feat.patch_frames, feat.n_mels)
+    shape = (1, feat.window_frames, feat.n_mels)
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
         module(torch.zeros(shape))
     by_op = {str(op): int(n) for op, n in counter.get_flop_counts()["Global"].items()}
-    return int(counter.get_total_flops()), by_op, shape, feat.patch_seconds
+    return int(counter.get_total_flops()), by_op, shape, feat.window_seconds
 
 
 def _peak_session(path: Path, threads: int):

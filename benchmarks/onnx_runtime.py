@@ -99,7 +99,7 @@ def bench_logmel(repeats: int) -> dict[str, Any]:
 def windows_of(y: np.ndarray) -> np.ndarray:
     from musicgenre.features import FeatureConfig, log_mel
 
-    t = FeatureConfig().patch_frames
+    t = FeatureConfig().window_frames
     mel = log_mel(y)
     return np.ascontiguousarray(mel[: len(mel) // t * t].reshape(-1, t, mel.shape[1]))
 
@@ -169,7 +169,7 @@ def bench_clip(repeats: int, batch: int) -> dict[str, Any]:
     def torch_all() -> None:
         mel = torch_mel.from_frames(torch.from_numpy(centre_pad(y, n_fft=cfg.n_fft)).unfold(0, cfg.n_fft,
                                                                                           cfg.hop_length))
-        t = cfg.patch_frames
+        t = cfg.window_frames
         w = mel[: len(mel) // t * t].reshape(-1, t, cfg.n_mels)
         with torch.inference_mode():
             for i in range(0, len(w), batch):

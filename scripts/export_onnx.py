@@ -8,7 +8,7 @@ For each directory, the torch module that ``hub.load_module(dir)`` builds (eval 
 ``models.musicnn.prune_constant_channels`` (MusiCNN's provably constant channels removed, their constants
 folded: same outputs, about a quarter of the arithmetic) and is exported with torch.onnx (torch.export-based
 exporter, one self-contained file, dynamic batch axis) to ``model.onnx``;
-input ``logmel`` (batch, patch_frames, n_mels) float32 for log-mel models or ``waveform`` (batch, samples)
+input ``logmel`` (batch, window_frames, n_mels) float32 for log-mel models or ``waveform`` (batch, samples)
 for waveform models; outputs named after the module's dict keys ("logits", "tags"). The export is checked
 against the unpruned torch module on random input (max abs difference below 1e-4), then its file name, sha256 and
 opset are recorded in the directory's config.json under "onnx". Runs once per weights change, by a
@@ -46,7 +46,7 @@ def example_input(cfg: FeatureConfig, batch: int = 2, seed: int = 0) -> np.ndarr
     rng = np.random.default_rng(seed)
     if cfg.input == "waveform":
         return (0.3 * rng.standard_normal((batch, cfg.window_samples))).astype(np.float32)
-    return rng.uniform(0.0, 4.0, (batch, cfg.patch_frames, cfg.n_mels)).astype(np.float32)
+    return rng.uniform(0.0, 4.0, (batch, cfg.window_frames, cfg.n_mels)).astype(np.float32)
 
 
 def export(model_dir: Path, *, filename: str = "model.onnx", opset: int = OPSET) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from musicgenre.features import FeatureConfig, LogMel, TorchLogMel, centre_pad, frame, frame_tensor, log_mel
-from musicgenre.windows import _PatchStream
+from musicgenre.windows import _LogMelStream
 
 from .conftest import ROOT
 
@@ -74,12 +74,12 @@ def test_sine_peaks_in_its_mel_band() -> None:
 def test_patch_stream_equals_whole_signal_log_mel(block: int) -> None:
     """The production feature path (streamed blocks) cuts the same frames as the whole-signal log-mel."""
     y = _noise(7.3, seed=1)
-    stream = _PatchStream(CFG)
+    stream = _LogMelStream(CFG)
     parts = [stream.push(y[i : i + block])[0] for i in range(0, len(y), block)]
     parts.append(stream.push(np.zeros(0, np.float32), final=True)[0])
     patches = np.concatenate(parts)
     whole = log_mel(y)
-    t = CFG.patch_frames
+    t = CFG.window_frames
     assert patches.shape == (len(whole) // t, t, CFG.n_mels)
     np.testing.assert_allclose(patches, whole[: len(patches) * t].reshape(-1, t, CFG.n_mels), atol=1e-6, rtol=0)
 
@@ -90,10 +90,10 @@ def test_front_end_imports_without_torch() -> None:
         "import sys; sys.modules['torch'] = None\n"  # any `import torch` now raises ImportError
         "import numpy as np\n"
         "from musicgenre.features import log_mel\n"
-        "from musicgenre.windows import _PatchStream\n"
+        "from musicgenre.windows import _LogMelStream\n"
         "import musicgenre.runtime.onnx\n"
         "from musicgenre.features import FeatureConfig\n"
-        "s = _PatchStream(FeatureConfig())\n"
+        "s = _LogMelStream(FeatureConfig())\n"
         "m, p = s.push(np.ones(16000 * 4, np.float32) * 0.1, final=True)\n"
         "assert m.shape == (1, 187, 96) and log_mel(np.zeros(1000, np.float32)).shape == (4, 96)\n"
     )

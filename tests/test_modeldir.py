@@ -142,3 +142,16 @@ def test_a_directory_without_version_or_weights_is_refused(tmp_path: Path, key: 
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(WeightsError, match=f"missing key '{key}'"):
         load(tmp_path / "m", backend="torch")
+
+
+def test_older_feature_keys_are_still_read() -> None:
+    """Directories written before the window rename (``patch_frames``, ``window_seconds`` 0.0 for log-mel input)
+    load with the same windows; a waveform window keeps its length; an unknown input kind is refused."""
+    old = FeatureConfig.from_dict({"sr": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 96, "patch_frames": 187,
+                                   "input": "logmel_frames", "window_seconds": 0.0})
+    assert old == FeatureConfig() and old.window_frames == 187 and old.window_seconds == pytest.approx(2.992)
+    wave = FeatureConfig.from_dict({"sr": 22050, "input": "waveform", "window_seconds": 10.0})
+    assert wave.window_seconds == 10.0 and wave.window_samples == 220500
+    cfg = _shipped_dict()
+    with pytest.raises(WeightsError, match="key 'features' is invalid"):
+        from_dict({**cfg, "features": {**cfg["features"], "input": "spectrogram"}})

@@ -86,7 +86,7 @@ def test_cqt_physics():
 
 
 def _train(data: Path, out: Path, *extra: str) -> int:
-    return main(["train", "crnn", str(data), "-o", str(out), "--segment-seconds", "2", "--batch-size", "8",
+    return main(["train", "crnn", str(data), "-o", str(out), "--window-seconds", "2", "--batch-size", "8",
                  "--model-args", json.dumps(TINY["crnn"]), "--lr", "3e-3", "-q", *extra])
 
 

@@ -262,6 +262,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .audio import DEFAULT_MAX_MINUTES
     from .output import FORMATS
+    from .prediction import DEFAULT_MIN_CONFIDENCE
 
     # the flags every model-running command shares, defined once
     model_flags = argparse.ArgumentParser(add_help=False)
@@ -294,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"analyse at most this many minutes of each file; longer files are truncated and "
                     f"say so (default {DEFAULT_MAX_MINUTES:g})")
     pr.add_argument("--min-confidence", type=float, default=None, metavar="P",
-                    help="a top score below P marks a result 'uncertain' (default 0.6)")
+                    help=f"a top score below P marks a result 'uncertain' (default {DEFAULT_MIN_CONFIDENCE:g})")
     pr.set_defaults(func=cmd_predict)
 
     sv = sub.add_parser("serve", help="start the web app (upload or record a song; JSON API)",
@@ -332,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--dry-run", action="store_true", help="show which tags would change; write nothing to files")
     sc.add_argument("--overwrite-genre", action="store_true", help="replace a GENRE tag the file already has")
     sc.add_argument("--min-confidence", type=float, default=None, metavar="P",
-                    help="write tags only where the top genre's probability reaches P (default 0.6); "
+                    help=f"write tags only where the top genre's probability reaches P (default "
+                    f"{DEFAULT_MIN_CONFIDENCE:g}); "
                     "uncertain files keep their tags and are listed")
     sc.add_argument("--genre-count", type=int, default=1, metavar="N",
                     help="write up to N genres (runner-ups need a probability of at least 0.25; default 1)")
@@ -379,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--warmup-epochs", type=int, default=1)
     tr.add_argument("--patience", type=int, default=8, help="early stopping on valid macro-F1 (0: off)")
     tr.add_argument("--accumulate", type=int, default=1, help="gradient accumulation steps")
-    tr.add_argument("--segment-seconds", type=float, help="training/inference window (default per architecture)")
+    tr.add_argument("--window-seconds", "--segment-seconds", dest="window_seconds", type=float,
+                    help="analysis window of waveform architectures, in training and inference (default per "
+                    "architecture)")
     tr.add_argument("--no-augment", action="store_true", help="no waveform augmentation (shift, gain, noise)")
     tr.add_argument("--no-spec-augment", action="store_true", help="no SpecAugment masks")
     tr.add_argument("--freeze-encoder", action="store_true", help="train only the classifier head")

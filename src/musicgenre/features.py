@@ -4,8 +4,8 @@
 periodic Hann window, zero-padded centred frames) followed by MusiCNN's ``log10(10000 * mel + 1)``,
 computed in float32 (upstream's float16 overflows to inf on loud audio).
 
-Framing is defined once, in ``frame``: the whole-signal ``log_mel``, the streaming patch cutter
-(``pipeline._PatchStream``) and the trainable models' torch spectrogram (``frame_tensor``, the same
+Framing is defined once, in ``frame``: the whole-signal ``log_mel``, the streaming window cutter
+(``windows._LogMelStream``) and the trainable models' torch spectrogram (``frame_tensor``, the same
 rule on a tensor) all cut frames with it. ``TorchLogMel`` is the same front end in torch, for
 models that compute their spectrogram inside the network (gradients, GPU).
 """
@@ -15,30 +15,40 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+
+InputKind = Literal["logmel_frames", "waveform"]
+INPUT_KINDS: tuple[InputKind, ...] = ("logmel_frames", "waveform")
+# config keys of older model directories, still read: old name -> current name
+_OLD_KEYS = {"patch_frames": "window_frames"}
 
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """How audio becomes model input: log-mel patches of ``patch_frames`` frames."""
+    """How audio becomes model input: analysis windows of ``window_seconds``.
+
+    ``input`` "logmel_frames": the pipeline computes MusiCNN log-mel windows of ``window_frames`` frames (the
+    MusiCNN models), and ``window_seconds`` follows from them; "waveform": the pipeline cuts raw windows of
+    ``window_seconds`` and the model has its own front end.
+    """
 
     sr: int = 16000
     n_fft: int = 512
     hop_length: int = 256
     n_mels: int = 96
-    patch_frames: int = 187  # MusiCNN's 3-s input
-    # "logmel_frames": the pipeline computes MusiCNN log-mel patches (the MusiCNN models);
-    # "waveform": the pipeline cuts raw windows of window_seconds and the model has its own front-end.
-    input: str = "logmel_frames"
-    window_seconds: float = 0.0
+    window_frames: int = 187  # log-mel input: frames per window (MusiCNN's 3-s input)
+    input: InputKind = "logmel_frames"
+    window_seconds: float = 0.0  # the window's length; derived from window_frames for log-mel input
 
-    @property
-    def patch_seconds(self) -> float:
-        if self.input == "waveform":
-            return self.window_seconds
-        return self.patch_frames * self.hop_length / self.sr
+    def __post_init__(self) -> None:
+        if self.input not in INPUT_KINDS:
+            raise ValueError(f"unknown input {self.input!r}: use {' or '.join(INPUT_KINDS)}")
+        if self.input == "logmel_frames":
+            object.__setattr__(self, "window_seconds", self.window_frames * self.hop_length / self.sr)
+        elif not self.window_seconds > 0:
+            raise ValueError("a waveform input needs window_seconds > 0")
 
     @property
     def window_samples(self) -> int:
@@ -49,7 +59,9 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
+        """The config of a saved model; the keys of older directories (``patch_frames``) are read too."""
         names = {f.name for f in dataclasses.fields(cls)}
+        d = {_OLD_KEYS.get(k, k): v for k, v in d.items()}
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
@@ -93,7 +105,7 @@ def frame(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
     """Every complete frame of ``y``: a read-only (n_frames, n_fft) view, frame i = y[i*hop : i*hop + n_fft].
 
     Centring is the caller's padding: ``log_mel`` pads ``n_fft // 2`` zeros at both ends of the whole
-    signal, ``_PatchStream`` at the start and at the end of the stream only, so both cut the same frames.
+    signal, ``windows._LogMelStream`` at the start and at the end of the stream only, so both cut the same frames.
     """
     if len(y) < n_fft:
         return np.zeros((0, n_fft), dtype=y.dtype)

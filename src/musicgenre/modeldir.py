@@ -181,13 +181,15 @@ def _features(cfg: Mapping[str, Any], where: str) -> FeatureConfig | None:
     raw = _want(cfg, "features", dict, where, required=False)
     if raw is None:
         return None
-    known = {f.name: f.type for f in dataclasses.fields(FeatureConfig)}
+    defaults = FeatureConfig()
     for k, v in raw.items():
-        if k not in known:
+        name = {"patch_frames": "window_frames"}.get(k, k)  # older directories' key, still read
+        if not hasattr(defaults, name):
             continue
-        ok = isinstance(v, str) if known[k] == "str" else (isinstance(v, int | float) and not isinstance(v, bool))
-        if not ok or (known[k] == "int" and not isinstance(v, int)):
-            raise WeightsError(f"{where}: key 'features.{k}' must be {known[k]}, not {type(v).__name__}")
+        kind = type(getattr(defaults, name))
+        ok = isinstance(v, str) if kind is str else (isinstance(v, int | float) and not isinstance(v, bool))
+        if not ok or (kind is int and not isinstance(v, int)):
+            raise WeightsError(f"{where}: key 'features.{k}' must be {kind.__name__}, not {type(v).__name__}")
     try:
         return FeatureConfig.from_dict(raw)
     except (TypeError, ValueError) as e:

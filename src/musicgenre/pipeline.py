@@ -116,7 +116,7 @@ class Classifier:
 
     @property
     def window_seconds(self) -> float:
-        return float(self.model.features.patch_seconds)
+        return float(self.model.features.window_seconds)
 
     def __call__(self, x: AudioSource, top_k: int = 5) -> list[dict[str, Any]]:
         """transformers-pipeline style: ``[{"label": ..., "score": ...}]`` for the top ``top_k``."""

@@ -1,6 +1,6 @@
 """Audio stream -> analysis windows: the one window cutter, shared by prediction, training and explain.
 
-A window is either a MusiCNN log-mel patch (``FeatureConfig.input == "logmel_frames"``: (patch_frames, n_mels))
+A window is either a MusiCNN log-mel window (``FeatureConfig.input == "logmel_frames"``: (window_frames, n_mels))
 or a raw waveform window (``"waveform"``: (window_samples,)) for models with their own front end. Every window
 comes with its peak level, so silent windows can be left out by the same rule everywhere.
 """
@@ -19,7 +19,7 @@ MIN_SECONDS = 1.0  # shorter input is rejected; input shorter than one window is
 SILENCE_PEAK = 1e-3  # windows whose peak stays below -60 dBFS are not analysed
 
 
-class _PatchStream:
+class _LogMelStream:
     """Cuts a stream of audio blocks into centred STFT frames, then into fixed windows.
 
     Frames match a whole-signal centred STFT exactly (zero padding only at the very start and end),
@@ -55,7 +55,7 @@ class _PatchStream:
             self.pending_peaks.append(peaks)
         frames = np.concatenate(self.pending) if self.pending else np.zeros((0, self.cfg.n_mels), np.float32)
         peaks = np.concatenate(self.pending_peaks) if self.pending_peaks else np.zeros(0, np.float32)
-        t = self.cfg.patch_frames
+        t = self.cfg.window_frames
         k = len(frames) // t
         if final and k == 0 and self.n_windows == 0 and len(frames):
             # short input (MIN_SECONDS..one window): repeat-pad to one window, as MusiCNN was trained
@@ -90,7 +90,7 @@ class _WaveStream:
 
 class Windows:
     """Iterate a source as (model inputs (k, ...), peaks (k,)) chunks of whole analysis windows:
-    MusiCNN log-mel patches (k, T, F), or raw waveform windows (k, samples) for waveform models.
+    MusiCNN log-mel windows (k, T, F), or raw waveform windows (k, samples) for waveform models.
 
     A trailing part-window is dropped unless the input has no full window at all (then it is
     repeat-padded). After iteration ``seconds`` holds the decoded duration. Input shorter than
@@ -102,7 +102,7 @@ class Windows:
         self.decoded = stream_audio(src, sr=cfg.sr, max_seconds=max_seconds)
         self.cfg = cfg
         self.seconds = 0.0
-        self.max_windows = None if max_seconds is None else max(1, round(max_seconds / cfg.patch_seconds))
+        self.max_windows = None if max_seconds is None else max(1, round(max_seconds / cfg.window_seconds))
         self.truncated = False  # True when max_seconds stopped decoding early
 
     @property
@@ -110,14 +110,14 @@ class Windows:
         return self.decoded.name
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        stream = _WaveStream(self.cfg) if self.cfg.input == "waveform" else _PatchStream(self.cfg)
+        stream = _WaveStream(self.cfg) if self.cfg.input == "waveform" else _LogMelStream(self.cfg)
         for block in self.decoded.blocks:
             mels, peaks = stream.push(block)
             if self.max_windows is not None and stream.n_windows >= self.max_windows:
                 keep = len(mels) - (stream.n_windows - self.max_windows)
-                self.truncated, self.seconds = True, self.max_windows * self.cfg.patch_seconds
+                self.truncated, self.seconds = True, self.max_windows * self.cfg.window_seconds
                 self.decoded.blocks.close()  # stops ffmpeg early
-                self.decoded.info.stopped_at(self.seconds, margin=self.cfg.patch_seconds)  # the decoder's report
+                self.decoded.info.stopped_at(self.seconds, margin=self.cfg.window_seconds)  # the decoder's report
                 if keep:
                     yield mels[:keep], peaks[:keep]
                 return
@@ -132,6 +132,6 @@ class Windows:
             yield mels, peaks
 
     def all(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every window at once (a 1-hour track is about 86 MB of patches, far less than its audio)."""
+        """Every window at once (a 1-hour track is about 86 MB of log-mel windows, far less than its audio)."""
         chunks = list(self)
         return np.concatenate([m for m, _ in chunks]), np.concatenate([p for _, p in chunks])

@@ -42,7 +42,7 @@ def register_model(
     head_names: tuple[str, ...] = ("head",), requires: tuple[str, ...] = ("torch",), extra: str = "train",
 ) -> Any:
     """Register an architecture builder under its function name, with the input it expects
-    (bare ``@register_model`` means MusiCNN log-mel patches, ``FeatureConfig()``)."""
+    (bare ``@register_model`` means MusiCNN log-mel windows, ``FeatureConfig()``)."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         _ARCHITECTURES[fn.__name__] = Architecture(fn.__name__, fn, features, trainable, head_names, requires,

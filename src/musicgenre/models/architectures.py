@@ -193,7 +193,7 @@ class MusicnnTransfer(SpectrogramModel):
         """(batch, samples at 16 kHz) -> (batch, 96, frames) MusiCNN log-mel."""
         pad = self.cfg.n_fft // 2  # centred frames, as features.log_mel cuts them
         frames = frame_tensor(F.pad(y.float(), (pad, pad)), n_fft=self.cfg.n_fft, hop_length=self.cfg.hop_length)
-        return self.logmel.from_frames(frames)[:, : self.cfg.patch_frames].transpose(1, 2)
+        return self.logmel.from_frames(frames)[:, : self.cfg.window_frames].transpose(1, 2)
 
     def forward_spec(self, spec: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.fine_tune:

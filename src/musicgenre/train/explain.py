@@ -20,7 +20,7 @@ def _spec_and_head(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, An
 
     if isinstance(module, SpectrogramModel):
         return module.spectrogram(x), lambda s: module.forward_spec(s)["logits"]
-    # MusiCNN models take (batch, frames, mels) log-mel patches: the input is the spectrogram
+    # MusiCNN models take (batch, frames, mels) log-mel windows: the input is the spectrogram
     return x.transpose(1, 2), lambda s: module(s.transpose(1, 2))["logits"]
 
 

@@ -57,7 +57,7 @@ class TrainConfig:
     warmup_epochs: int = 1
     patience: int = 8
     accumulate: int = 1
-    segment_seconds: float | None = None
+    window_seconds: float | None = None  # analysis window (waveform architectures; default: declared)
     augment: bool = True
     spec_augment: bool = True
     freeze_encoder: bool = False
@@ -139,10 +139,10 @@ def build_model(cfg: TrainConfig, n_labels: int) -> tuple[nn.Module, dict[str, A
     if not arch.trainable:
         raise ParameterError(f"{cfg.architecture} is a pretrained backbone, not a trainable architecture")
     features = arch.features
-    if cfg.segment_seconds:
+    if cfg.window_seconds:
         if features.input != "waveform" or cfg.architecture == "musicnn_transfer":
-            raise ParameterError(f"{cfg.architecture} works on fixed {features.patch_seconds:.2f}-s windows")
-        features = dataclasses.replace(features, window_seconds=cfg.segment_seconds)
+            raise ParameterError(f"{cfg.architecture} works on fixed {features.window_seconds:.2f}-s windows")
+        features = dataclasses.replace(features, window_seconds=cfg.window_seconds)
     args = {**cfg.model_args, "n_labels": n_labels}
     args.setdefault("sr", features.sr)
     model = fill_pretrained(arch.builder(**args))  # a pretrained backbone starts with its weights
@@ -288,8 +288,9 @@ def train_one_epoch(net: nn.Module, loader: Any, opt: torch.optim.Optimizer, sch
 
 def _resumed_config(cfg: TrainConfig, ck: Checkpoint) -> TrainConfig:
     """The checkpoint's own config; only where the run happens (output, device, workers) comes from now."""
-    saved = TrainConfig(**{**ck.config, "out": cfg.out, "device": cfg.device, "workers": cfg.workers,
-                           "resume": True})
+    old = {"segment_seconds": "window_seconds"}  # checkpoints written before the window rename
+    config = {old.get(k, k): v for k, v in ck.config.items()}
+    saved = TrainConfig(**{**config, "out": cfg.out, "device": cfg.device, "workers": cfg.workers, "resume": True})
     if dataclasses.replace(cfg, resume=True) != saved:
         log.warning("--resume: continuing with the checkpoint's saved settings, not the new arguments")
     return saved
