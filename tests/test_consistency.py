@@ -204,3 +204,19 @@ def test_models_command_lists_architectures_in_the_light_install():
         assert f"  {name}: " in run.stdout
     assert "missing torch: pip install 'musicgenre[train]'" in run.stdout
     assert "musicnn_genre:" not in run.stdout  # built by `train --recipe`, not `train ARCH DATA`
+
+
+def test_light_modules_import_without_torch():
+    """The light install (no torch) reads recipes, model cards and the registry: `musicgenre evaluate --recipe`
+    scores the ONNX model, `musicgenre models` lists architectures."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import musicgenre.cli, musicgenre.hub, musicgenre.modeldir, musicgenre.models, musicgenre.train.evaluate\n"
+            "from musicgenre.train.recipe import Recipe\n"
+            f"r = Recipe.load({str(ROOT / 'recipes' / 'musicnn-genre.toml')!r})\n"
+            "from musicgenre.modeldir import read, resolve\n"
+            "assert read(resolve(None)).onnx is not None and r.labels\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -183,7 +183,7 @@ def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend
     or an ensemble directory. ``backend`` "auto" runs shipped models in ONNX Runtime on the CPU (no torch
     needed) and everything else in torch; ``device`` "cuda" needs torch with CUDA. A track whose top score
     is below ``min_confidence`` (default ``DEFAULT_MIN_CONFIDENCE``) gets the status "uncertain".
-    ``threads``: the backend's intra-op threads: ONNX Runtime's for this model (default 2, one per core here);
+    ``threads``: the backend's intra-op threads: ONNX Runtime's for this model (default 2);
     torch's are process-wide (``torch.set_num_threads``), set only when given."""
     from .hub import load_model
     from .modeldir import read, resolve

@@ -17,9 +17,9 @@ from ..errors import WeightsError
 
 log = logging.getLogger(__name__)
 
-# Two intra-op threads: one file alone uses both cores (0.38 s vs 0.50 s per 30-s clip), and two files at
-# once in predict_many run as fast as with one thread each (96x real time either way). A quick in-process
-# check on 20 GTZAN MP3s on a quiet 2-core machine, not a recorded benchmark.
+# Two intra-op threads by default: on a 2-core CPU one file alone then uses both cores, and two files at once
+# in predict_many run as fast as with one thread each (benchmarks/onnx_runtime.py measures threads and batch
+# sizes; load(threads=...) sets another count).
 DEFAULT_THREADS = 2
 
 
@@ -44,7 +44,7 @@ class OnnxModel:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Spinning workers burn a core while waiting for work: on a shared 2-core machine, block instead.
+        # Spinning workers burn a core while waiting for work, which other processes on the CPU need: block.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3  # errors only: the exporter's unused-initializer warnings are noise
         try:
