@@ -44,6 +44,7 @@ STDERR_LINES = 200
 
 
 def ffmpeg_exe() -> str | None:
+    """The ffmpeg executable on PATH, or None (then soundfile decodes what it can)."""
     return shutil.which("ffmpeg")
 
 

@@ -54,6 +54,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MB blocks (model weights, ONNX graphs)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

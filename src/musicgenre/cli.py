@@ -23,6 +23,7 @@ def _err(msg: str) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """`musicgenre predict`: classify files and folders, print or write the results."""
     from ._io import write_atomic
     from .audio import find_audio_files
     from .output import render
@@ -75,6 +76,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    """`musicgenre models`: shipped models and the trainable architectures (no torch needed)."""
     import importlib.util
 
     from .modeldir import DEFAULT_MODEL, list_shipped
@@ -97,6 +99,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """`musicgenre serve`: the web page and the JSON API."""
     from .pipeline import load
     from .web.analyzer import Limits, check_port_free
     from .web.connections import ConnectionLimits
@@ -113,6 +116,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    """`musicgenre scan`: classify a library into SQLite (incremental; optional tag writing)."""
     from .audio import find_audio_files
     from .library.scan import scan
     from .library.tags import TagWriter
@@ -141,6 +145,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """`musicgenre export`: a library database as CSV, JSON or Parquet."""
     from .library.export import export
 
     n = export(args.db, args.format, args.output)
@@ -150,6 +155,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    """`musicgenre stats`: the genre distribution of a library database."""
     from .library.export import genre_chart, stats_text
 
     print(stats_text(args.db), end="")
@@ -160,6 +166,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """`musicgenre train`: an architecture on a dataset, or the shipped model from a recipe."""
     import json
 
     if args.recipe is not None:
@@ -197,6 +204,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """`musicgenre evaluate`: a model on a dataset split or a recipe's corpus."""
     from .train.evaluate import evaluate, recipe_examples
 
     if (args.data is None) == (args.recipe is None):
@@ -240,6 +248,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    """`musicgenre explain`: a saliency map (and filter activations) for one file."""
     from .train.explain import explain
 
     out = args.output or Path(Path(args.file).stem + "_saliency.png")
@@ -252,6 +261,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
+    """`musicgenre ensemble`: write an ensemble directory over trained models."""
     from .ensemble import create_ensemble
 
     card = create_ensemble(args.models, args.output)
@@ -260,6 +270,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `musicgenre` argument parser (shared flags come from parent parsers)."""
     from .audio import DEFAULT_MAX_MINUTES
     from .output import FORMATS
     from .prediction import DEFAULT_MIN_CONFIDENCE
@@ -438,6 +449,7 @@ def _dataset_flags(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (errors print one line, no traceback)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -70,13 +70,16 @@ class Ensemble:
 
     @property
     def window_seconds(self) -> float:
+        """The longest member window (the span of one segment)."""
         return max(m.window_seconds for m in self.members)
 
     @property
     def device(self) -> str:
+        """Where the first member runs."""
         return self.members[0].device
 
     def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction:
+        """Every member's prediction, averaged: scores and tags per track, segments per window when they coincide."""
         preds = [m.predict(x, max_seconds=max_seconds) for m in self.members]
         probs = np.mean([[p.scores[lab] for lab in self.labels] for p in preds], axis=0)
         tag_names = [t for p in preds for t in p.tags]

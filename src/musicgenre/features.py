@@ -52,9 +52,11 @@ class FeatureConfig:
 
     @property
     def window_samples(self) -> int:
+        """Samples in one waveform window at ``sr``."""
         return round(self.window_seconds * self.sr)
 
     def to_dict(self) -> dict[str, Any]:
+        """The ``features`` entry of a model card (every field)."""
         return dataclasses.asdict(self)
 
     @classmethod

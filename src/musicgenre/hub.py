@@ -47,17 +47,21 @@ class LoadedModel:
 
     @property
     def version(self) -> str:
+        """The model's version, from its card."""
         return self.card.version
 
     @property
     def backend(self) -> str:
+        """``onnx`` or ``torch``."""
         return str(self.runner.backend)
 
     @property
     def device(self) -> str:
+        """``cpu`` or ``cuda``."""
         return str(self.runner.device)
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """(n, ...) windows -> raw outputs by name (``logits``, optionally ``tags``) as numpy."""
         return dict(self.runner.run(x))
 
 

@@ -81,6 +81,7 @@ class ModelCard:
 
     @property
     def is_ensemble(self) -> bool:
+        """Whether the directory is an ensemble of other model directories."""
         return self.architecture == "ensemble"
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -89,6 +90,7 @@ class ModelCard:
 
     @property
     def description(self) -> str:
+        """The card's one-paragraph description (``extra``), or empty."""
         return str(self.extra.get("description", ""))
 
     def replace(self, **changes: Any) -> ModelCard:

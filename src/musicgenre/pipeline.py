@@ -31,12 +31,14 @@ log = logging.getLogger(__name__)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature`` in float64, returned as float32."""
     z = logits.astype(np.float64) / temperature
     z = np.exp(z - z.max(axis=-1, keepdims=True))
     return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Elementwise logistic function (tag probabilities from tag logits)."""
     return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
 
 
@@ -100,22 +102,27 @@ class Classifier:
 
     @property
     def labels(self) -> list[str]:
+        """The genres, in the model's output order."""
         return self.model.labels
 
     @property
     def name(self) -> str:
+        """The model's name, from its card."""
         return str(self.model.name)
 
     @property
     def version(self) -> str:
+        """The model's version, from its card."""
         return self.model.version
 
     @property
     def device(self) -> str:
+        """Where the model runs: ``cpu`` or ``cuda``."""
         return self.model.device
 
     @property
     def window_seconds(self) -> float:
+        """The length of one analysis window (one segment of the timeline)."""
         return float(self.model.features.window_seconds)
 
     def __call__(self, x: AudioSource, top_k: int = 5) -> list[dict[str, Any]]:
@@ -169,6 +176,7 @@ class Classifier:
 
 
 def check_min_confidence(value: float | None) -> float:
+    """``min_confidence`` checked (a number in 0..1), or the default when None."""
     if value is None:
         return DEFAULT_MIN_CONFIDENCE
     if isinstance(value, bool) or not 0.0 <= value <= 1.0:

@@ -21,6 +21,7 @@ class Segment:
 
     @property
     def label(self) -> str:
+        """The window's top genre."""
         return max(self.scores, key=self.scores.__getitem__)
 
 
@@ -46,9 +47,11 @@ class Prediction:
 
     @property
     def label(self) -> str:
+        """The track's top genre."""
         return next(iter(self.scores))
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
+        """The ``k`` best (genre, score) pairs, best first."""
         return list(self.scores.items())[:k]
 
     def as_pipeline_output(self, top_k: int = 5) -> list[dict[str, Any]]:
@@ -106,6 +109,7 @@ def confidence(scores: dict[str, float], window_labels: list[str], min_confidenc
 
 
 def sorted_scores(names: list[str], values: np.ndarray) -> dict[str, float]:
+    """{label: score} from parallel names and values, best first, rounded to 6 digits."""
     order = np.argsort(-values, kind="stable")
     return {names[i]: round(float(values[i]), 6) for i in order}
 

@@ -107,6 +107,7 @@ class Windows:
 
     @property
     def name(self) -> str:
+        """The source's printable name (as every message shows it)."""
         return self.decoded.name
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -41,6 +41,7 @@ def resume(name: str, first: Iterator[np.ndarray], path: Path | None, native: in
 
 
 def via_ffmpeg(name: str, path: Path, sr: int, block_seconds: float, info: DecodeInfo) -> Blocks:
+    """A whole source decoded by ffmpeg (after a header sanity check), conditioned like every other."""
     run = _ffmpeg.FFmpegRun()
     try:
         frames = _ffmpeg.decode(path, shown=name, max_seconds=info.max_seconds, run=run,

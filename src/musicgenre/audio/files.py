@@ -60,6 +60,7 @@ def _os_error_line(e: OSError) -> str:
 
 
 def reason_for_oserror(e: OSError) -> tuple[Reason, str | None]:
+    """An OS error as one of the fixed ``Reason`` values (and a short detail)."""
     if e.errno == errno.ELOOP:
         return Reason.SYMLINK_LOOP, None
     if e.errno in (errno.EACCES, errno.EPERM):
@@ -72,6 +73,7 @@ def reason_for_oserror(e: OSError) -> tuple[Reason, str | None]:
 
 
 def stat_problem(path: Path) -> tuple[Reason, str | None] | None:
+    """Why ``path`` cannot be read as an input (missing, loop, permission, not a file), or None."""
     try:
         st = os.stat(path)
     except OSError as e:

@@ -30,6 +30,7 @@ class MusicEvidence:
         self.window = np.hanning(self.FRAME).astype(np.float32)
 
     def push(self, x: np.ndarray) -> None:
+        """Add decoded samples (mono, target rate); complete frames are measured now."""
         self.buf = np.concatenate([self.buf, x])
         n = len(self.buf) // self.FRAME
         if not n:

@@ -64,10 +64,12 @@ def _quiet_fd2() -> Iterator[None]:
 
 
 def quiet_if(noisy: bool) -> AbstractContextManager[None]:
+    """``quiet_fd2`` when ``noisy`` (mpg123 is decoding), else nothing."""
     return _quiet_fd2() if noisy else nullcontext()
 
 
 def open_soundfile(target: Any) -> tuple[Any, str | None]:
+    """(soundfile.SoundFile, None), or (None, libsndfile's reason) when it cannot open ``target``."""
     import soundfile as sf
 
     try:

@@ -43,6 +43,7 @@ class DecodeInfo:
 
     @property
     def warnings(self) -> list[str]:
+        """What a user should know about the input: truncated, damaged (one line each)."""
         out = []
         if self.truncated:
             total = f" of {self.declared_seconds / 60:.1f}" if self.declared_seconds else ""

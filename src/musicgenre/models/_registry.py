@@ -31,6 +31,7 @@ class Architecture:
 
     @property
     def description(self) -> str:
+        """The first line of the builder's docstring."""
         return (self.builder.__doc__ or "").strip().splitlines()[0]
 
 
@@ -53,6 +54,7 @@ def register_model(
 
 
 def get_architecture(name: str) -> Architecture:
+    """A registered architecture by name (a ParameterError naming the known ones otherwise)."""
     if name not in _ARCHITECTURES:
         raise ParameterError(f"unknown architecture {name!r}; known: {', '.join(sorted(_ARCHITECTURES))}")
     return _ARCHITECTURES[name]

@@ -17,12 +17,18 @@ class Runner(Protocol):
     """A model on a backend: (n, ...) float32 windows -> raw outputs by name (``logits``, optionally ``tags``)."""
 
     @property
-    def backend(self) -> str: ...
+    def backend(self) -> str:
+        """The backend's name: ``onnx`` or ``torch``."""
+        ...
 
     @property
-    def device(self) -> str: ...
+    def device(self) -> str:
+        """Where it runs: ``cpu`` or ``cuda``."""
+        ...
 
-    def run(self, x: np.ndarray) -> dict[str, np.ndarray]: ...
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """(n, ...) float32 windows -> raw outputs by name, numpy, n rows each."""
+        ...
 
 
 __all__ = ["Runner"]
