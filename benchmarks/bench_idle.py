@@ -24,8 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT
-from bench_server import Server, make_clips  # a sibling script (this folder is on sys.path when it runs)
+from _common import ROOT, Server, make_clips
 
 
 def timed_requests(url: str, clip: Path, n: int) -> dict[str, object]:

@@ -18,93 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
-from _common import ROOT, tree_rss_mb  # process tree RSS, the same measure as the scan benchmark
-
-CLIPS = sorted((ROOT / "examples").glob("*.ogg"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``musicgenre serve`` in a subprocess; ``env`` extras (e.g. TMPDIR) go to it."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "musicgenre", "serve", "--port", str(self.port), *args]
-        full_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
-        self.proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.output: list[str] = []
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-
-    def wait_ready(self, timeout: float = 180.0) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("server exited: " + "".join(self.output))
-            try:
-                if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError("server did not start: " + "".join(self.output))
-
-    def rss_mb(self) -> float:
-        return tree_rss_mb(self.proc.pid)
-
-    def stop(self, timeout: float = 20.0) -> float:
-        """SIGTERM; returns the seconds it took to exit (kills it and raises if it does not)."""
-        t0 = time.monotonic()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-        return time.monotonic() - t0
-
-
-def post(url: str, clip: Path, *, quick: bool = True, retry_busy: bool = True) -> int:
-    """One classify request; returns its final status (503s retried when ``retry_busy``)."""
-    import httpx
-
-    while True:
-        r = httpx.post(url + "/api/classify", params={"quick": str(quick).lower(), "segments": "false"},
-                       files={"file": (clip.name, clip.read_bytes())}, timeout=300)
-        if r.status_code != 503 or not retry_busy:
-            return r.status_code
-        time.sleep(min(1.0, float(r.headers.get("Retry-After", "1"))))
-
-
-def make_clips(seconds: float, folder: Path) -> list[Path]:
-    import soundfile as sf
-
-    out = []
-    for src in CLIPS:
-        y, sr = sf.read(src, frames=int(seconds * sf.info(src).samplerate), dtype="float32")
-        out.append(folder / f"{src.stem}.flac")
-        sf.write(out[-1], y, sr)
-    return out
+from _common import ROOT, Server, make_clips, post  # noqa: F401  (the helpers tests use, also as bench_server.*)
 
 
 def run(sequential: int, concurrent: int, clients: int, seconds: float, server_args: list[str]) -> dict:
