@@ -1,5 +1,6 @@
 """Helpers the benchmark scripts share: where the repository and the results are, process-tree memory, and a
-``musicgenre serve`` process to measure (``Server``, ``post``, ``make_clips``).
+``musicgenre serve`` process to measure (``Server``, ``post``, ``make_clips``), and the accuracy benchmarks' row
+summary and degradation stability (``brief``, ``stability``).
 
 Every script runs as ``python benchmarks/NAME.py`` against the installed package (``pip install -e .``), so
 neither ``src/`` nor this folder is put on ``sys.path`` by hand: Python puts a script's own folder there,
@@ -16,7 +17,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from musicgenre.train.recipe import Recipe, Scorer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"  # every results file (JSON, markdown tables) lives here
@@ -124,4 +130,55 @@ def make_clips(seconds: float, folder: Path) -> list[Path]:
         y, sr = sf.read(src, frames=int(seconds * sf.info(src).samplerate), dtype="float32")
         out.append(folder / f"{src.stem}.flac")
         sf.write(out[-1], y, sr)
+    return out
+
+
+# --- accuracy benchmarks (accuracy.py, head_variants.py) -----------------------------------------------------
+
+
+def brief(rep: dict[str, Any]) -> dict[str, Any]:
+    """A clip report's table row: n, accuracy, top-3, macro-F1, ECE (and its floor), recalls, precisions."""
+    recalls = {k: v["recall"] for k, v in rep["per_class"].items() if v["support"]}
+    wa = rep.get("window_accuracy")
+    return {"n": rep["n"], "accuracy": round(rep["accuracy"], 4), "top3": round(rep["top3_accuracy"], 4),
+            "window_accuracy": None if wa is None else round(wa, 4),
+            "macro_f1": round(rep["macro_f1"], 4), "ece": round(rep["ece"], 4), "ci95": rep["ci95"],
+            "ece_if_calibrated": rep["ece_if_calibrated"],
+            "min_recall": min(recalls.values()), "recall": recalls,
+            "precision": {k: v["precision"] for k, v in rep["per_class"].items() if v["support"] or v["precision"]},
+            "uncalibrated_ece": round(rep.get("uncalibrated_ece", float("nan")), 4),
+            **({"lengths": rep["lengths"]} if "lengths" in rep else {})}
+
+
+def stability(recipe: Recipe, score: Scorer, temperature: float, head: Any = None) -> dict[str, Any]:
+    """Share of valid clips whose label under each degradation equals the clean label (a validation run's
+    model at its temperature: the label ``predict`` would show); with ``head``, also the share of single
+    windows whose own label is kept (the timeline's, a 3-s input's)."""
+    from musicgenre.train.degrade import CONDITIONS
+    from musicgenre.train.head import window_logits
+    from musicgenre.train.recipe import assemble
+
+    valid = [c for c in recipe.clips() if c.split == "valid"]
+    labels: dict[str, dict[str, int]] = {}
+    windows: dict[str, dict[str, np.ndarray]] = {}
+    for cond in CONDITIONS:
+        data = assemble(recipe, valid, (cond,))
+        pred = score(data)(temperature).argmax(1)
+        labels[cond] = {c.key: int(p) for c, p in zip(data.clips, pred)}
+        if head is not None:
+            wl = window_logits(head, data).argmax(1)
+            windows[cond] = {c.key: wl[data.clip == i] for i, c in enumerate(data.clips)}
+    out: dict[str, Any] = {}
+    for cond in CONDITIONS[1:]:
+        keys = sorted(set(labels["clean"]) & set(labels[cond]))
+        for source in ("gtzan", "emotify", "all"):
+            ks = [k for k in keys if source == "all" or k.startswith(source)]
+            if ks:
+                out[f"{cond}/{source}"] = {"n": len(ks), "same_label": round(
+                    float(np.mean([labels["clean"][k] == labels[cond][k] for k in ks])), 4)}
+                same = [windows["clean"][k] == windows[cond][k] for k in ks
+                        if head is not None and len(windows["clean"][k]) == len(windows[cond][k])]
+                if same:
+                    out[f"{cond}/{source}"].update(windows=int(sum(len(x) for x in same)),
+                                                   same_window_label=round(float(np.mean(np.concatenate(same))), 4))
     return out

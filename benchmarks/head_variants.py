@@ -37,8 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _common import RESULTS, ROOT
-from accuracy import brief, stability
+from _common import RESULTS, ROOT, brief, stability
 from musicgenre.data.corpus import Clip
 from musicgenre.hub import load_backbone
 from musicgenre.models.genre import MeanLogits, Standardize
