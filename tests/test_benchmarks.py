@@ -41,3 +41,15 @@ def test_benchmarks_keep_results_in_results_folder_and_src_off_the_path() -> Non
         assert 'ROOT / "src"' not in text.replace('"PYTHONPATH": str(ROOT / "src")', ""), (
             f"{path.name}: imports the installed package; no sys.path insert of src/")
         assert "sys.path.insert(0, str(ROOT / \"benchmarks\"))" not in text, path.name
+
+
+def test_no_benchmark_imports_another_script() -> None:
+    """Shared code lives in benchmarks/_common.py, not in a script another one imports."""
+    import ast
+
+    stems = {p.stem for p in SCRIPTS}
+    for path in SCRIPTS:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not stems & set(names), f"{path.name} imports {stems & set(names)}"
