@@ -52,6 +52,22 @@ def tree_rss_mb(pid: int) -> float:
     return total / 2**20
 
 
+def make_mp3_clips(folder: Path, n: int, seconds: float) -> list[Path]:
+    """``n`` MP3 clips of ``seconds`` cut from the repo's example clips at varied gains (no ../shared needed)."""
+    import soundfile as sf
+
+    sources = sorted((ROOT / "examples").glob("*.ogg"))
+    out = []
+    for i in range(n):
+        y, sr = sf.read(sources[i % len(sources)], dtype="float32")
+        reps = int(np.ceil(seconds * sr / len(y)))
+        clip = np.tile(y, (reps, 1) if y.ndim == 2 else reps)[: int(seconds * sr)] * (0.6 + 0.4 * (i % 5) / 4)
+        path = folder / f"clip{i:04d}.mp3"
+        sf.write(path, clip, sr, format="MP3", subtype="MPEG_LAYER_III")
+        out.append(path)
+    return out
+
+
 # --- a `musicgenre serve` process (bench_server, bench_idle, tests/test_web.py) ---------------------------------
 
 CLIPS = sorted((ROOT / "examples").glob("*.ogg"))

@@ -32,8 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, write_results
-from bench_scan import make_clips
+from _common import RESULTS, make_mp3_clips, write_results
 
 BEET = str(Path(sys.executable).with_name("beet"))
 MUSICGENRE = str(Path(sys.executable).with_name("musicgenre"))
@@ -88,7 +87,7 @@ def bench_ls(work: Path, items: int, runs: int) -> dict[str, Any]:
 def bench_classify(work: Path, files: int, seconds: float, rounds: int) -> dict[str, Any]:
     clips = work / "clips"
     clips.mkdir()
-    make_clips(clips, files, seconds)
+    make_mp3_clips(clips, files, seconds)
     out: dict[str, Any] = {"files": files, "seconds_per_file": seconds, "rounds": rounds}
     for mode in ("store", "write"):
         runs: dict[str, list[dict[str, Any]]] = {"scan": [], "beets": []}

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, tree_rss_mb
+from _common import ROOT, make_mp3_clips, tree_rss_mb
 
 RAY_CHILD = """
 import sys, ray
@@ -49,23 +49,6 @@ ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_log
 files = sorted(Path(sys.argv[1]).glob("*.mp3"))
 print(scan_ray(files, Path(sys.argv[2]), None, shards=Path(sys.argv[2] + ".shards")).line(), file=sys.stderr)
 """
-
-
-def make_clips(folder: Path, n: int, seconds: float) -> list[Path]:
-    """``n`` MP3 clips of ``seconds`` cut from the repo's example clips at varied gains (no ../shared needed)."""
-    import numpy as np
-    import soundfile as sf
-
-    sources = sorted((ROOT / "examples").glob("*.ogg"))
-    out = []
-    for i in range(n):
-        y, sr = sf.read(sources[i % len(sources)], dtype="float32")
-        reps = int(np.ceil(seconds * sr / len(y)))
-        clip = np.tile(y, (reps, 1) if y.ndim == 2 else reps)[: int(seconds * sr)] * (0.6 + 0.4 * (i % 5) / 4)
-        path = folder / f"clip{i:04d}.mp3"
-        sf.write(path, clip, sr, format="MP3", subtype="MPEG_LAYER_III")
-        out.append(path)
-    return out
 
 
 def measure(cmd: list[str], n: int) -> dict:
@@ -342,7 +325,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         lib = Path(tmp) / "lib"
         lib.mkdir()
-        make_clips(lib, args.n, 30.0)
+        make_mp3_clips(lib, args.n, 30.0)
         results = {
             "clips": f"{args.n} generated 30-s MP3 clips",
             "local": measure([str(exe), "scan", str(lib), "--db", f"{tmp}/local.sqlite", "-q"], args.n),
