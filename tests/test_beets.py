@@ -355,3 +355,15 @@ def test_docs_beets_md_commands_run(tmp_path):
     assert "Fixture Album: " in listing and "(musicgenre)" in listing, listing
     library_files = [p for p in (home / "Music").rglob("*") if p.is_file()]
     assert library_files and all(file_genres(p) for p in library_files)
+
+
+def test_wheel_ships_the_plugin_in_the_namespace_package():
+    """beets imports `beetsplug.musicgenre` by name: the wheel must carry src/beetsplug, and beetsplug must stay
+    a namespace package (an __init__.py would hide beets' own plugins)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "src/beetsplug" in config["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    assert "beets>=2.7" in config["project"]["optional-dependencies"]["beets"]
+    assert (ROOT / "src" / "beetsplug" / "musicgenre.py").is_file()
+    assert not (ROOT / "src" / "beetsplug" / "__init__.py").exists()
