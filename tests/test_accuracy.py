@@ -156,7 +156,10 @@ def test_cached_features_reproduce_predict(classifier, tmp_path):
     from musicgenre.hub import load_module
 
     head = load_module(classifier.model.path).head
-    scores = clip_probabilities(window_logits(head, data), data, classifier.model.temperature)[0]
+    from musicgenre.pipeline import recalibrate, window_count_temperature
+
+    mean = clip_probabilities(window_logits(head, data), data, classifier.model.temperature)[0]
+    scores = recalibrate(mean, window_count_temperature(classifier.model.temperatures, len(x)))
     p = classifier.predict(str(path))
     np.testing.assert_allclose(scores, [p.scores[lab] for lab in classifier.labels], atol=2e-5)
 

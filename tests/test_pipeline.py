@@ -17,7 +17,9 @@ from .conftest import EXAMPLES, tone, write_audio
 def test_examples_are_classified_sensibly(classifier):
     for name in ("classical_hungarian_dance_5.ogg", "classical_sugar_plum_fairy.ogg"):
         p = classifier.predict(EXAMPLES / name)
-        assert p.label == "classical" and p.status == "confident", name
+        assert p.label == "classical", name
+    # confident at the default threshold (0.8: confident calls right >= 90% at every length, docs/models.md)
+    assert classifier.predict(EXAMPLES / "classical_sugar_plum_fairy.ogg").status == "confident"
     country = classifier.predict(EXAMPLES / "country_lets_go_fishin.ogg")
     assert "country" in [g for g, _ in country.top(2)] and country.status == "uncertain"
     # a known miss of the shipped model (docs/models.md): it must at least not be a confident call
@@ -62,8 +64,18 @@ def test_whole_track_is_analysed_in_windows(classifier, tmp_path):
     p = classifier.predict(write_audio(tmp_path / "long.flac", y, sr))
     assert len(p.segments) == 13  # floor(40 / 2.992)
     assert p.segments[-1].end > 38
+    # the track's scores: the one aggregation of its 13 windows, recalibrated for 13 windows; each segment's
+    # scores: that window alone, calibrated as a one-window input
+    from musicgenre.pipeline import calibrated_clip_scores, softmax
+
+    _, logits, _, _ = classifier.window_outputs(str(tmp_path / "long.flac"))
+    temperature, by_windows = classifier.model.temperature, classifier.model.temperatures
+    want = calibrated_clip_scores(logits, np.ones(13, bool), temperature, by_windows)
+    np.testing.assert_allclose([p.scores[g] for g in classifier.labels], want, atol=1e-5)
     windows = np.array([[s.scores[g] for g in classifier.labels] for s in p.segments])
-    np.testing.assert_allclose(windows.mean(0), [p.scores[g] for g in classifier.labels], atol=1e-5)
+    one = [calibrated_clip_scores(z[None], np.ones(1, bool), temperature, by_windows) for z in logits]
+    np.testing.assert_allclose(windows, one, atol=1e-5)
+    assert not np.allclose(softmax(logits, temperature).mean(0), want, atol=1e-3)  # the length temperature acts
 
 
 def test_streaming_equals_whole_file(classifier, tmp_path, monkeypatch):

@@ -96,9 +96,11 @@ class Predictor(Protocol):
     def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction: ...
 
 
-# top score (calibrated) below this: status "uncertain". On the validation clips, calls at >= 0.6 were
-# right 92% of the time (78% of clips), the others 57% (benchmarks/accuracy.py confidence).
-DEFAULT_MIN_CONFIDENCE = 0.6
+# top score (calibrated by input length) below this: status "uncertain". Chosen on the validation run (out-of-fold
+# calibration, 96 valid clips): confident calls at >= 0.8 were right 90% of the time on single 3-s windows, 94% on
+# 3 windows and 95% on whole clips, and covered 61% of the whole clips (43% of single windows); at 0.6 they were
+# right only 82% on single windows (benchmarks/accuracy.py confidence, docs/models.md).
+DEFAULT_MIN_CONFIDENCE = 0.8
 
 
 def confidence(scores: dict[str, float], window_labels: list[str], min_confidence: float) -> tuple[str, float]:

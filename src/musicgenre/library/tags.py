@@ -2,7 +2,7 @@
 
 GENRE goes where players look for it (ID3 TCON for MP3, Vorbis comment GENRE for FLAC/OGG/Opus,
 the ©gen atom for M4A) plus a MUSICGENRE_CONFIDENCE tag. Only a confident call is written (top probability
->= ``min_confidence``, default 0.6): an uncertain file keeps its tags and is listed. Names come from the one
+>= ``min_confidence``, default 0.8): an uncertain file keeps its tags and is listed. Names come from the one
 mapping, ``musicgenre.genres`` (``Hip Hop``, not ``hiphop``), and several genres are written natively: one
 Vorbis GENRE field each, one ID3v2.4 TCON frame with several values, one MP4 ©gen value each (``separator``
 joins them into one string instead, for old players). Each write goes to a temporary copy
@@ -98,7 +98,7 @@ def _set(path: Path, genres: list[str], confidence: str) -> None:
 class TagWriter:
     """Writes predictions into files. ``dry_run`` only reports; ``overwrite`` replaces an existing
     genre (otherwise a file that already has one is left alone). Only a prediction whose top probability
-    reaches ``min_confidence`` (default 0.6) is written; ``count`` genres at most (``genres.pick_genres``),
+    reaches ``min_confidence`` (default 0.8) is written; ``count`` genres at most (``genres.pick_genres``),
     title-cased unless ``title_case=False``; ``separator`` (e.g. "; ") joins them into one value."""
 
     def __init__(self, *, dry_run: bool = False, overwrite: bool = False,
