@@ -2,7 +2,8 @@
 
     python benchmarks/accuracy.py experiments   # validation runs of the recipe's variants
     python benchmarks/accuracy.py shipped       # the shipped model: valid, test, degradations, cross-source
-    python benchmarks/accuracy.py confidence    # validation run: accuracy of confident vs uncertain calls
+    python benchmarks/accuracy.py confidence    # validation run: confident calls per input length and threshold
+    python benchmarks/accuracy.py electronic    # electronic as an 11th genre: two seed sets, its confusions
 
 Both read the data through a recipe (default recipes/musicnn-genre.toml: ../shared beside the
 checkout) and write benchmarks/results/accuracy-<command>.json and .md.
@@ -216,6 +217,27 @@ def shipped(recipe: Recipe, model: str) -> dict[str, Any]:
     return res
 
 
+def electronic(recipe: Recipe) -> dict[str, Any]:
+    """Electronic as an 11th genre (Emotify's, artist-disjoint) on the recipe, two seed sets: validation top-1,
+    electronic's precision/recall, which genres' clips it takes and where its own clips go; and where the
+    electronic valid clips go under the recipe's heads without it."""
+    out: dict[str, Any] = {}
+    for seed in (recipe.seed, recipe.seed + recipe.members):
+        r11 = Recipe(**{**recipe.__dict__, "labels": ELEVEN, "seed": seed,
+                        "emotify_labels": {**recipe.emotify_labels, "electronic": "electronic"}})
+        val = validation_run(r11)
+        out[f"seeds {seed}-{seed + recipe.members - 1}"] = {
+            s: {"n": val[s]["n"], "top1": round(val[s]["accuracy"], 4), **takes_from(val[s], "electronic"),
+                "electronic": val[s]["per_class"]["electronic"]} for s in ("gtzan", "emotify")}
+    el = [c for c in r11.clips() if c.split == "valid" and c.label == "electronic"]
+    ten = Recipe(**{**recipe.__dict__, "labels": tuple(x for x in recipe.labels if x != "electronic")})
+    head, _ = train_head(ten, training_set(ten, [c for c in ten.clips() if c.split == "train"]))
+    pred = head_scorer(head)(assemble(r11, el, ("clean",)))(1.0).argmax(1)
+    out["without_electronic"] = {"n": len(el), "called": {ten.labels[k]: int((pred == k).sum())
+                                                          for k in sorted(set(pred.tolist()))}}
+    return out
+
+
 def confidence(recipe: Recipe) -> dict[str, Any]:
     """Validation run: per input length (1, 3, 10 windows, whole clips), the share of confident calls and how
     often they are right at several thresholds, with out-of-fold calibration (folds by artist)."""
@@ -312,7 +334,7 @@ def markdown_shipped(res: dict[str, Any]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("experiments", "shipped", "confidence"))
+    ap.add_argument("command", choices=("experiments", "shipped", "confidence", "electronic"))
     ap.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "musicnn-genre.toml")
     ap.add_argument("--model", default="musicnn-gtzan", help="shipped model name or directory")
     ap.add_argument("--only", nargs="*", help="experiments: run only these variants (their rows of the table "
@@ -331,6 +353,9 @@ def main() -> None:
     elif args.command == "confidence":
         res = confidence(recipe)
         md = markdown_confidence(res)
+    elif args.command == "electronic":
+        res = electronic(recipe)
+        md = "".join(f"- {k}: {json.dumps(v)}\n" for k, v in res.items())
     else:
         res = shipped(recipe, args.model)
         md = markdown_shipped(res)
