@@ -27,7 +27,7 @@ pytest.importorskip("beets", minversion="2.7")
 
 import beets.plugins  # noqa: E402
 from beets.library import Item  # noqa: E402
-from beets.test.helper import ImportHelper, PluginMixin  # noqa: E402
+from beets.test.helper import AutotagImportHelper, ImportHelper, PluginMixin  # noqa: E402
 from mediafile import MediaFile  # noqa: E402
 
 from musicgenre.genres import display  # noqa: E402
@@ -218,6 +218,24 @@ class TestImport(MusicGenreHelper):
         inst._clf = None
         self.import_()
         assert len(self.lib.albums()) == 2 and calls == [(None,)]
+
+
+class TestAutotaggedImport(MusicGenreHelper, AutotagImportHelper):
+    """An autotagged album (beets' MusicBrainz stub): beets writes every tag itself, ours included."""
+
+    def test_applied_match_carries_our_genres_into_the_files(self):
+        from beets.importer import Action
+
+        self.make_album()
+        self.plugin_on()
+        self.setup_importer(autotag=True, copy=True, write=True)
+        self.importer.add_choice(Action.APPLY)
+        self.importer.run()
+        (album,) = self.lib.albums()
+        assert album.mb_albumid == "albumid" and album.genres == ["Classical"]  # the match was applied
+        for item in album.items():
+            assert MediaFile(item.path).title.startswith("Applied Track")  # written by beets' own stage
+            assert file_genres(item.path) == ["Classical"] and item.genre_source == "musicgenre"
 
 
 class TestCommand(MusicGenreHelper):
