@@ -230,6 +230,7 @@ def classified(classifier, tmp_path):
 
 
 def tag_run(classifier, lib: Path, db: Path):
+    """A --write-tags scan that tags every classified file (no confidence threshold: these are test tones)."""
     messages: list[str] = []
     s = scan(listed(lib), db, classifier, tagger=TagWriter(report=messages.append, min_confidence=0.0))
     return s, messages
