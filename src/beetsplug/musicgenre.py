@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -211,7 +212,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
             self._min_confidence())
 
     def process_items(self, items: Iterable[Item], *, store: Callable[[Item], None], progress: bool = False,
-                      ) -> dict[str, int]:
+                      batch: Callable[[], AbstractContextManager[Any]] = nullcontext) -> dict[str, int]:
         """Classify each item on its own (singletons, ``beet musicgenre`` without ``-a``)."""
         counts: dict[str, int] = {}
         todo = []
@@ -225,22 +226,24 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
                     self._log.info("{}: keeps its genres {} (use --force to replace them)", _describe(item),
                                    item.genres)
         results = self._predict(todo, progress=progress) if todo else {}
-        for item in todo:
-            result = results[item.id]
-            if isinstance(result, str):
-                outcome = self._fail(item, result)
-            else:
-                outcome = self._apply(item, result)
-                if outcome == Outcome.UNCERTAIN:
-                    self._uncertain(item, result)
-                elif outcome == Outcome.SET:
-                    self._show(item)
-                    store(item)
-            counts[outcome] = counts.get(outcome, 0) + 1
+        with batch():  # the command stores in one transaction, as `beet modify` does
+            for item in todo:
+                result = results[item.id]
+                if isinstance(result, str):
+                    outcome = self._fail(item, result)
+                else:
+                    outcome = self._apply(item, result)
+                    if outcome == Outcome.UNCERTAIN:
+                        self._uncertain(item, result)
+                    elif outcome == Outcome.SET:
+                        self._show(item)
+                        store(item)
+                counts[outcome] = counts.get(outcome, 0) + 1
         return counts
 
     def process_album(self, album: Album, items: Sequence[Item], *, store_album: Callable[[Album], None],
-                      store: Callable[[Item], None], progress: bool = False) -> dict[str, int]:
+                      store: Callable[[Item], None], progress: bool = False,
+                      batch: Callable[[], AbstractContextManager[Any]] = nullcontext) -> dict[str, int]:
         """One vote per album (mean probability over its tracks), set on the album and inherited by the
         tracks that have no genres of their own (``source: track``: each track keeps its own call)."""
         import numpy as np
@@ -270,28 +273,29 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
         labels = list(next(iter(good.values())))
         vote = dict(zip(labels, np.mean([[r[k] for k in labels] for r in good.values()], axis=0).tolist()))
         album_outcome = self._apply(album, vote) if standing is None else standing
-        if album_outcome == Outcome.UNCERTAIN:
-            self._uncertain(album, vote)
-        elif album_outcome == Outcome.SET:
-            self._show(album)
-            store_album(album)
-        for item in items:
-            if item.id not in good:
-                continue
-            if per_track:
-                outcome = self._apply(item, good[item.id])
-            elif album_outcome != Outcome.SET:
-                outcome = album_outcome
-            elif self._existing(item) and item.get("genre_source") != SOURCE and not force:
-                outcome = Outcome.KEPT
-            else:  # inherit the album's vote (album-level flexible attributes are not inherited by reads)
-                for key in FIELDS:
-                    item[key] = album[key]
-                outcome = Outcome.SET
-            if outcome == Outcome.SET:
-                self._show(item)
-                store(item)
-            counts[outcome] = counts.get(outcome, 0) + 1
+        with batch():
+            if album_outcome == Outcome.UNCERTAIN:
+                self._uncertain(album, vote)
+            elif album_outcome == Outcome.SET:
+                self._show(album)
+                store_album(album)
+            for item in items:
+                if item.id not in good:
+                    continue
+                if per_track:
+                    outcome = self._apply(item, good[item.id])
+                elif album_outcome != Outcome.SET:
+                    outcome = album_outcome
+                elif self._existing(item) and item.get("genre_source") != SOURCE and not force:
+                    outcome = Outcome.KEPT
+                else:  # inherit the album's vote (album-level flexible attributes are not inherited by reads)
+                    for key in FIELDS:
+                        item[key] = album[key]
+                    outcome = Outcome.SET
+                if outcome == Outcome.SET:
+                    self._show(item)
+                    store(item)
+                counts[outcome] = counts.get(outcome, 0) + 1
         return counts
 
     def _show(self, obj: LibModel) -> None:
@@ -372,12 +376,12 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
             nonlocal written, failed_writes
             if pretend:
                 return
-            item.store()
+            if write and self.write_item(item):  # stored by write_item, with the file's new mtime
+                written += 1
+                return
             if write:
-                if self.write_item(item):
-                    written += 1
-                else:
-                    failed_writes += 1
+                failed_writes += 1
+            item.store()  # the library gets the genres even where the file could not be written
 
         def store_album(album: Album) -> None:
             if not pretend:
@@ -391,10 +395,10 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
                 if n > 1 and sys.stderr.isatty():
                     print(f"musicgenre: album {i}/{n}: {album}", file=sys.stderr)
                 for k, v in self.process_album(album, list(album.items()), store_album=store_album, store=store,
-                                               progress=True).items():
+                                               progress=True, batch=lib.transaction).items():
                     counts[k] = counts.get(k, 0) + v
         else:
-            counts = self.process_items(list(lib.items(args)), store=store, progress=True)
+            counts = self.process_items(list(lib.items(args)), store=store, progress=True, batch=lib.transaction)
         what = "would be set" if pretend else "set"
         parts = [f"{counts.get(Outcome.SET, 0)} {what}",
                  f"{counts.get(Outcome.UNCERTAIN, 0)} uncertain (kept as they were)",
