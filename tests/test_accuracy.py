@@ -266,7 +266,8 @@ def test_train_recipe_builds_a_loadable_calibrated_model(tmp_path):
     # cross-source as two commands: train on GTZAN only, evaluate on every Emotify clip
     assert main(["train", "--recipe", str(recipe), "--source", "gtzan", "-o", str(tmp_path / "g")]) == 0
     config = json.loads((tmp_path / "g" / "config.json").read_text())
-    assert config["training"]["clips"] == 8 and set(config["metrics"]["valid"]) == {"gtzan"}
+    assert config["training"]["clips"] == 8 and set(config["metrics"]["valid"]) == {"gtzan", "all"}
+    assert set(config["metrics"]["valid"]["all"]["lengths"]) >= {"1", "3", "10", "whole"}  # per input length
     assert config["name"] == "tiny-gtzan-only"
     assert main(["evaluate", "--model", str(tmp_path / "g"), "--recipe", str(recipe), "--source", "emotify",
                  "--subset", "all", "-o", str(tmp_path / "ev2"), "-q"]) == 0
@@ -309,3 +310,22 @@ def test_shipped_model_meets_floors_on_shared_valid(source, tmp_path):
     examples, labels, _ = recipe_examples(ROOT / "recipes" / "musicnn-genre.toml", "valid", source)
     rep = evaluate("musicnn-gtzan", examples, labels, tmp_path, device="cpu")
     assert rep["n"] == len(examples) and rep["accuracy"] >= FLOORS[source], rep["accuracy"]
+
+
+@pytest.mark.slow
+def test_train_recipe_calibrated_by_length(tmp_path):
+    """``calibration = "length"``: the model stores a window temperature and one per window count, and
+    ``predict`` uses them; an unknown calibration is a one-line error."""
+    from musicgenre import Classifier
+
+    recipe = _fake_corpus(tmp_path)
+    text = recipe.read_text().replace("[head]\n", '[head]\ncalibration = "length"\n')
+    recipe.write_text(text)
+    assert main(["train", "--recipe", str(recipe), "-o", str(tmp_path / "model")]) == 0
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["temperature"] > 0 and len(config["temperature_by_windows"]) >= 1  # clips of 1 window here
+    assert config["training"]["recipe"]["calibration"] == "length"
+    clf = Classifier.from_pretrained(tmp_path / "model", device="cpu")
+    assert clf.model.temperatures == tuple(config["temperature_by_windows"])
+    recipe.write_text(text.replace('calibration = "length"', 'calibration = "isotonic"'))
+    assert main(["train", "--recipe", str(recipe), "-o", str(tmp_path / "bad")]) == 2

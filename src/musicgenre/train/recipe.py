@@ -225,6 +225,8 @@ def validation_run(recipe: Recipe, *, train_on: tuple[str, ...] = ("train",), va
 
     ``fit`` trains something other than the recipe's head (the benchmarks' variants); the result's ``score``
     is the trained model as a ``Scorer``, ``temperature`` the one fitted on the valid clips."""
+    if recipe.calibration not in CALIBRATIONS:  # before any training
+        raise ParameterError(f"unknown calibration {recipe.calibration!r}: use {' or '.join(CALIBRATIONS)}")
     clips = recipe.clips()
     tr = training_set(recipe, [c for c in clips if c.split in train_on and c.source in train_sources])
     va_clips = [c for c in clips if c.split == valid_on and c.source in valid_sources]
@@ -268,6 +270,8 @@ def validation_run(recipe: Recipe, *, train_on: tuple[str, ...] = ("train",), va
     return out
 
 
+CALIBRATIONS = ("clip", "length")  # the recipe's ``calibration`` values (see Recipe)
+
 # validation_run's outputs for the benchmarks only (a function, arrays), not written to validation.json
 UNSAVED = ("score", "head", "window_logits", "crossfit", "valid_labels")
 
@@ -278,8 +282,6 @@ def length_calibration(recipe: Recipe, head: torch.nn.Module, va: WindowSet) -> 
     artist) for the per-length report, so that report does not grade the calibration on its own fitting clips."""
     from .head import window_logits
 
-    if recipe.calibration not in ("clip", "length"):
-        raise ParameterError(f"unknown calibration {recipe.calibration!r}: use clip or length")
     logits = window_logits(head, va)
     clip_logits = [logits[va.clip == i] for i in range(len(va.clips))]
     y = np.array([recipe.labels.index(c.label) for c in va.clips])
