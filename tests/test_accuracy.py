@@ -297,7 +297,7 @@ def test_emotify_reader_maps_and_drops_labels(tmp_path):
 # Floors: the shipped model's measured figures (benchmarks/results/accuracy-shipped.json) minus a
 # margin for run-to-run noise. These clips are in its training set (train + valid): this guards
 # against a broken model or feature path, it is not a generalisation figure (docs/models.md).
-FLOORS = {"gtzan": 0.94, "emotify": 0.93}  # 2.2 measured 1.000 (n=67) and 1.000 (n=29); 2.0 0.985, 1.000
+FLOORS = {"gtzan": 0.94, "emotify": 0.93}  # 2.3 and 2.2 measured 1.000 (n=67), 1.000 (n=29)
 
 
 @pytest.mark.slow
