@@ -70,7 +70,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
             "force": False,           # replace genres set by the user or another plugin
             "keep_existing": False,   # with force: combine existing genres with the new ones (up to count)
             "count": 1,               # how many genres (runner-ups need a probability >= 0.25)
-            "min_confidence": 0.6,    # an uncertain top genre changes nothing
+            "min_confidence": None,   # None: the model's own "confident" threshold, as every writer uses
             "title_case": True,       # "Hip Hop" (else the canonical lowercase "hip hop")
             "pretend": False,         # show what would change, store nothing
             "source": "album",        # album: one vote per album, inherited by its items; track: per track
@@ -109,6 +109,10 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
 
     def _min_confidence(self) -> float:
         value = self._opt("min_confidence")
+        if value is None:  # the default of `musicgenre scan --write-tags` and the CLI's status
+            from musicgenre.pipeline import check_min_confidence
+
+            return check_min_confidence(None)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise ui.UserError(f"musicgenre: min_confidence must be between 0 and 1, got {value}")
         return float(value)
@@ -346,7 +350,8 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
         cmd.parser.add_option("-s", "--source", dest="source", choices=("album", "track"),
                               help="with -a: album (one vote, inherited) or track (each track its own)")
         cmd.parser.add_option("--min-confidence", dest="min_confidence", type="float",
-                              help="write a genre only when its probability reaches this (default 0.6)")
+                              help="write a genre only when its probability reaches this "
+                                   "(default: the model's confident threshold, 0.8)")
         cmd.parser.add_option("-c", "--count", dest="count", type="int", help="how many genres (default 1)")
         cmd.parser.add_option("-w", "--write", dest="write", action="store_true", default=None,
                               help="write new genres into the files (default: beets' import.write)")
