@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +35,8 @@ def write_results(path: Path, results: Any) -> None:
     path.write_text(json.dumps(results, indent=2) + "\n")
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its children, in MiB (0 once it has exited)."""
+def _tree_sum(pid: int, measure: Callable[[Any], float]) -> float:
+    """``measure`` summed over a process and its live children (0 once it has exited)."""
     import psutil
 
     try:
@@ -43,13 +44,23 @@ def tree_rss_mb(pid: int) -> float:
         procs = [p, *p.children(recursive=True)]
     except psutil.NoSuchProcess:
         return 0.0
-    total = 0
+    total = 0.0
     for q in procs:
         try:
-            total += q.memory_info().rss
+            total += measure(q)
         except psutil.NoSuchProcess:
             pass
-    return total / 2**20
+    return total
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its children, in MiB (0 once it has exited)."""
+    return _tree_sum(pid, lambda q: q.memory_info().rss) / 2**20
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its live children (0 once it has exited)."""
+    return _tree_sum(pid, lambda q: sum(q.cpu_times()[:2]))
 
 
 def make_mp3_clips(folder: Path, n: int, seconds: float) -> list[Path]:

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, make_mp3_clips, tree_rss_mb
+from _common import ROOT, make_mp3_clips, tree_cpu_seconds, tree_rss_mb
 
 RAY_CHILD = """
 import sys, ray
@@ -173,25 +173,6 @@ def _rows(db: Path) -> int:
             con.close()
     except sqlite3.Error:  # not created yet, or busy
         return -1
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its live children (0 once it has exited)."""
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        procs = [p, *p.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0.0
-    for q in procs:
-        try:
-            t = q.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def run_scan(cmd: list[str], db: Path, every: float = 0.5) -> dict[str, Any]:

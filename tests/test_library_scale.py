@@ -3,21 +3,14 @@ memory flat after warm-up, the bad files recorded as failures, and a rescan that
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import load_benchmark
 
 
 @pytest.mark.slow
 def test_scan_of_2000_files_has_one_row_each_and_flat_memory(tmp_path):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import bench_scan
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    bench_scan = load_benchmark("bench_scan")
     result = bench_scan.scale(2000, tmp_path)
     assert bench_scan.check_scale(result) == [], result
     assert result["rows"] == result["distinct_paths"] == 2000

@@ -6,7 +6,6 @@ import select
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ import pytest
 from musicgenre.errors import ParameterError
 from musicgenre.web.analyzer import MODES, Analyzer, Limits, check_port_free
 
-from .conftest import EXAMPLES, tone, write_audio
+from .conftest import EXAMPLES, load_benchmark, tone, write_audio
 
 pytest.importorskip("gradio", reason="web extra not installed")  # the test set-up installs it
 
@@ -326,16 +325,7 @@ def test_queue_full_gives_503_with_retry_after_for_api_and_page(classifier, tmp_
 
 
 def _bench_server():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_server", ROOT / "benchmarks" / "bench_server.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # as when the script runs: its folder is on the path (_common)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
+    return load_benchmark("bench_server")
 
 
 @pytest.mark.slow
