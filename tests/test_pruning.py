@@ -9,7 +9,7 @@ import torch
 from musicgenre.features import FeatureConfig
 from musicgenre.hub import load_backbone, load_module
 from musicgenre.modeldir import onnx_file, read, resolve
-from musicgenre.models.musicnn import Musicnn, PrunedMusicnn, prune_constant_channels
+from musicgenre.models.musicnn import LOGMEL_MAX, Musicnn, PrunedMusicnn, prune_constant_channels
 from musicgenre.windows import Windows
 
 from .conftest import EXAMPLES
@@ -60,8 +60,10 @@ def _run(module: torch.nn.Module, x: np.ndarray) -> dict[str, torch.Tensor]:
 def test_shipped_model_is_pruned(shipped) -> None:
     _, pruned, _ = shipped
     assert isinstance(pruned.backbone, PrunedMusicnn)
-    # the MSD tagger's live filters (issue #20): 40 + 21 timbral, 25 / 36 / 41 temporal, 20 of 64 in mid conv 1
-    assert pruned.backbone.live_channels == {"front": [40, 21, 25, 36, 41], "mid": [20, 64, 64]}
+    # the MSD tagger's live filters (issue #20): of the 40 + 21 timbral and 25 / 36 / 41 temporal filters with
+    # non-zero weights, 23 + 14 and 3 / 7 / 17 can move their channel by more than NEGLIGIBLE_CHANGE; 20 of 64
+    # channels live in mid conv 1
+    assert pruned.backbone.live_channels == {"front": [23, 14, 3, 7, 17], "mid": [20, 64, 64]}
 
 
 def test_pruned_equals_unpruned_on_the_examples(shipped) -> None:
@@ -188,6 +190,22 @@ def test_a_relu_that_never_opens_is_pruned() -> None:
         np.testing.assert_allclose(pruned(x), reference(x), atol=1e-5, rtol=0)
 
 
+def test_a_filter_too_weak_to_move_its_channel_is_folded() -> None:
+    """Weights of 1e-12 (training leaves such filters) move a channel by far less than NEGLIGIBLE_CHANGE over
+    every finite log-mel: folded. Weights of 1e-4 can move it by more: kept."""
+    model = _random_musicnn(4)
+    with torch.no_grad():
+        model.frontend[0].conv.weight[:3] = 1e-12
+        model.frontend[2].conv.weight[:2] = 1e-4
+    reference, pruned = model, prune_constant_channels(model)
+    assert pruned.live_channels["front"] == [201, 204, 51, 51, 51]
+    x = torch.rand(2, 187, 96) * LOGMEL_MAX  # the whole range the bound covers
+    x[:, :, :4] = 0.0
+    with torch.inference_mode():
+        (pa, _), (pb, _) = reference.features(x), pruned.features(x)
+    np.testing.assert_allclose(pb, pa, atol=1e-5 * float(pa.abs().max()), rtol=0)
+
+
 def test_pruned_module_is_inference_only() -> None:
     model = _random_musicnn(3)
     with pytest.raises(ValueError, match="eval mode"):
@@ -210,5 +228,5 @@ def test_shipped_onnx_graph_is_the_pruned_one() -> None:
     path = resolve(None)
     graph = onnx.load(str(onnx_file(path, read(path)))).graph
     shapes = {tuple(t.dims) for t in graph.initializer}
-    assert (40, 1, 7, 38) in shapes and (21, 1, 7, 67) in shapes  # the live timbral filters
+    assert (23, 1, 7, 38) in shapes and (14, 1, 7, 67) in shapes  # the live timbral filters
     assert not any(s[:2] == (204, 1) for s in shapes)  # no unpruned front-end filter bank

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -138,6 +139,14 @@ class MusicnnVGG(nn.Module):
 # The shipped MSD/MTT taggers' dead filters sum to 1e-27..1e-28; their weakest live ones to 4e-13 and more.
 DEAD_WEIGHT_ATOL = 1e-20
 
+# A front-end channel whose value can move by at most this much over every finite input is folded as constant.
+# The bound is |BN scale| * sum|w| * max|input|: every finite log-mel lies in [0, LOGMEL_MAX] (log10(1 + x) of a
+# float32 x >= 0), so max|input| is the input BatchNorm's image of that range (zero padding lies inside it).
+# The shipped MSD tagger's front-end filters are bimodal: bounds of at most 3e-8 (weights of 1e-11 and less,
+# which training left behind), or 0.16 and more: 1e-6 sits in the gap and moves no score by 1e-5.
+NEGLIGIBLE_CHANGE = 1e-6
+LOGMEL_MAX = float(np.log10(np.finfo(np.float32).max))
+
 
 def _bn_affine(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
     """A frozen BatchNorm as (scale, shift) with bn(x) = x * scale + shift, per channel."""
@@ -255,7 +264,8 @@ class PrunedMusicnn(nn.Module):
     pool_perm: torch.Tensor
     pool_const: torch.Tensor
 
-    def __init__(self, model: Musicnn, *, atol: float = DEAD_WEIGHT_ATOL) -> None:
+    def __init__(self, model: Musicnn, *, atol: float = DEAD_WEIGHT_ATOL,
+                 negligible: float = NEGLIGIBLE_CHANGE) -> None:
         super().__init__()
         if model.training:
             raise ValueError("prune a MusiCNN in eval mode: pruning folds its BatchNorm running statistics")
@@ -263,19 +273,24 @@ class PrunedMusicnn(nn.Module):
         self.pool_bn, self.dense, self.dense_bn, self.dropout, self.out = (
             model.pool_bn, model.dense, model.dense_bn, model.dropout, model.out)
         with torch.no_grad():
-            self._build(model, atol)
+            self._build(model, atol, negligible)
         self.eval()
 
-    def _build(self, model: Musicnn, atol: float) -> None:
+    def _build(self, model: Musicnn, atol: float, negligible: float) -> None:
         # Front end: a filter with (numerically) zero weights outputs relu(bias) at every position, padded edge
         # frames included, so its channel is bn(relu(bias)) for every input.
+        # A filter with tiny weights is constant to within ``negligible`` (see NEGLIGIBLE_CHANGE) and is folded too.
         blocks, live_parts, const_parts, lo_parts, hi_parts = [], [], [], [], []
+        in_lo, in_hi = _affine_range(torch.zeros(1), torch.full((1,), LOGMEL_MAX), *_bn_affine(model.input_bn))
+        max_input = float(torch.maximum(in_lo.abs(), in_hi.abs()))
         offset = 0
         for block in model.frontend:
             assert isinstance(block, _FreqPooledConv)
             w, b = block.conv.weight, _bias(block.conv)
-            dead = w.flatten(1).abs().sum(1) <= atol
             scale, shift = _bn_affine(block.bn)
+            l1 = w.flatten(1).abs().double().sum(1)
+            moves = (l1 * max_input * scale.abs().double()).float()  # how far the channel can move from const
+            dead = (l1 <= atol) | (moves <= negligible)
             const = F.relu(b) * scale + shift
             keep = torch.nonzero(~dead).flatten()
             if len(keep):
@@ -284,8 +299,8 @@ class PrunedMusicnn(nn.Module):
             const_parts.append(torch.where(dead, const, torch.nan))
             # value range of every channel: relu(.) in [0, inf), then the BN's affine map
             lo, hi = _affine_range(torch.zeros_like(b), torch.full_like(b, torch.inf), scale, shift)
-            lo_parts.append(torch.where(dead, const, lo))
-            hi_parts.append(torch.where(dead, const, hi))
+            lo_parts.append(torch.where(dead, const - moves, lo))  # a folded channel's true range, for the
+            hi_parts.append(torch.where(dead, const + moves, hi))  # mid-end's closed-ReLU proof
             offset += len(b)
         self.frontend = nn.ModuleList(blocks)
         live, const = torch.cat(live_parts), torch.cat(const_parts)  # const: nan where live
@@ -373,20 +388,22 @@ class PrunedMusicnn(nn.Module):
         return self.out(self.dropout(self.embed(x)))
 
 
-def prune_constant_channels(module: nn.Module, *, atol: float = DEAD_WEIGHT_ATOL) -> nn.Module:
+def prune_constant_channels(module: nn.Module, *, atol: float = DEAD_WEIGHT_ATOL,
+                            negligible: float = NEGLIGIBLE_CHANGE) -> nn.Module:
     """Remove the provably constant channels of every MusiCNN in ``module`` (eval mode), folding their constants.
 
     A ``Musicnn`` comes back as a ``PrunedMusicnn``; any other module has its ``Musicnn`` submodules replaced in
     place and is returned. A channel goes only when it is constant for every input: its filter's weights are
     zero to float precision (absolute sum <= ``atol``), or interval bounds over every input's range, zero-padded
-    edge frames included, show its ReLU never opens. Its constant is folded where it is used: in the next
-    mid-end convolution (a bias, time-dependent at the padded edges), in the residual sums and in the pooled
-    vector, which keeps its 1506 layout. Outputs agree with the unpruned module to float rounding.
+    edge frames included, show its ReLU never opens, or (front end) show it moves by at most ``negligible``
+    over every finite log-mel input. Its constant is folded where it is used: in the next mid-end convolution
+    (a bias, time-dependent at the padded edges), in the residual sums and in the pooled vector, which keeps its
+    1506 layout. Outputs agree with the unpruned module to 1e-5 (tests/test_pruning.py).
     """
     if isinstance(module, Musicnn):
-        return PrunedMusicnn(module.eval(), atol=atol)
+        return PrunedMusicnn(module.eval(), atol=atol, negligible=negligible)
     for name, child in list(module.named_children()):
-        pruned = prune_constant_channels(child, atol=atol)
+        pruned = prune_constant_channels(child, atol=atol, negligible=negligible)
         if pruned is not child:
             setattr(module, name, pruned)
     return module
