@@ -52,6 +52,15 @@ def test_numpy_log_mel_equals_torch(amp: float) -> None:
     np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("n_mels", [96, 128, 200])  # 200 bands on 257 bins: some bands hold no bin at all
+def test_sparse_mel_projection_equals_the_matmul(n_mels: int) -> None:
+    lm = LogMel(FeatureConfig(n_mels=n_mels))
+    power = (np.random.default_rng(0).random((50, 257)) ** 4 * 1e4).astype(np.float32)
+    dense = power.astype(np.float64) @ lm.mel.astype(np.float64)
+    np.testing.assert_allclose(lm.project(power), dense, rtol=1e-6, atol=1e-6)
+    assert lm.project(power[:0]).shape == (0, n_mels)
+
+
 def test_numpy_log_mel_equals_librosa() -> None:
     librosa = pytest.importorskip("librosa")
     y = _noise(3.0)

@@ -137,12 +137,31 @@ class LogMel:
         self.cfg = cfg
         self.window = _hann(cfg.n_fft)
         self.mel = np.ascontiguousarray(mel_filterbank(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels).T)
+        # The filterbank is sparse (each band spans a few bins): project with a gather and a per-band sum, not a
+        # matmul. A BLAS matmul wakes OpenBLAS's threads, which then spin: they doubled the CPU time of every
+        # file on 2 cores (benchmarks/bench_vs_musicnn.py, issue #20).
+        bins, bands = np.nonzero(self.mel)  # row-major: sorted by bin; reorder by band
+        order = np.argsort(bands, kind="stable")
+        self.bins, self.weights = bins[order], self.mel[bins[order], bands[order]]
+        self.bands = np.unique(bands)  # bands with at least one bin (a band without any stays 0)
+        self.starts = np.searchsorted(bands[order], self.bands)
+
+    def project(self, power: np.ndarray) -> np.ndarray:
+        """(n_frames, 1 + n_fft // 2) float32 power -> (n_frames, n_mels) mel energies (``power @ self.mel``)."""
+        if not len(power) or not len(self.bins):
+            return np.zeros((len(power), self.mel.shape[1]), np.float32)
+        sums = np.add.reduceat(np.take(power, self.bins, axis=1) * self.weights, self.starts, axis=1)
+        if len(self.bands) == self.mel.shape[1]:
+            return sums
+        mel = np.zeros((len(power), self.mel.shape[1]), np.float32)
+        mel[:, self.bands] = sums
+        return mel
 
     def from_frames(self, frames: np.ndarray) -> np.ndarray:
         """(n_frames, n_fft) float32 raw samples -> (n_frames, n_mels) float32 log-mel."""
         spec = np.fft.rfft(frames * self.window, axis=-1)  # complex64: numpy >= 2 keeps float32
         power = spec.real * spec.real + spec.imag * spec.imag  # (n_frames, 1 + n_fft // 2)
-        mel = np.matmul(power.astype(np.float32, copy=False), self.mel)
+        mel = self.project(power.astype(np.float32, copy=False))
         mel *= 10000.0
         mel += 1.0
         return np.log10(mel, out=mel)
