@@ -271,7 +271,8 @@ def long_m4a(tmp_path_factory, have_ffmpeg) -> Path:
 def test_time_limit_gives_504_and_kills_the_decoder(classifier, long_m4a):
     import httpx
 
-    with running_server(classifier, Limits(max_upload_mb=10, timeout_s=2.0)) as url:
+    # the whole hour analysed: several seconds of work (20 min, the default, now takes about the 2-s limit)
+    with running_server(classifier, Limits(max_upload_mb=10, max_seconds=3600, timeout_s=2.0)) as url:
         t0 = time.monotonic()
         r = httpx.post(url + "/api/classify", files={"file": ("long.m4a", long_m4a.read_bytes())}, timeout=60)
         assert r.status_code == 504 and "2-s limit" in r.json()["detail"]

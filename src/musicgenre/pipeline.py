@@ -19,6 +19,7 @@ import numpy as np
 from .audio import AudioSource, describe
 from .errors import AudioDecodeError, MusicGenreError, NoMusicError, ParameterError, Reason
 from .prediction import DEFAULT_MIN_CONFIDENCE, Prediction, Predictor, Segment, confidence, merge_tags, sorted_scores
+from .prefetch import prefetch
 from .windows import SILENCE_PEAK, Windows
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ class Classifier:
         """Stream ``x`` window by window (flat memory on long files) -> (windows, logits, tags, peaks)."""
         windows = Windows(x, self.model.features, max_seconds)
         logits, tags, peaks = [], [], []
-        for chunk, pk in windows:
+        for chunk, pk in prefetch(windows):  # the next block decodes while the model runs on this one
             z, t = self.run(chunk)
             logits.append(z)
             peaks.append(pk)
