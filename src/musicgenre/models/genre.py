@@ -44,7 +44,7 @@ class MusicnnGenre(nn.Module):
     external_prefixes = ("backbone.",)  # these weights come from the package, not the model file
 
     def __init__(self, n_labels: int, backbone: str = "MSD_musicnn", hidden: int = 0, dropout: float = 0.0,
-                 features: str = "embedding+tags", members: int = 1) -> None:
+                 features: str = "embedding+tags", members: int = 1, gate_index: int | None = None) -> None:
         super().__init__()
         self.parts = feature_parts(features)
         self.backbone = backbone_graph(backbone)
@@ -53,7 +53,7 @@ class MusicnnGenre(nn.Module):
         sizes = {"pool": self.backbone.dense.in_features, "embedding": self.backbone.dense.out_features,
                  "tags": self.backbone.out.out_features}
         dim = sum(sizes[p] for p in self.parts)
-        self.head = make_head(dim, n_labels, hidden=hidden, dropout=dropout, members=members)
+        self.head = make_head(dim, n_labels, hidden=hidden, dropout=dropout, members=members, gate_index=gate_index)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """(batch, time, n_mels) log-mel -> genre logits (batch, n_labels), tag logits (batch, n_tags)."""
@@ -63,9 +63,16 @@ class MusicnnGenre(nn.Module):
         return {"logits": self.head(torch.cat([part[p] for p in self.parts], dim=1)), "tags": tags}
 
 
-def make_head(dim: int, n_labels: int, *, hidden: int = 0, dropout: float = 0.0, members: int = 1) -> nn.Module:
+def make_head(dim: int, n_labels: int, *, hidden: int = 0, dropout: float = 0.0, members: int = 1,
+              gate_index: int | None = None) -> nn.Module:
     """Standardise (statistics from the training set) -> optional hidden layer -> linear; with
-    ``members`` > 1, that many such heads (trained from different seeds) whose logits are averaged."""
+    ``members`` > 1, that many such heads (trained from different seeds) whose logits are averaged; with
+    ``gate_index``, ``GatedHeads`` of two such heads (the label at ``gate_index`` decided by a gate)."""
+    if gate_index is not None:
+        if not 0 <= gate_index < n_labels:
+            raise ParameterError(f"gate_index {gate_index} outside the {n_labels} labels")
+        return GatedHeads(make_head(dim, n_labels - 1, hidden=hidden, dropout=dropout, members=members),
+                          make_head(dim, n_labels, hidden=hidden, dropout=dropout, members=members), gate_index)
     if members > 1:
         return MeanLogits([make_head(dim, n_labels, hidden=hidden, dropout=dropout) for _ in range(members)])
     layers: list[nn.Module] = [Standardize(dim)]
@@ -85,6 +92,27 @@ class MeanLogits(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([m(x) for m in self.members]).mean(0)
+
+
+class GatedHeads(nn.Module):
+    """One label added to a head without retraining it: ``gate`` scores every label, the added one (at
+    ``index``) included, and gives that label's probability g; ``genres`` scores the other labels, whose
+    probabilities are scaled by 1 - g. The output is the log of that distribution (softmax gives it back).
+
+    The genres keep their own head, trained without the added label, so adding electronic changes a GTZAN
+    call only where the gate says electronic (an 11-way head trained on everything moved other GTZAN calls
+    too: docs/experiments.md).
+    """
+
+    def __init__(self, genres: nn.Module, gate: nn.Module, index: int) -> None:
+        super().__init__()
+        self.genres, self.gate, self.index = genres, gate, index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = torch.log_softmax(self.gate(x), dim=1)[:, self.index : self.index + 1]  # log g
+        # log(1 - g), with g kept below 1 so the other labels stay finite
+        rest = torch.log_softmax(self.genres(x), dim=1) + torch.log1p(-torch.exp(g).clamp(max=1 - 1e-6))
+        return torch.cat([rest[:, : self.index], g, rest[:, self.index :]], dim=1)
 
 
 class Standardize(nn.Module):

@@ -9,7 +9,8 @@ anything shaped like a recipe and a window set (:class:`HeadParams`, :class:`Win
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -49,6 +50,8 @@ class HeadParams(Protocol):
     def members(self) -> int: ...
     @property
     def seed(self) -> int: ...
+    @property
+    def gate(self) -> str: ...
 
 
 class Windowed(Protocol):
@@ -70,6 +73,8 @@ def train_head(recipe: HeadParams, data: Windowed) -> tuple[torch.nn.Module, lis
     """
     from ..runtime.torch import torch_threads
 
+    if recipe.gate:
+        return _train_gated(recipe, data)
     with torch_threads(1):
         if recipe.members == 1:
             return _train_head(recipe, data, recipe.seed)
@@ -77,6 +82,26 @@ def train_head(recipe: HeadParams, data: Windowed) -> tuple[torch.nn.Module, lis
 
         trained = [_train_head(recipe, data, recipe.seed + i) for i in range(recipe.members)]
         return MeanLogits([h for h, _ in trained]).eval(), trained[0][1]
+
+
+@dataclass(frozen=True)
+class _Windows:
+    x: np.ndarray
+    y: np.ndarray
+
+
+def _train_gated(recipe: HeadParams, data: Windowed) -> tuple[torch.nn.Module, list[float]]:
+    """``GatedHeads`` for ``recipe.gate``: the genre head on the other labels' windows only (the head the recipe
+    without the gate label trains, bit for bit), the gate head on every window with every label."""
+    from ..models.genre import GatedHeads
+
+    index = recipe.labels.index(recipe.gate)
+    keep = data.y != index
+    params = cast(Any, recipe)  # a dataclass (recipe.Recipe): copied with other labels
+    others = replace(params, labels=tuple(x for x in recipe.labels if x != recipe.gate), gate="")
+    genres, losses = train_head(others, _Windows(data.x[keep], data.y[keep] - (data.y[keep] > index)))
+    gate, _ = train_head(replace(params, gate=""), data)
+    return GatedHeads(genres, gate, index).eval(), losses
 
 
 def _train_head(recipe: HeadParams, data: Windowed, seed: int) -> tuple[torch.nn.Module, list[float]]:

@@ -77,6 +77,7 @@ class Recipe:
     mixup: float = 0.0  # Beta(a, a) mixup of window features; 0 = off
     members: int = 1  # heads trained from seeds seed, seed+1, ...; their logits are averaged
     seed: int = 0
+    gate: str = ""  # a label decided by a gate head, the others keeping a head of their own (models.genre.GatedHeads)
     # "clip": one temperature fitted on whole clips, used at every length (models up to 2.2); "length": the
     # window temperature fitted on single windows, then one per number of windows (calibrate.fit_calibration)
     calibration: str = "clip"
@@ -111,6 +112,8 @@ class Recipe:
             if key in flat:
                 flat[key] = tuple(flat[key])
         flat.update(overrides)
+        if flat.get("gate") and flat["gate"] not in flat.get("labels", ()):
+            raise ParameterError(f"{path}: gate {flat['gate']!r} is not one of the labels")
         return cls(**flat)
 
     def clips(self) -> list[Clip]:
@@ -316,6 +319,7 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
         "n_labels": len(recipe.labels), "backbone": recipe.backbone, "hidden": recipe.hidden,
         "dropout": recipe.dropout, "features": recipe.features,
         **({"members": recipe.members} if recipe.members > 1 else {}),  # one head keeps 2.0's weight names
+        **({"gate_index": recipe.labels.index(recipe.gate)} if recipe.gate else {}),
     }
     model = MusicnnGenre(**model_args)  # only its head's weights are saved: the backbone stays unfilled
     model.head.load_state_dict(head.state_dict())
