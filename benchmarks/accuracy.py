@@ -2,6 +2,7 @@
 
     python benchmarks/accuracy.py experiments   # validation runs of the recipe's variants
     python benchmarks/accuracy.py shipped       # the shipped model: valid, test, degradations, cross-source
+    python benchmarks/accuracy.py shipped --model musicnn-electronic --recipe recipes/musicnn-electronic.toml
     python benchmarks/accuracy.py confidence    # validation run: confident calls per input length and threshold
     python benchmarks/accuracy.py electronic    # electronic as an 11th genre: two seed sets, its confusions
     python benchmarks/accuracy.py electronic-cv # the same, out of fold by artist group on all Emotify clips
@@ -433,6 +434,8 @@ def main() -> None:
     global RECIPE_PATH
     RECIPE_PATH = args.recipe
     out = RESULTS / f"accuracy-{args.command}"
+    if args.command == "shipped" and args.model != "musicnn-gtzan":  # the default model's table stays
+        out = RESULTS / f"accuracy-shipped-{Path(args.model).name}"
     if args.command == "experiments":
         res = run_experiments(recipe, args.only or list(VARIANTS))
         if args.only and out.with_suffix(".json").is_file():  # --only updates those rows of the full table
