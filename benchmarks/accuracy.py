@@ -55,7 +55,7 @@ ELECTRONIC = ("gtzan", "emotify")  # sources whose valid clips the electronic re
 BASE: dict[str, Any] = {"labels": TEN, "emotify_labels": NO_POP, "backbone": "MSD_musicnn",
                         "features": "embedding+tags", "hidden": 128, "dropout": 0.3, "conditions": ("clean",),
                         "mixup": 0.0, "balance": "class", "weight_decay": 1e-3, "lr": 1e-3, "epochs": 30,
-                        "batch_size": 256, "members": 1, "seed": 0, "calibration": "clip"}
+                        "batch_size": 256, "members": 1, "seed": 0, "calibration": "clip", "gate": ""}
 
 # name -> (what changes, recipe overrides). Each is one validation run on cached features.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -203,7 +203,7 @@ def shipped(recipe: Recipe, model: str) -> dict[str, Any]:
     for extra in ELECTRONIC if "electronic" in recipe.labels else ():
         res["validation_run"].setdefault("electronic", {})[extra] = takes_from(val[extra], "electronic")
     if "electronic" in recipe.labels:  # where electronic clips went before: the same recipe without it
-        ten = Recipe(**{**recipe.__dict__, "labels": tuple(x for x in recipe.labels if x != "electronic")})
+        ten = Recipe(**{**recipe.__dict__, "labels": tuple(x for x in recipe.labels if x != "electronic"), "gate": ""})
         head, _ = train_head(ten, training_set(ten, [c for c in ten.clips() if c.split == "train"]))
         el = [c for c in recipe.clips() if c.split == "valid" and c.label == "electronic"]
         data = assemble(recipe, el, ("clean",))
@@ -233,7 +233,7 @@ def electronic(recipe: Recipe) -> dict[str, Any]:
             s: {"n": val[s]["n"], "top1": round(val[s]["accuracy"], 4), **takes_from(val[s], "electronic"),
                 "electronic": val[s]["per_class"]["electronic"]} for s in ("gtzan", "emotify")}
     el = [c for c in r11.clips() if c.split == "valid" and c.label == "electronic"]
-    ten = Recipe(**{**recipe.__dict__, "labels": tuple(x for x in recipe.labels if x != "electronic")})
+    ten = Recipe(**{**recipe.__dict__, "labels": tuple(x for x in recipe.labels if x != "electronic"), "gate": ""})
     head, _ = train_head(ten, training_set(ten, [c for c in ten.clips() if c.split == "train"]))
     pred = head_scorer(head)(assemble(r11, el, ("clean",)))(1.0).argmax(1)
     out["without_electronic"] = {"n": len(el), "called": {ten.labels[k]: int((pred == k).sum())

@@ -112,9 +112,14 @@ class Recipe:
             if key in flat:
                 flat[key] = tuple(flat[key])
         flat.update(overrides)
-        if flat.get("gate") and flat["gate"] not in flat.get("labels", ()):
-            raise ParameterError(f"{path}: gate {flat['gate']!r} is not one of the labels")
-        return cls(**flat)
+        try:
+            return cls(**flat)
+        except ParameterError as e:
+            raise ParameterError(f"{path}: {e}") from None
+
+    def __post_init__(self) -> None:
+        if self.gate and self.gate not in self.labels:
+            raise ParameterError(f"gate {self.gate!r} is not one of the labels")
 
     def clips(self) -> list[Clip]:
         """The corpus with labels in our vocabulary; clips outside the vocabulary are left out."""
