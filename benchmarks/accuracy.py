@@ -6,6 +6,7 @@
     python benchmarks/accuracy.py confidence    # validation run: confident calls per input length and threshold
     python benchmarks/accuracy.py electronic    # electronic as an 11th genre: two seed sets, its confusions
     python benchmarks/accuracy.py electronic-cv # the same, out of fold by artist group on all Emotify clips
+    (electronic and electronic-cv with --recipe recipes/musicnn-electronic.toml: the gated design, *-gated)
     python benchmarks/accuracy.py overlap       # overlapping windows (hop 1.5 s) at inference vs hop 3 s
 
 Both read the data through a recipe (default recipes/musicnn-genre.toml: ../shared beside the
@@ -223,7 +224,7 @@ def shipped(recipe: Recipe, model: str) -> dict[str, Any]:
 def electronic(recipe: Recipe) -> dict[str, Any]:
     """Electronic as an 11th genre (Emotify's, artist-disjoint) on the recipe, two seed sets: validation top-1,
     electronic's precision/recall, which genres' clips it takes and where its own clips go; and where the
-    electronic valid clips go under the recipe's heads without it."""
+    electronic valid clips go under the recipe's heads without it. A recipe's gate is kept (the gated design)."""
     out: dict[str, Any] = {}
     for seed in (recipe.seed, recipe.seed + recipe.members):
         r11 = Recipe(**{**recipe.__dict__, "labels": ELEVEN, "seed": seed,
@@ -363,7 +364,8 @@ def electronic_cv(recipe: Recipe, folds: int = 5) -> dict[str, Any]:
     """Electronic as an 11th genre, scored out of fold on every Emotify train + valid clip: Emotify valid has
     15 electronic clips by 4 artist groups, too few to tell 0.80 from 0.87. Emotify's artist groups go to
     ``folds`` folds (round-robin within each label, largest group first); each fold's heads train on GTZAN
-    train and the other folds' Emotify clips. GTZAN valid is scored by every fold's heads (mean, min, max)."""
+    train and the other folds' Emotify clips. GTZAN valid is scored by every fold's heads (mean, min, max).
+    A recipe with a gate (recipes/musicnn-electronic.toml) keeps it: the gated heads are cross-validated."""
     r11 = Recipe(**{**recipe.__dict__, "labels": ELEVEN,
                     "emotify_labels": {**recipe.emotify_labels, "electronic": "electronic"}})
     clips = [c for c in r11.clips() if c.split in ("train", "valid")]
@@ -436,6 +438,8 @@ def main() -> None:
     out = RESULTS / f"accuracy-{args.command}"
     if args.command == "shipped" and args.model != "musicnn-gtzan":  # the default model's table stays
         out = RESULTS / f"accuracy-shipped-{Path(args.model).name}"
+    if args.command in ("electronic", "electronic-cv") and recipe.gate:  # recipes/musicnn-electronic.toml
+        out = RESULTS / f"accuracy-{args.command}-gated"
     if args.command == "experiments":
         res = run_experiments(recipe, args.only or list(VARIANTS))
         if args.only and out.with_suffix(".json").is_file():  # --only updates those rows of the full table
