@@ -1,0 +1,256 @@
+"""A trained genre branch (issue 19, item 3) against the head on frozen features, on the validation run.
+
+    python benchmarks/genre_branch.py                # seeds 0 and 5, rates 1e-4 and 3e-4: results/genre-branch.json
+    python benchmarks/genre_branch.py --seeds 0 --lrs 1e-4 --epochs 2   # a quick look
+
+The pruned MSD MusiCNN front end (0.26 of its 0.28 GFLOP per window) stays shared and frozen. Its live outputs (64
+channels x 187 frames per 3-s window) are cached once per (clip, condition) in float16 under
+``.cache/frontend``. A copy of the mid-end and back-end (the tagger's own weights: the pruned mid-end
+convolutions, pooled BatchNorm, dense layer and its BatchNorm, the tag layer kept frozen) feeds the recipe's
+genre head (pooled mid-end + embedding + tags -> MLP 128). For each seed:
+
+1. **baseline**: the recipe's head (one member) trained on the cached frozen features of the train clips not
+   held out for early stopping (85% of the train partitions);
+2. **branch**: the same head, initialised from the baseline, fine-tuned together with the copied mid-end and
+   back-end: AdamW, learning rate ``--lrs`` for the copy and 3x that for the head, cosine schedule, mixup
+   a=0.4 of the front-end maps, the degraded copies (MP3 64 kbps, phone) as augmentation, BatchNorm
+   statistics frozen (the mid-end's are folded into the pruned convolutions; the pooled and dense BatchNorms
+   stay in eval mode); reported after the last epoch and at the epoch that did best on 15% of the train clips
+   held out for early stopping (by artist group for Emotify).
+
+Both are scored as ``predict`` scores a clip (softmax per window, mean over the non-silent windows) on the
+artist-disjoint valid partitions (clean audio): clip and window top-1 for GTZAN (n=67) and Emotify (n=29).
+The tags are not touched: the shipped model's ``Prediction.tags`` come from the tagger's own branch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from _common import RESULTS, ROOT, write_results
+from musicgenre._io import write_atomic
+from musicgenre.audio import load_audio
+from musicgenre.data.corpus import Clip
+from musicgenre.errors import MusicGenreError
+from musicgenre.features import FeatureConfig
+from musicgenre.hub import load_backbone
+from musicgenre.models.musicnn import PrunedMusicnn, prune_constant_channels
+from musicgenre.pipeline import loud_windows
+from musicgenre.train.degrade import degrade
+from musicgenre.train.head import class_weights, train_head, window_logits
+from musicgenre.train.recipe import Recipe, assemble, training_set
+from musicgenre.windows import Windows
+
+CACHE = ROOT / ".cache" / "frontend"
+
+
+def pruned_tagger() -> PrunedMusicnn:
+    net = prune_constant_channels(load_backbone("MSD_musicnn")[0].eval())
+    assert isinstance(net, PrunedMusicnn)
+    return net
+
+
+def front_maps(net: PrunedMusicnn, clips: list[Clip], condition: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """clip key -> (the front end's live outputs of its non-silent windows (n, 64, 187) float16, their peaks)."""
+    cfg = FeatureConfig()
+    out = {}
+    for clip in clips:
+        path = CACHE / condition / f"{clip.key}.npz"
+        if not path.is_file():
+            try:
+                y = degrade(load_audio(clip.path, sr=cfg.sr), cfg.sr, condition, name=clip.key)
+                mels, peaks = Windows((y, cfg.sr), cfg).all()
+            except MusicGenreError as e:
+                print(f"skipped {clip.key}: {e}")
+                continue
+            with torch.inference_mode():
+                x = net.input_bn(torch.from_numpy(mels)[:, None])
+                h = torch.cat([block(x) for block in net.frontend], dim=1).numpy().astype(np.float16)
+            _save(path, h, peaks)
+        with np.load(path) as z:
+            keep = loud_windows(z["peaks"])
+            if keep.any():
+                out[clip.key] = (z["h"][keep], z["peaks"][keep])
+    return out
+
+
+def _save(path: Path, h: np.ndarray, peaks: np.ndarray) -> None:
+    """One cache entry, written atomically (a killed run never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda f: np.savez(f, h=h, peaks=peaks))
+
+
+class Branch(nn.Module):
+    """The tagger's mid-end and back-end (copied, trainable) on cached front-end maps, then the genre head."""
+
+    pool_perm: torch.Tensor
+    pool_const: torch.Tensor
+
+    def __init__(self, net: PrunedMusicnn, head: nn.Module) -> None:
+        super().__init__()
+        self.mid = copy.deepcopy(net.mid)
+        self.pool_bn, self.dense, self.dense_bn = (copy.deepcopy(m) for m in (net.pool_bn, net.dense, net.dense_bn))
+        self.out = copy.deepcopy(net.out).requires_grad_(False)  # the tag layer stays the tagger's
+        self.register_buffer("pool_perm", net.pool_perm.clone())
+        self.register_buffer("pool_const", net.pool_const.clone())
+        self.head = head
+
+    def train(self, mode: bool = True) -> Branch:
+        super().train(mode)
+        self.pool_bn.eval()  # BatchNorm statistics frozen
+        self.dense_bn.eval()
+        return self
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (batch, live front, time)
+        feats = [h]
+        for layer in self.mid:
+            h = layer(h)
+            feats.append(h)
+        mid = torch.cat(feats, dim=1)
+        pooled = torch.stack([mid.amax(dim=2), mid.mean(dim=2)], dim=2).flatten(1)
+        pooled = torch.cat([pooled, self.pool_const.expand(pooled.shape[0], -1)], dim=1)[:, self.pool_perm]
+        emb = self.dense_bn(F.relu(self.dense(self.pool_bn(pooled))))
+        return self.head(torch.cat([pooled, emb, self.out(emb)], dim=1))
+
+
+def stack(maps: dict[str, tuple[np.ndarray, np.ndarray]], clips: list[Clip], labels: tuple[str, ...]
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(windows (n, 64, 187) float16, label per window, clip index per window) over ``clips``."""
+    xs, ys, cs = [], [], []
+    for i, c in enumerate(clips):
+        if c.key in maps:
+            h = maps[c.key][0]
+            xs.append(h)
+            ys.append(np.full(len(h), labels.index(c.label)))
+            cs.append(np.full(len(h), i))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(cs)
+
+
+def branch_logits(model: nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    model.eval()
+    with torch.inference_mode():
+        return np.concatenate([model(torch.from_numpy(x[i : i + batch]).float()).numpy()
+                               for i in range(0, len(x), batch)])
+
+
+def clip_top1(logits: np.ndarray, y: np.ndarray, clip: np.ndarray) -> tuple[float, float]:
+    """(clip top-1 of the mean window softmax, window top-1)."""
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    ids = np.unique(clip)
+    right = [p[clip == i].mean(0).argmax() == y[clip == i][0] for i in ids]
+    return float(np.mean(right)), float(np.mean(logits.argmax(1) == y))
+
+
+def score(logits: np.ndarray, y: np.ndarray, clip: np.ndarray, src: np.ndarray) -> dict[str, Any]:
+    out = {}
+    for s in ("gtzan", "emotify"):
+        m = src == s
+        top1, window = clip_top1(logits[m], y[m], clip[m])
+        out[s] = {"n": len(np.unique(clip[m])), "top1": round(top1, 4), "window_top1": round(window, 4)}
+    return out
+
+
+def fine_tune(recipe: Recipe, model: Branch, x: np.ndarray, y: np.ndarray, stop: tuple[np.ndarray, ...],
+              *, epochs: int, lr: float, seed: int) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    """Train ``model`` on (x, y) for ``epochs``; returns the state with the best clip top-1 on the early-stopping
+    clips (the latest on ties; the start when no epoch reaches it) and the history. ``model`` ends in its final
+    state."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    weight = class_weights(recipe, y)
+    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("head.") and p.requires_grad],
+               "lr": lr},
+              {"params": list(model.head.parameters()), "lr": 3 * lr}]
+    opt = torch.optim.AdamW(groups, weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    best = (clip_top1(branch_logits(model, stop[0]), stop[1], stop[2])[0], copy.deepcopy(model.state_dict()))
+    history = [{"epoch": 0, "early_stop_top1": round(best[0], 4)}]
+    yt = torch.from_numpy(y).long()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = rng.permutation(len(x))
+        t0 = time.perf_counter()
+        for i in range(0, len(x), recipe.batch_size):
+            idx = order[i : i + recipe.batch_size]
+            xb, yb = torch.from_numpy(x[idx]).float(), yt[idx]
+            lam = float(rng.beta(recipe.mixup, recipe.mixup))
+            perm = torch.randperm(len(xb))
+            logits = model(lam * xb + (1 - lam) * xb[perm])
+            loss = lam * F.cross_entropy(logits, yb, weight=weight) + (1 - lam) * F.cross_entropy(
+                logits, yb[perm], weight=weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        top1 = clip_top1(branch_logits(model, stop[0]), stop[1], stop[2])[0]
+        history.append({"epoch": epoch, "early_stop_top1": round(top1, 4), "seconds": round(time.perf_counter() - t0)})
+        print(f"  epoch {epoch}: early-stopping clips top-1 {top1:.3f} ({history[-1]['seconds']} s)", flush=True)
+        if top1 >= best[0]:
+            best = (top1, copy.deepcopy(model.state_dict()))
+    return best[1], history
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "musicnn-genre.toml")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 5])
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-4],
+                    help="the copied mid-end/back-end's learning rates to try (the head's is 3x)")
+    ap.add_argument("-o", "--output", type=Path, default=RESULTS / "genre-branch.json")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    recipe = Recipe.load(args.recipe, members=1)
+    net = pruned_tagger()
+    clips = recipe.clips()
+    train = [c for c in clips if c.split == "train"]
+    valid = [c for c in clips if c.split == "valid"]
+    # early stopping: 15% of the train clips (whole Emotify artist groups; GTZAN clips), never trained on
+    rng = np.random.default_rng(123)
+    held_groups = {g for g in sorted({c.group for c in train}) if rng.random() < 0.15}
+    fit = [c for c in train if c.group not in held_groups]
+    stop_clips = [c for c in train if c.group in held_groups]
+    t0 = time.perf_counter()
+    maps = {cond: front_maps(net, fit if cond != "clean" else fit + stop_clips + valid, cond)
+            for cond in recipe.conditions}
+    print(f"front-end maps ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    xs = [stack(maps[cond], fit, recipe.labels) for cond in recipe.conditions]
+    x, y = np.concatenate([a[0] for a in xs]), np.concatenate([a[1] for a in xs])
+    stop = stack(maps["clean"], stop_clips, recipe.labels)
+    xv, yv, cv = stack(maps["clean"], valid, recipe.labels)
+    src = np.array([valid[i].source for i in cv])
+    results: dict[str, Any] = {"protocol": " ".join(__doc__.split("\n\n")[2].split()), "train_windows": len(x),
+                               "train_clips": len(fit), "early_stop_clips": len(stop_clips), "epochs": args.epochs}
+    for seed in args.seeds:
+        r = Recipe(**{**recipe.__dict__, "seed": seed})
+        head, _ = train_head(r, training_set(r, fit))
+        va = assemble(r, valid, ("clean",))
+        base = window_logits(head, va)
+        base_rep = score(base, va.y, va.clip, np.array([va.clips[i].source for i in va.clip]))
+        res: dict[str, Any] = {"baseline_head": base_rep}
+        for lr in args.lrs:
+            model = Branch(net, copy.deepcopy(head))
+            if lr == args.lrs[0]:  # the same head on features the copy recomputes: must equal the baseline
+                res["branch_before_training"] = score(branch_logits(model, xv), yv, cv, src)
+            early, history = fine_tune(r, model, x, y, stop, epochs=args.epochs, lr=lr, seed=seed)
+            final = score(branch_logits(model, xv), yv, cv, src)
+            model.load_state_dict(early)
+            res[f"lr {lr:g}"] = {"final": final, "early_stopped": score(branch_logits(model, xv), yv, cv, src),
+                                 "history": history}
+            print(seed, lr, {k: v for k, v in res[f"lr {lr:g}"].items() if k != "history"}, flush=True)
+        results[f"seed {seed}"] = res
+    write_results(args.output, results)
+
+
+if __name__ == "__main__":
+    main()
