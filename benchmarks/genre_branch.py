@@ -2,6 +2,8 @@
 
     python benchmarks/genre_branch.py                # seeds 0 and 5, rates 1e-4 and 3e-4: results/genre-branch.json
     python benchmarks/genre_branch.py --seeds 0 --lrs 1e-4 --epochs 2   # a quick look
+    python benchmarks/genre_branch.py --recipe recipes/musicnn-electronic.toml --lrs 1e-4 \
+        -o benchmarks/results/genre-branch-electronic.json  # the gated heads (electronic) on the branch
 
 The pruned MSD MusiCNN front end (0.26 of its 0.28 GFLOP per window) stays shared and frozen. Its live outputs (64
 channels x 187 frames per 3-s window) are cached once per (clip, condition) in float16 under
@@ -151,12 +153,24 @@ def clip_top1(logits: np.ndarray, y: np.ndarray, clip: np.ndarray) -> tuple[floa
     return float(np.mean(right)), float(np.mean(logits.argmax(1) == y))
 
 
-def score(logits: np.ndarray, y: np.ndarray, clip: np.ndarray, src: np.ndarray) -> dict[str, Any]:
-    out = {}
+def score(logits: np.ndarray, y: np.ndarray, clip: np.ndarray, src: np.ndarray, labels: tuple[str, ...]
+          ) -> dict[str, Any]:
+    """Clip and window top-1 per source; with an ``electronic`` label, its clip-level precision and recall."""
+    out: dict[str, Any] = {}
     for s in ("gtzan", "emotify"):
         m = src == s
         top1, window = clip_top1(logits[m], y[m], clip[m])
         out[s] = {"n": len(np.unique(clip[m])), "top1": round(top1, 4), "window_top1": round(window, 4)}
+    if "electronic" in labels:
+        e = labels.index("electronic")
+        ids = np.unique(clip)
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        pred = np.array([p[clip == i].mean(0).argmax() for i in ids])
+        true = np.array([y[clip == i][0] for i in ids])
+        tp, called, real = int(((pred == e) & (true == e)).sum()), int((pred == e).sum()), int((true == e).sum())
+        out["electronic"] = {"n": real, "precision": round(tp / max(1, called), 4),
+                             "recall": round(tp / max(1, real), 4)}
     return out
 
 
@@ -236,17 +250,17 @@ def main() -> None:
         head, _ = train_head(r, training_set(r, fit))
         va = assemble(r, valid, ("clean",))
         base = window_logits(head, va)
-        base_rep = score(base, va.y, va.clip, np.array([va.clips[i].source for i in va.clip]))
+        base_rep = score(base, va.y, va.clip, np.array([va.clips[i].source for i in va.clip]), r.labels)
         res: dict[str, Any] = {"baseline_head": base_rep}
         for lr in args.lrs:
             model = Branch(net, copy.deepcopy(head))
             if lr == args.lrs[0]:  # the same head on features the copy recomputes: must equal the baseline
-                res["branch_before_training"] = score(branch_logits(model, xv), yv, cv, src)
+                res["branch_before_training"] = score(branch_logits(model, xv), yv, cv, src, r.labels)
             early, history = fine_tune(r, model, x, y, stop, epochs=args.epochs, lr=lr, seed=seed)
-            final = score(branch_logits(model, xv), yv, cv, src)
+            final = score(branch_logits(model, xv), yv, cv, src, r.labels)
             model.load_state_dict(early)
-            res[f"lr {lr:g}"] = {"final": final, "early_stopped": score(branch_logits(model, xv), yv, cv, src),
-                                 "history": history}
+            stopped = score(branch_logits(model, xv), yv, cv, src, r.labels)
+            res[f"lr {lr:g}"] = {"final": final, "early_stopped": stopped, "history": history}
             print(seed, lr, {k: v for k, v in res[f"lr {lr:g}"].items() if k != "history"}, flush=True)
         results[f"seed {seed}"] = res
     write_results(args.output, results)
