@@ -34,6 +34,7 @@ import numpy as np
 
 from _common import RESULTS, ROOT, brief, stability
 from musicgenre.train.head import train_head
+from musicgenre.train.metrics import report
 from musicgenre.train.recipe import (
     Recipe,
     assemble,
@@ -396,7 +397,7 @@ def electronic_cv(recipe: Recipe, folds: int = 5) -> dict[str, Any]:
     y = np.array([ELEVEN.index(c.label) for c in scored])
     p = np.array([pred[c.key] for c in scored])
     e = ELEVEN.index("electronic")
-    tp, fp, fn = int(((p == e) & (y == e)).sum()), int(((p == e) & (y != e)).sum()), int(((p != e) & (y == e)).sum())
+    per_class = report(y, p, list(ELEVEN))["per_class"]["electronic"]
     el = [c for c in scored if c.label == "electronic"]
     return {
         "protocol": f"{folds}-fold cross-validation by Emotify artist group over Emotify train + valid "
@@ -404,7 +405,7 @@ def electronic_cv(recipe: Recipe, folds: int = 5) -> dict[str, Any]:
         "emotify": {"n": len(scored), "artist_groups": len({c.group for c in scored}),
                     "top1": round(float((p == y).mean()), 4)},
         "electronic": {"n": len(el), "artist_groups": len({c.group for c in el}),
-                       "precision": round(tp / max(1, tp + fp), 4), "recall": round(tp / max(1, tp + fn), 4),
+                       "precision": per_class["precision"], "recall": per_class["recall"],
                        "taken_from": _counts(y[(p == e) & (y != e)]), "called": _counts(p[y == e])},
         "gtzan_valid_top1": {"n": len(y_gv), "mean": round(float(np.mean(gtzan_top1)), 4),
                              "min": round(min(gtzan_top1), 4), "max": round(max(gtzan_top1), 4)},

@@ -46,9 +46,10 @@ from musicgenre.errors import MusicGenreError
 from musicgenre.features import FeatureConfig
 from musicgenre.hub import load_backbone
 from musicgenre.models.musicnn import PrunedMusicnn, prune_constant_channels
-from musicgenre.pipeline import loud_windows
+from musicgenre.pipeline import clip_scores, loud_windows, softmax
 from musicgenre.train.degrade import degrade
 from musicgenre.train.head import class_weights, train_head, window_logits
+from musicgenre.train.metrics import report
 from musicgenre.train.recipe import Recipe, assemble, training_set
 from musicgenre.windows import Windows
 
@@ -75,8 +76,7 @@ def front_maps(net: PrunedMusicnn, clips: list[Clip], condition: str) -> dict[st
                 print(f"skipped {clip.key}: {e}")
                 continue
             with torch.inference_mode():
-                x = net.input_bn(torch.from_numpy(mels)[:, None])
-                h = torch.cat([block(x) for block in net.frontend], dim=1).numpy().astype(np.float16)
+                h = net.front(torch.from_numpy(mels)).numpy().astype(np.float16)
             _save(path, h, peaks)
         with np.load(path) as z:
             keep = loud_windows(z["peaks"])
@@ -92,36 +92,25 @@ def _save(path: Path, h: np.ndarray, peaks: np.ndarray) -> None:
 
 
 class Branch(nn.Module):
-    """The tagger's mid-end and back-end (copied, trainable) on cached front-end maps, then the genre head."""
-
-    pool_perm: torch.Tensor
-    pool_const: torch.Tensor
+    """A copy of the pruned tagger whose mid-end and back-end train (``PrunedMusicnn.from_front`` on cached
+    front-end maps), then the genre head; the front end and the tag layer stay the tagger's."""
 
     def __init__(self, net: PrunedMusicnn, head: nn.Module) -> None:
         super().__init__()
-        self.mid = copy.deepcopy(net.mid)
-        self.pool_bn, self.dense, self.dense_bn = (copy.deepcopy(m) for m in (net.pool_bn, net.dense, net.dense_bn))
-        self.out = copy.deepcopy(net.out).requires_grad_(False)  # the tag layer stays the tagger's
-        self.register_buffer("pool_perm", net.pool_perm.clone())
-        self.register_buffer("pool_const", net.pool_const.clone())
+        self.net = copy.deepcopy(net)
+        for frozen in (self.net.input_bn, self.net.frontend, self.net.out):
+            frozen.requires_grad_(False)
         self.head = head
 
     def train(self, mode: bool = True) -> Branch:
         super().train(mode)
-        self.pool_bn.eval()  # BatchNorm statistics frozen
-        self.dense_bn.eval()
+        for m in (self.net.pool_bn, self.net.dense_bn, self.net.dropout):  # BatchNorm statistics frozen, and no
+            m.eval()  # dropout on the pooled vector: the head has its own
         return self
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:  # (batch, live front, time)
-        feats = [h]
-        for layer in self.mid:
-            h = layer(h)
-            feats.append(h)
-        mid = torch.cat(feats, dim=1)
-        pooled = torch.stack([mid.amax(dim=2), mid.mean(dim=2)], dim=2).flatten(1)
-        pooled = torch.cat([pooled, self.pool_const.expand(pooled.shape[0], -1)], dim=1)[:, self.pool_perm]
-        emb = self.dense_bn(F.relu(self.dense(self.pool_bn(pooled))))
-        return self.head(torch.cat([pooled, emb, self.out(emb)], dim=1))
+        pooled, emb = self.net.from_front(h)
+        return self.head(torch.cat([pooled, emb, self.net.out(emb)], dim=1))
 
 
 def stack(maps: dict[str, tuple[np.ndarray, np.ndarray]], clips: list[Clip], labels: tuple[str, ...]
@@ -144,34 +133,34 @@ def branch_logits(model: nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarr
                                for i in range(0, len(x), batch)])
 
 
-def clip_top1(logits: np.ndarray, y: np.ndarray, clip: np.ndarray) -> tuple[float, float]:
-    """(clip top-1 of the mean window softmax, window top-1)."""
-    p = np.exp(logits - logits.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
+def clip_predictions(logits: np.ndarray, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each clip's first window, its label by ``predict``'s aggregation: the mean window softmax)."""
+    probs = softmax(logits)
     ids = np.unique(clip)
-    right = [p[clip == i].mean(0).argmax() == y[clip == i][0] for i in ids]
-    return float(np.mean(right)), float(np.mean(logits.argmax(1) == y))
+    first = np.array([np.flatnonzero(clip == i)[0] for i in ids])
+    return first, np.array([clip_scores(probs[clip == i], np.ones(int((clip == i).sum()), bool)).argmax() for i in ids])
 
 
 def score(logits: np.ndarray, y: np.ndarray, clip: np.ndarray, src: np.ndarray, labels: tuple[str, ...]
           ) -> dict[str, Any]:
     """Clip and window top-1 per source; with an ``electronic`` label, its clip-level precision and recall."""
+    first, pred = clip_predictions(logits, clip)
+    true = y[first]
     out: dict[str, Any] = {}
     for s in ("gtzan", "emotify"):
-        m = src == s
-        top1, window = clip_top1(logits[m], y[m], clip[m])
-        out[s] = {"n": len(np.unique(clip[m])), "top1": round(top1, 4), "window_top1": round(window, 4)}
+        m, c = src == s, src[first] == s
+        out[s] = {"n": int(c.sum()), "top1": round(float(np.mean(pred[c] == true[c])), 4),
+                  "window_top1": round(float(np.mean(logits[m].argmax(1) == y[m])), 4)}
     if "electronic" in labels:
-        e = labels.index("electronic")
-        ids = np.unique(clip)
-        p = np.exp(logits - logits.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        pred = np.array([p[clip == i].mean(0).argmax() for i in ids])
-        true = np.array([y[clip == i][0] for i in ids])
-        tp, called, real = int(((pred == e) & (true == e)).sum()), int((pred == e).sum()), int((true == e).sum())
-        out["electronic"] = {"n": real, "precision": round(tp / max(1, called), 4),
-                             "recall": round(tp / max(1, real), 4)}
+        el = report(true, pred, list(labels))["per_class"]["electronic"]
+        out["electronic"] = {"n": el["support"], "precision": el["precision"], "recall": el["recall"]}
     return out
+
+
+def stop_top1(model: nn.Module, stop: tuple[np.ndarray, ...]) -> float:
+    """Clip top-1 on the early-stopping clips (windows, labels, clip index)."""
+    first, pred = clip_predictions(branch_logits(model, stop[0]), stop[2])
+    return float(np.mean(pred == stop[1][first]))
 
 
 def fine_tune(recipe: Recipe, model: Branch, x: np.ndarray, y: np.ndarray, stop: tuple[np.ndarray, ...],
@@ -187,7 +176,7 @@ def fine_tune(recipe: Recipe, model: Branch, x: np.ndarray, y: np.ndarray, stop:
               {"params": list(model.head.parameters()), "lr": 3 * lr}]
     opt = torch.optim.AdamW(groups, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    best = (clip_top1(branch_logits(model, stop[0]), stop[1], stop[2])[0], copy.deepcopy(model.state_dict()))
+    best = (stop_top1(model, stop), copy.deepcopy(model.state_dict()))
     history = [{"epoch": 0, "early_stop_top1": round(best[0], 4)}]
     yt = torch.from_numpy(y).long()
     for epoch in range(1, epochs + 1):
@@ -206,7 +195,7 @@ def fine_tune(recipe: Recipe, model: Branch, x: np.ndarray, y: np.ndarray, stop:
             loss.backward()
             opt.step()
         sched.step()
-        top1 = clip_top1(branch_logits(model, stop[0]), stop[1], stop[2])[0]
+        top1 = stop_top1(model, stop)
         history.append({"epoch": epoch, "early_stop_top1": round(top1, 4), "seconds": round(time.perf_counter() - t0)})
         print(f"  epoch {epoch}: early-stopping clips top-1 {top1:.3f} ({history[-1]['seconds']} s)", flush=True)
         if top1 >= best[0]:

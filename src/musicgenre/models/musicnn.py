@@ -369,11 +369,19 @@ class PrunedMusicnn(nn.Module):
         """As ``Musicnn.features``: (pooled (batch, 1506) in the full layout, penultimate embedding)."""
         if self.training:
             raise RuntimeError("a pruned MusiCNN is inference-only (its BatchNorms are folded): call .eval()")
+        return self.from_front(self.front(x))
+
+    def front(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, time, n_mels) log-mel -> the live front-end channels (batch, live front, time)."""
         x = self.input_bn(x[:, None])  # (batch, 1, time, freq)
         if len(self.frontend):
-            h = torch.cat([block(x) for block in self.frontend], dim=1)  # (batch, live front, time)
-        else:  # every front-end channel is constant
-            h = x.new_zeros(x.shape[0], 0, x.shape[2])
+            return torch.cat([block(x) for block in self.frontend], dim=1)
+        return x.new_zeros(x.shape[0], 0, x.shape[2])  # every front-end channel is constant
+
+    def from_front(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The live front-end channels -> ``features``' (pooled, embedding): the mid-end and back-end. Not
+        checked for eval mode: a trained genre branch (benchmarks/genre_branch.py) trains a copy of these layers
+        with its BatchNorms and dropout held in eval mode."""
         feats = [h]
         for layer in self.mid:
             h = layer(h)  # (batch, live, time)
