@@ -12,8 +12,8 @@ import numpy as np
 
 from .signal import MusicEvidence, Resampler, to_mono
 
-# Decoded per step: short enough that a 30-s clip's decode overlaps its inference (pipeline.prefetch: one
-# warm 30-s MP3 68 ms vs 88 ms with 30-s blocks), long enough that per-block overhead stays negligible.
+# Decoded per step: short enough that a 30-s clip's decode overlaps its inference (musicgenre.prefetch; the
+# step times are benchmarks/profile_path.py's), long enough that per-block overhead stays negligible.
 BLOCK_SECONDS = 6.0
 DEFAULT_MAX_MINUTES = 60.0  # analysed per input unless the caller asks otherwise; longer input is truncated
 MIN_SAMPLE_RATE = 1000
