@@ -4,6 +4,8 @@
     python benchmarks/genre_branch.py --seeds 0 --lrs 1e-4 --epochs 2   # a quick look
     python benchmarks/genre_branch.py --recipe recipes/musicnn-electronic.toml --lrs 1e-4 \
         -o benchmarks/results/genre-branch-electronic.json  # the gated heads (electronic) on the branch
+    python benchmarks/genre_branch.py --recipe recipes/musicnn-electronic.toml --gate-only \
+        -o benchmarks/results/genre-branch-gate.json  # only the electronic gate on the branch
 
 The pruned MSD MusiCNN front end (0.26 of its 0.28 GFLOP per window) stays shared and frozen. Its live outputs (64
 channels x 187 frames per 3-s window) are cached once per (clip, condition) in float16 under
@@ -23,6 +25,10 @@ genre head (pooled mid-end + embedding + tags -> MLP 128). For each seed:
 Both are scored as ``predict`` scores a clip (softmax per window, mean over the non-silent windows) on the
 artist-disjoint valid partitions (clean audio): clip and window top-1 for GTZAN (n=67) and Emotify (n=29).
 The tags are not touched: the shipped model's ``Prediction.tags`` come from the tagger's own branch.
+
+``--gate-only`` (a recipe with a gate): only the gate head (11-way) is fine-tuned with the copy, early-stopped on
+its own 11-way top-1; the ten genres keep their head on the frozen tagger's features, so GTZAN calls move only
+where the gate says electronic.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from musicgenre.data.corpus import Clip
 from musicgenre.errors import MusicGenreError
 from musicgenre.features import FeatureConfig
 from musicgenre.hub import load_backbone
+from musicgenre.models.genre import GatedHeads
 from musicgenre.models.musicnn import PrunedMusicnn, prune_constant_channels
 from musicgenre.pipeline import clip_scores, loud_windows, softmax
 from musicgenre.train.degrade import degrade
@@ -210,6 +217,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-4],
                     help="the copied mid-end/back-end's learning rates to try (the head's is 3x)")
+    ap.add_argument("--gate-only", action="store_true", help="fine-tune only the gate head of a gated recipe")
     ap.add_argument("-o", "--output", type=Path, default=RESULTS / "genre-branch.json")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -242,13 +250,18 @@ def main() -> None:
         base_rep = score(base, va.y, va.clip, np.array([va.clips[i].source for i in va.clip]), r.labels)
         res: dict[str, Any] = {"baseline_head": base_rep}
         for lr in args.lrs:
-            model = Branch(net, copy.deepcopy(head))
+            if args.gate_only:  # the gate trains on the copy; the genres read the frozen tagger
+                assert isinstance(head, GatedHeads), "--gate-only needs a recipe with a gate"
+                model = Branch(net, copy.deepcopy(head.gate))
+                full: nn.Module = GatedHeads(Branch(net, head.genres), model, head.index)
+            else:
+                model = full = Branch(net, copy.deepcopy(head))
             if lr == args.lrs[0]:  # the same head on features the copy recomputes: must equal the baseline
-                res["branch_before_training"] = score(branch_logits(model, xv), yv, cv, src, r.labels)
+                res["branch_before_training"] = score(branch_logits(full, xv), yv, cv, src, r.labels)
             early, history = fine_tune(r, model, x, y, stop, epochs=args.epochs, lr=lr, seed=seed)
-            final = score(branch_logits(model, xv), yv, cv, src, r.labels)
+            final = score(branch_logits(full, xv), yv, cv, src, r.labels)
             model.load_state_dict(early)
-            stopped = score(branch_logits(model, xv), yv, cv, src, r.labels)
+            stopped = score(branch_logits(full, xv), yv, cv, src, r.labels)
             res[f"lr {lr:g}"] = {"final": final, "early_stopped": stopped, "history": history}
             print(seed, lr, {k: v for k, v in res[f"lr {lr:g}"].items() if k != "history"}, flush=True)
         results[f"seed {seed}"] = res
