@@ -235,12 +235,13 @@ def electronic(recipe: Recipe) -> dict[str, Any]:
         r11 = Recipe(**{**recipe.__dict__, "labels": ELEVEN, "seed": seed,
                         "emotify_labels": {**recipe.emotify_labels, "electronic": "electronic"}})
         val = validation_run(r11)
-        out[f"seeds {seed}-{seed + recipe.members - 1}"] = {
+        row: dict[str, Any] = {
             s: {"n": val[s]["n"], "top1": round(val[s]["accuracy"], 4), **takes_from(val[s], "electronic"),
                 "electronic": val[s]["per_class"]["electronic"]} for s in ("gtzan", "emotify")}
-        out[f"seeds {seed}-{seed + recipe.members - 1}"]["emotify_by_magnatune_genre"] = by_magnatune_genre(r11, val)
+        row["emotify_by_magnatune_genre"] = by_magnatune_genre(r11, val)
         if recipe.gate:
-            out[f"seeds {seed}-{seed + recipe.members - 1}"]["gate_sweep"] = gate_sweep(r11, val)
+            row["gate_sweep"] = gate_sweep(r11, val)
+        out[f"seeds {seed}-{seed + recipe.members - 1}"] = row
     el = [c for c in r11.clips() if c.split == "valid" and c.label == "electronic"]
     ten = Recipe(**{**recipe.__dict__, "labels": tuple(x for x in recipe.labels if x != "electronic"), "gate": ""})
     head, _ = train_head(ten, training_set(ten, [c for c in ten.clips() if c.split == "train"]))
@@ -290,13 +291,13 @@ def gate_sweep(recipe: Recipe, val: dict[str, Any], biases: np.ndarray = GATE_BI
     temperature of the run). Read on the valid clips themselves, so its best row is an upper bound for any
     threshold, not a figure to ship."""
     head = val["head"]
+    subs = {source: assemble(recipe, [c for c in recipe.clips() if c.split == "valid" and c.source == source],
+                             ("clean",)) for source in ("gtzan", "emotify")}
     rows = []
     for b in biases:
         biased = GatedHeads(head.genres, torch.nn.Sequential(head.gate, _Shift(head.index, float(b))), head.index)
         row: dict[str, Any] = {"bias": round(float(b), 2)}
-        for source in ("gtzan", "emotify"):
-            sub = assemble(recipe, [c for c in recipe.clips() if c.split == "valid" and c.source == source],
-                           ("clean",))
+        for source, sub in subs.items():
             rep = evaluate_clips(recipe, head_scorer(biased)(sub)(val["temperature"]), sub)
             row[source] = round(rep["accuracy"], 4)
             if source == "emotify":
