@@ -40,6 +40,7 @@ from musicgenre.train.head import train_head
 from musicgenre.train.metrics import report
 from musicgenre.train.recipe import (
     Recipe,
+    WindowSet,
     assemble,
     evaluate_clips,
     head_scorer,
@@ -238,9 +239,11 @@ def electronic(recipe: Recipe) -> dict[str, Any]:
         row: dict[str, Any] = {
             s: {"n": val[s]["n"], "top1": round(val[s]["accuracy"], 4), **takes_from(val[s], "electronic"),
                 "electronic": val[s]["per_class"]["electronic"]} for s in ("gtzan", "emotify")}
-        row["emotify_by_magnatune_genre"] = by_magnatune_genre(r11, val)
+        valid = {s: assemble(r11, [c for c in r11.clips() if c.split == "valid" and c.source == s], ("clean",))
+                 for s in ("gtzan", "emotify")}
+        row["emotify_by_magnatune_genre"] = by_magnatune_genre(r11, val, valid["emotify"])
         if recipe.gate:
-            row["gate_sweep"] = gate_sweep(r11, val)
+            row["gate_sweep"] = gate_sweep(r11, val, valid)
         out[f"seeds {seed}-{seed + recipe.members - 1}"] = row
     el = [c for c in r11.clips() if c.split == "valid" and c.label == "electronic"]
     ten = Recipe(**{**recipe.__dict__, "labels": tuple(x for x in recipe.labels if x != "electronic"), "gate": ""})
@@ -251,22 +254,22 @@ def electronic(recipe: Recipe) -> dict[str, Any]:
     return out
 
 
-def by_magnatune_genre(recipe: Recipe, val: dict[str, Any]) -> dict[str, Any]:
+def by_magnatune_genre(recipe: Recipe, val: dict[str, Any], sub: WindowSet) -> dict[str, Any]:
     """Emotify valid top-1 split by whether Magnatune's own genre tag (the ID3 genre in the data's manifest.csv)
     names the clip's Emotify label (classical: Classical; rock: Alternative / Hard Rock; electronic:
     Electronic) or another genre (World, or Electronic for a "rock" clip), and every miss with both: how much of
-    the figure is clips the two sources file differently."""
-    with open(Path(recipe.emotify) / "manifest.csv", newline="") as f:
-        id3 = {"emotify/" + r["path"].rsplit(".", 1)[0]: r["id3_genre"] for r in csv.DictReader(f)}
-    sub = assemble(recipe, [c for c in recipe.clips() if c.split == "valid" and c.source == "emotify"], ("clean",))
+    the figure is clips the two sources file differently. ``sub``: the Emotify valid clips' windows."""
+    root = Path(recipe.emotify)
+    with open(root / "manifest.csv", newline="", encoding="utf-8") as f:  # keyed as corpus.Clip.path
+        id3 = {str(root / r["path"]): r["id3_genre"] for r in csv.DictReader(f)}
     pred = val["score"](sub)(val["temperature"]).argmax(1)
     out: dict[str, Any] = {}
     for agrees in (True, False):
         hit = [recipe.labels[k] == c.label for c, k in zip(sub.clips, pred)
-               if (c.label in id3[c.key].lower()) == agrees]
+               if (c.label in id3[c.path].lower()) == agrees]
         out["magnatune genre names the label" if agrees else "magnatune genre differs"] = {
             "n": len(hit), "top1": round(float(np.mean(hit)), 4) if hit else None}
-    out["misses"] = [{"clip": c.key, "label": c.label, "called": recipe.labels[k], "magnatune_genre": id3[c.key]}
+    out["misses"] = [{"clip": c.key, "label": c.label, "called": recipe.labels[k], "magnatune_genre": id3[c.path]}
                      for c, k in zip(sub.clips, pred) if recipe.labels[k] != c.label]
     return out
 
@@ -285,14 +288,13 @@ class _Shift(torch.nn.Module):
 GATE_BIASES = np.arange(-3.0, 3.01, 0.25)
 
 
-def gate_sweep(recipe: Recipe, val: dict[str, Any], biases: np.ndarray = GATE_BIASES) -> dict[str, Any]:
+def gate_sweep(recipe: Recipe, val: dict[str, Any], subs: dict[str, WindowSet], biases: np.ndarray = GATE_BIASES
+               ) -> dict[str, Any]:
     """How far the gate's threshold alone can move the targets: the validation run's gated heads with the gate's
     odds for electronic multiplied by exp(b), for every b in ``biases``; clip top-1 per source (window
     temperature of the run). Read on the valid clips themselves, so its best row is an upper bound for any
-    threshold, not a figure to ship."""
+    threshold, not a figure to ship. ``subs``: each source's valid clips' windows."""
     head = val["head"]
-    subs = {source: assemble(recipe, [c for c in recipe.clips() if c.split == "valid" and c.source == source],
-                             ("clean",)) for source in ("gtzan", "emotify")}
     rows = []
     for b in biases:
         biased = GatedHeads(head.genres, torch.nn.Sequential(head.gate, _Shift(head.index, float(b))), head.index)
