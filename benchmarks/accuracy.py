@@ -313,7 +313,7 @@ def overlap(recipe: Recipe) -> dict[str, Any]:
     """Overlapping windows at inference (hop 1.5 s instead of 3 s), on the validation run's heads: each valid
     clip scored on its windows cut from 0 s, and on those plus the windows cut from 1.5 s (twice as many,
     overlapping by half), mean of the calibrated window probabilities; clip top-1 per source."""
-    from musicgenre.pipeline import softmax
+    from musicgenre.scores import softmax
     from musicgenre.train.head import window_logits
 
     val = validation_run(recipe)

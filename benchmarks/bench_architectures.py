@@ -17,7 +17,7 @@ import time
 import torch
 
 from _common import RESULTS, write_results
-from musicgenre.hub import build_model
+from musicgenre.loader import build_pretrained
 from musicgenre.models import get_architecture
 
 ARCHS = {"vgg19_bn_cqt": 4, "crnn": 16, "parallel_cnn_rnn": 16, "musicnn_transfer": 16, "musicnn_genre": 0}
@@ -41,14 +41,15 @@ def timed(fn, device: str, repeats: int = 5) -> float:
 def bench(arch: str, batch: int, dev: str) -> dict[str, float]:
     row: dict[str, float]
     if arch == "musicnn_genre":
-        model = build_model(arch, n_labels=10).to(dev).eval()
+        model = build_pretrained(arch, n_labels=10).to(dev).eval()
         clip = torch.randn(10, 187, 96, device=dev)  # 30 s = 10 MusiCNN windows of log-mel
         head = model.head
         assert isinstance(head, torch.nn.Module)
         row = {"params_trainable": sum(p.numel() for p in head.parameters())}
     else:
         features = get_architecture(arch).features  # the windows it takes, declared at registration
-        model = build_model(arch, n_labels=10, **({} if arch == "musicnn_transfer" else {"sr": features.sr})).to(dev)
+        args = {} if arch == "musicnn_transfer" else {"sr": features.sr}
+        model = build_pretrained(arch, n_labels=10, **args).to(dev)
         sr, seconds = features.sr, features.window_seconds
         window = round(sr * seconds)
         x = torch.randn(batch, window, device=dev) * 0.1

@@ -35,9 +35,9 @@ def model_flops(path: Path, *, pruned: bool) -> tuple[int, dict[str, int], tuple
     from torch.utils.flop_counter import FlopCounterMode
 
     from musicgenre.features import FeatureConfig
-    from musicgenre.hub import load_module
+    from musicgenre.loader import load_module
     from musicgenre.modeldir import read
-    from musicgenre.models.musicnn import prune_constant_channels
+    from musicgenre.models.prune import prune_constant_channels
 
     card = read(path)
     module = load_module(path, card)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import musicgenre.audio as audio
-from musicgenre import _ffmpeg
+from musicgenre.audio import _ffmpeg
 
 
 def decode_all(files: list[Path]) -> tuple[float, float]:

@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import musicgenre
-    from musicgenre.hub import load_module
-    from musicgenre.pipeline import softmax
+    from musicgenre.loader import load_module
+    from musicgenre.scores import softmax
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clips", type=int, default=512)

@@ -50,10 +50,10 @@ from musicgenre.audio import load_audio
 from musicgenre.data.corpus import Clip
 from musicgenre.errors import MusicGenreError
 from musicgenre.features import FeatureConfig
-from musicgenre.hub import load_backbone
+from musicgenre.loader import load_backbone
 from musicgenre.models.genre import GatedHeads
-from musicgenre.models.musicnn import PrunedMusicnn, prune_constant_channels
-from musicgenre.pipeline import clip_scores, loud_windows, softmax
+from musicgenre.models.prune import PrunedMusicnn, prune_constant_channels
+from musicgenre.scores import clip_scores, loud_windows, softmax
 from musicgenre.train.degrade import degrade
 from musicgenre.train.head import class_weights, train_head, window_logits
 from musicgenre.train.metrics import report

@@ -39,10 +39,10 @@ from torch import nn
 
 from _common import RESULTS, ROOT, brief, stability
 from musicgenre.data.corpus import Clip
-from musicgenre.hub import load_backbone
+from musicgenre.loader import load_backbone
 from musicgenre.models.genre import MeanLogits, Standardize
 from musicgenre.models.musicnn import Musicnn
-from musicgenre.pipeline import loud_windows, softmax
+from musicgenre.scores import loud_windows, softmax
 from musicgenre.train.embed import extract
 from musicgenre.train.head import STD_FLOOR, class_weights, fit_windows, fresh_head, train_head
 from musicgenre.train.recipe import (

@@ -80,7 +80,8 @@ def bench_logmel(repeats: int) -> dict[str, Any]:
     """Log-mel of a 30-s clip: numpy (float32 rfft) vs torch, 1 torch thread."""
     import torch
 
-    from musicgenre.features import FeatureConfig, LogMel, TorchLogMel, centre_pad, frame
+    from musicgenre.features import FeatureConfig, LogMel, centre_pad, frame
+    from musicgenre.models.frontends import TorchLogMel
 
     torch.set_num_threads(1)
     cfg, y = FeatureConfig(), clip()
@@ -109,7 +110,7 @@ def bench_forward(repeats: int, batches: list[int]) -> dict[str, Any]:
     and ORT's spinning intra-op workers (its default) vs blocking ones (ours)."""
     import torch
 
-    from musicgenre.hub import load_module
+    from musicgenre.loader import load_module
 
     d = model_dir()
     module = load_module(d)
@@ -155,8 +156,9 @@ def bench_clip(repeats: int, batch: int) -> dict[str, Any]:
     """A 30-s clip end to end from samples: log-mel + forward on its 10 windows (1 thread each)."""
     import torch
 
-    from musicgenre.features import FeatureConfig, TorchLogMel, centre_pad
-    from musicgenre.hub import load_module
+    from musicgenre.features import FeatureConfig, centre_pad
+    from musicgenre.loader import load_module
+    from musicgenre.models.frontends import TorchLogMel
 
     torch.set_num_threads(1)
     d = model_dir()
@@ -204,7 +206,7 @@ if backend == "onnx":
     m.run(x)
 else:
     import torch
-    from musicgenre.hub import load_module
+    from musicgenre.loader import load_module
     torch.set_num_threads(1)
     module = load_module(d)
     loaded = time.perf_counter()

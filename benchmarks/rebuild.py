@@ -28,7 +28,7 @@ import numpy as np
 
 from _common import RESULTS, ROOT, write_results
 from musicgenre.data.corpus import Clip
-from musicgenre.pipeline import calibrated_clip_scores, loud_windows
+from musicgenre.scores import calibrated_clip_scores, loud_windows
 from musicgenre.train.embed import extract
 from musicgenre.train.head import train_head, window_logits
 from musicgenre.train.recipe import (
@@ -80,7 +80,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from musicgenre.hub import load_module
+    from musicgenre.loader import load_module
     from musicgenre.modeldir import read, resolve
 
     recipe = Recipe.load(args.recipe)

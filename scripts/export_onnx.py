@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from musicgenre._io import sha256_file  # noqa: E402
 from musicgenre.features import FeatureConfig  # noqa: E402
-from musicgenre.hub import load_module  # noqa: E402
+from musicgenre.loader import load_module  # noqa: E402
 from musicgenre.modeldir import OnnxEntry, read, weights_dir  # noqa: E402
-from musicgenre.models.musicnn import prune_constant_channels  # noqa: E402
+from musicgenre.models.prune import prune_constant_channels  # noqa: E402
 
 OPSET = 18
 TOLERANCE = 1e-4

@@ -13,7 +13,7 @@ import torch
 from musicgenre.cli import main
 from musicgenre.data.corpus import gtzan_partitions, read_emotify_clips
 from musicgenre.errors import ParameterError
-from musicgenre.pipeline import softmax
+from musicgenre.scores import softmax
 from musicgenre.train.calibrate import ece, fit_temperature
 from musicgenre.train.degrade import CONDITIONS, band_limit, degrade, mp3_roundtrip
 from musicgenre.train.metrics import bootstrap_interval, full_report
@@ -124,7 +124,7 @@ def test_status_agreement_and_temperature_in_predictions(classifier, tmp_path):
 
 
 def test_shipped_model_runs_one_backbone_pass(classifier):
-    from musicgenre.hub import load_module
+    from musicgenre.loader import load_module
 
     module = load_module(classifier.model.path)
     assert [n for n, _ in module.named_children()] == ["backbone", "head"]
@@ -153,10 +153,10 @@ def test_cached_features_reproduce_predict(classifier, tmp_path):
                     cache=tmp_path / "cache")[clip.key]
     x = head_input(feats, classifier.model.card.model_args["features"])
     data = WindowSet(x, np.zeros(len(x), int), np.zeros(len(x), int), [clip])
-    from musicgenre.hub import load_module
+    from musicgenre.loader import load_module
 
     head = load_module(classifier.model.path).head
-    from musicgenre.pipeline import recalibrate, window_count_temperature
+    from musicgenre.scores import recalibrate, window_count_temperature
 
     mean = clip_probabilities(window_logits(head, data), data, classifier.model.temperature)[0]
     scores = recalibrate(mean, window_count_temperature(classifier.model.temperatures, len(x)))
@@ -171,7 +171,7 @@ def test_head_options_see_in_training_what_predict_computes(tmp_path, features, 
     from musicgenre.audio import load_audio
     from musicgenre.data.corpus import Clip
     from musicgenre.features import FeatureConfig
-    from musicgenre.hub import fill_pretrained
+    from musicgenre.loader import fill_pretrained
     from musicgenre.models.genre import MusicnnGenre
     from musicgenre.train.embed import extract
     from musicgenre.train.recipe import head_input
@@ -197,7 +197,7 @@ def test_training_crops_are_later_windows_of_the_same_clip(tmp_path):
     from musicgenre.audio import load_audio
     from musicgenre.data.corpus import Clip
     from musicgenre.features import FeatureConfig
-    from musicgenre.hub import load_backbone
+    from musicgenre.loader import load_backbone
     from musicgenre.train.embed import cache_path, extract
     from musicgenre.train.recipe import Recipe, training_set
     from musicgenre.windows import Windows

@@ -78,7 +78,7 @@ def test_bad_array_inputs():
 
 def test_missing_ffmpeg_is_named(tmp_path, monkeypatch, have_ffmpeg):
     path = write_audio(tmp_path / "a.m4a", tone(1.0), 22050)
-    monkeypatch.setattr("musicgenre._ffmpeg.ffmpeg_exe", lambda: None)
+    monkeypatch.setattr("musicgenre.audio._ffmpeg.ffmpeg_exe", lambda: None)
     with pytest.raises(AudioDecodeError, match="ffmpeg, which is not installed"):
         load_audio(path, sr=16000)
 

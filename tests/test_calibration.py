@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 
-from musicgenre.pipeline import calibrated_clip_scores, clip_scores, recalibrate, softmax, window_count_temperature
+from musicgenre.scores import calibrated_clip_scores, clip_scores, recalibrate, softmax, window_count_temperature
 from musicgenre.train.calibrate import (
     crossfit_temperatures,
     fit_calibration,

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from musicgenre.features import FeatureConfig, LogMel, TorchLogMel, centre_pad, frame, frame_tensor, log_mel
+from musicgenre.features import FeatureConfig, LogMel, centre_pad, frame, log_mel
+from musicgenre.models.frontends import TorchLogMel, frame_tensor
 from musicgenre.windows import _LogMelStream
 
 from .conftest import ROOT

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from musicgenre.features import FeatureConfig, log_mel, mel_filterbank
-from musicgenre.hub import load_backbone
+from musicgenre.loader import load_backbone
 from musicgenre.models.musicnn import Musicnn
 from musicgenre.windows import Windows
 

@@ -20,9 +20,8 @@ import psutil
 import pytest
 import soundfile as sf
 
-from musicgenre import _ffmpeg
 from musicgenre._names import printable_name
-from musicgenre.audio import DEFAULT_MAX_MINUTES, find_audio_files, load_audio, stream_audio, to_mono
+from musicgenre.audio import DEFAULT_MAX_MINUTES, _ffmpeg, find_audio_files, load_audio, stream_audio, to_mono
 from musicgenre.cli import main
 from musicgenre.errors import AudioDecodeError, MusicGenreError, NoMusicError, ParameterError, Reason
 from musicgenre.pipeline import predict_many
@@ -363,7 +362,7 @@ def test_symlinked_folders_are_walked_once_even_when_they_loop(tmp_path):
 
 
 def test_mpg123_noise_stays_off_the_terminal_without_ffmpeg(corpus, monkeypatch, capfd):
-    monkeypatch.setattr("musicgenre._ffmpeg.ffmpeg_exe", lambda: None)
+    monkeypatch.setattr("musicgenre.audio._ffmpeg.ffmpeg_exe", lambda: None)
     for c in corpus:
         if c.path.suffix == ".mp3" and c.path.exists():
             try:

@@ -110,7 +110,7 @@ def test_constructors_build_graphs_only(monkeypatch: pytest.MonkeyPatch) -> None
     """Building a model reads nothing from disk; the loader fills its pretrained backbone afterwards."""
     torch = pytest.importorskip("torch")
     import musicgenre.modeldir as modeldir
-    from musicgenre.hub import fill_pretrained, load_backbone
+    from musicgenre.loader import fill_pretrained, load_backbone
     from musicgenre.models import create_model
 
     def no_disk(*a: object, **k: object) -> None:

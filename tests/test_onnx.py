@@ -46,7 +46,7 @@ def _copy_model(tmp_path: Path) -> Path:
 
 def test_onnx_equals_torch_on_the_examples(example_windows: np.ndarray, onnx_model: OnnxModel) -> None:
     torch = pytest.importorskip("torch")
-    from musicgenre.hub import load_module
+    from musicgenre.loader import load_module
 
     assert len(CLIPS) == 4 and example_windows.shape == (20, 187, 96)
     module = load_module(SHIPPED)

@@ -66,7 +66,7 @@ def test_whole_track_is_analysed_in_windows(classifier, tmp_path):
     assert p.segments[-1].end > 38
     # the track's scores: the one aggregation of its 13 windows, recalibrated for 13 windows; each segment's
     # scores: that window alone, calibrated as a one-window input
-    from musicgenre.pipeline import calibrated_clip_scores, softmax
+    from musicgenre.scores import calibrated_clip_scores, softmax
 
     _, logits, _, _ = classifier.window_outputs(str(tmp_path / "long.flac"))
     temperature, by_windows = classifier.model.temperature, classifier.model.temperatures

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from musicgenre.features import FeatureConfig
-from musicgenre.hub import load_backbone, load_module
+from musicgenre.loader import load_backbone, load_module
 from musicgenre.modeldir import onnx_file, read, resolve
-from musicgenre.models.musicnn import LOGMEL_MAX, Musicnn, PrunedMusicnn, prune_constant_channels
+from musicgenre.models.musicnn import Musicnn
+from musicgenre.models.prune import LOGMEL_MAX, PrunedMusicnn, prune_constant_channels
 from musicgenre.windows import Windows
 
 from .conftest import EXAMPLES

@@ -78,7 +78,7 @@ def test_architecture_forward_backward(arch):
 
 
 def test_cqt_physics():
-    from musicgenre.frontends import CQT
+    from musicgenre.models.frontends import CQT
 
     t = torch.arange(SR * 2) / SR
     spec = CQT(sr=SR)(torch.sin(2 * torch.pi * 440.0 * t)[None])[0]  # (84, frames)

@@ -110,7 +110,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
     def _min_confidence(self) -> float:
         value = self._opt("min_confidence")
         if value is None:  # the default of `musicgenre scan --write-tags` and the CLI's status
-            from musicgenre.pipeline import check_min_confidence
+            from musicgenre.prediction import check_min_confidence
 
             return check_min_confidence(None)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:

@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Classifier": "pipeline", "Prediction": "pipeline", "Predictor": "pipeline", "Segment": "pipeline",
+    "Classifier": "pipeline", "Prediction": "prediction", "Predictor": "prediction", "Segment": "prediction",
     "load": "pipeline", "predict_many": "pipeline", "Ensemble": "ensemble", "load_audio": "audio",
     "list_models": "modeldir", "ModelCard": "modeldir", "AudioDecodeError": "errors", "MusicGenreError": "errors",
     "ParameterError": "errors", "WeightsError": "errors",

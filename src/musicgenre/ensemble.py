@@ -50,20 +50,21 @@ class Ensemble:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
     @classmethod
-    def from_dir(cls, path: Path, load: Callable[[Path], Predictor], *,
-                 min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Ensemble:
-        """The ensemble in ``path``, each member loaded with ``load`` (``musicgenre.load`` with its options)."""
+    def from_card(cls, path: Path, card: ModelCard, load: Callable[[Path, ModelCard], Predictor], *,
+                  min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Ensemble:
+        """The ensemble in ``path`` (its ``card`` already read), each member's card read once and the member
+        loaded with ``load(member_dir, member_card)`` (``musicgenre.load``'s options)."""
         from .modeldir import read
 
-        card = read(path)
         if not card.is_ensemble:
             raise WeightsError(f"{path / 'config.json'}: not an ensemble (architecture {card.architecture!r})")
         members = []
         for m in card.members:
             member_dir = path / m  # relative to the ensemble (an absolute path stays absolute)
-            if read(member_dir).is_ensemble:
+            member_card = read(member_dir)
+            if member_card.is_ensemble:
                 raise WeightsError(f"{path}: ensemble member {m} is itself an ensemble")
-            members.append(load(member_dir))
+            members.append(load(member_dir, member_card))
         if len(members) < 2:
             raise WeightsError(f"{path / 'config.json'}: an ensemble needs at least two members")
         return cls(card.name, card.version, sorted(card.labels), members, min_confidence)

@@ -4,10 +4,9 @@
 periodic Hann window, zero-padded centred frames) followed by MusiCNN's ``log10(10000 * mel + 1)``,
 computed in float32 (upstream's float16 overflows to inf on loud audio).
 
-Framing is defined once, in ``frame``: the whole-signal ``log_mel``, the streaming window cutter
-(``windows._LogMelStream``) and the trainable models' torch spectrogram (``frame_tensor``, the same
-rule on a tensor) all cut frames with it. ``TorchLogMel`` is the same front end in torch, for
-models that compute their spectrogram inside the network (gradients, GPU).
+Framing is defined once, in ``frame``: the whole-signal ``log_mel`` and the streaming window cutter
+(``windows._LogMelStream``) cut frames with it; ``models.frontends.frame_tensor`` is the same rule on a
+tensor, and ``models.frontends.TorchLogMel`` the same front end in torch (gradients, GPU).
 """
 
 from __future__ import annotations
@@ -114,11 +113,6 @@ def frame(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop_length]
 
 
-def frame_tensor(y: Any, *, n_fft: int, hop_length: int) -> Any:
-    """``frame`` for a torch tensor (..., samples) -> (..., n_frames, n_fft), also a view."""
-    return y.unfold(-1, n_fft, hop_length)
-
-
 def centre_pad(y: np.ndarray, *, n_fft: int) -> np.ndarray:
     """Zero-pad ``n_fft // 2`` samples at both ends, so frame i is centred on sample i * hop_length."""
     return np.pad(np.asarray(y, dtype=np.float32), (n_fft // 2, n_fft // 2))
@@ -165,27 +159,6 @@ class LogMel:
         mel *= 10000.0
         mel += 1.0
         return np.log10(mel, out=mel)
-
-
-class TorchLogMel:
-    """The same front end in torch, for models that compute their spectrogram inside the network."""
-
-    def __init__(self, cfg: FeatureConfig) -> None:
-        import torch
-
-        self.cfg = cfg
-        self.window = torch.hann_window(cfg.n_fft, periodic=True, dtype=torch.float32)
-        self.mel = torch.from_numpy(mel_filterbank(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels)).T.contiguous()
-
-    def from_frames(self, frames: Any) -> Any:
-        """(..., n_frames, n_fft) float32 tensor of raw samples -> (..., n_frames, n_mels) log-mel."""
-        import torch
-
-        if self.window.device != frames.device:  # follow the input onto the GPU
-            self.window, self.mel = self.window.to(frames.device), self.mel.to(frames.device)
-        spec = torch.fft.rfft(frames * self.window, dim=-1)
-        power = spec.real.square() + spec.imag.square()  # (..., n_frames, 1 + n_fft // 2)
-        return torch.log10(10000.0 * (power @ self.mel) + 1.0)
 
 
 def log_mel(y: np.ndarray, *, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:

@@ -279,6 +279,13 @@ def resolve(name_or_dir: str | Path | None) -> Path:
     raise ParameterError(f"unknown model {str(name_or_dir)!r}: not a shipped model ({known}) nor a model directory")
 
 
+def locate(name_or_dir: str | Path | None) -> tuple[Path, ModelCard]:
+    """``resolve`` then ``read``: a model's directory and its card, config.json read once (``load()`` passes the
+    card down from here)."""
+    path = resolve(name_or_dir)
+    return path, read(path)
+
+
 def list_shipped() -> dict[str, ModelCard]:
     """Shipped model name -> its card (labels, metrics, licence...); backbones are not listed."""
     cards = (read(p) for p in sorted(weights_dir().glob(f"*/{CONFIG}")))
@@ -292,7 +299,7 @@ def backbone_dir(name: str) -> Path:
 
 def identity(name_or_dir: str | Path | None) -> tuple[str, str]:
     """(name, version) of a model without loading its weights: what a library row records."""
-    card = read(resolve(name_or_dir))
+    _, card = locate(name_or_dir)
     return card.name, card.version
 
 

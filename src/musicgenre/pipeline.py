@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence, Sized
+from collections.abc import Iterable, Iterator, Sized
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,67 +18,26 @@ import numpy as np
 
 from .audio import AudioSource, describe
 from .errors import AudioDecodeError, MusicGenreError, NoMusicError, ParameterError, Reason
-from .prediction import DEFAULT_MIN_CONFIDENCE, Prediction, Predictor, Segment, confidence, merge_tags, sorted_scores
+from .prediction import (
+    Prediction,
+    Predictor,
+    Segment,
+    check_min_confidence,
+    confidence,
+    merge_tags,
+    sorted_scores,
+)
 from .prefetch import prefetch
-from .windows import SILENCE_PEAK, Windows
+from .scores import calibrated_clip_scores, loud_windows, recalibrate, sigmoid, softmax, window_count_temperature
+from .windows import Windows
 
 if TYPE_CHECKING:
-    from .hub import LoadedModel
+    from .loader import LoadedModel
+    from .modeldir import ModelCard
 
-__all__ = ["Classifier", "Prediction", "Predictor", "Segment", "calibrated_clip_scores", "clip_scores", "load",
-           "predict_many"]
+__all__ = ["Classifier", "load", "predict_many"]
 
 log = logging.getLogger(__name__)
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature`` in float64, returned as float32."""
-    z = logits.astype(np.float64) / temperature
-    z = np.exp(z - z.max(axis=-1, keepdims=True))
-    return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """Elementwise logistic function (tag probabilities from tag logits)."""
-    return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
-
-
-def loud_windows(peaks: np.ndarray) -> np.ndarray:
-    """Which windows are analysed: those whose peak reaches -60 dBFS (the one silence rule)."""
-    return np.asarray(peaks) >= SILENCE_PEAK
-
-
-def clip_scores(probs: np.ndarray, loud: np.ndarray, *, source: str = "") -> np.ndarray:
-    """The one clip aggregation: mean window probability over the non-silent (``loud``) windows, (n, L) -> (L,)."""
-    if not loud.any():
-        raise NoMusicError(source, Reason.NO_MUSIC, "silent: peak below -60 dBFS everywhere")
-    return np.asarray(probs)[loud].mean(axis=0)
-
-
-def window_count_temperature(temperatures: Sequence[float], n_windows: int) -> float:
-    """The length temperature of an input of ``n_windows`` analysed windows: ``temperatures[n - 1]``, the last
-    entry for every longer input; 1 (no change) for a model without them."""
-    if len(temperatures) == 0:
-        return 1.0
-    return float(temperatures[min(max(n_windows, 1), len(temperatures)) - 1])
-
-
-def recalibrate(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(log(probs) / temperature): the aggregated scores' log-probabilities read as logits and
-    temperature-scaled (the ranking is kept; 1 leaves ``probs`` as they are)."""
-    if temperature == 1.0:
-        return np.asarray(probs, dtype=np.float32)
-    return softmax(np.log(np.maximum(np.asarray(probs, dtype=np.float64), 1e-30)), temperature)
-
-
-def calibrated_clip_scores(logits: np.ndarray, loud: np.ndarray, temperature: float,
-                           by_windows: Sequence[float] = (), *, source: str = "") -> np.ndarray:
-    """A track's scores from its window logits (n, L): the one aggregation (``clip_scores``: the mean of the
-    non-silent windows' softmax(logits / ``temperature``)), recalibrated for its number of non-silent windows
-    (``recalibrate`` at ``window_count_temperature(by_windows, n)``). A lone window is over-sure where a mean of
-    ten is not: the length temperature makes a score mean the same at any length."""
-    mean = clip_scores(softmax(logits, temperature), loud, source=source)
-    return recalibrate(mean, window_count_temperature(by_windows, int(np.count_nonzero(loud))))
 
 
 class Classifier:
@@ -176,15 +135,6 @@ class Classifier:
                           model=self.name, status=status, agreement=agreement, warnings=info.warnings)
 
 
-def check_min_confidence(value: float | None) -> float:
-    """``min_confidence`` checked (a number in 0..1), or the default when None."""
-    if value is None:
-        return DEFAULT_MIN_CONFIDENCE
-    if isinstance(value, bool) or not 0.0 <= value <= 1.0:
-        raise ParameterError(f"min_confidence must be between 0 and 1, got {value!r}")
-    return float(value)
-
-
 def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
          batch_size: int | None = None, min_confidence: float | None = None, threads: int | None = None
          ) -> Predictor:
@@ -194,18 +144,21 @@ def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend
     is below ``min_confidence`` (default ``DEFAULT_MIN_CONFIDENCE``) gets the status "uncertain".
     ``threads``: the backend's intra-op threads: ONNX Runtime's for this model (default 2);
     torch's are process-wide (``torch.set_num_threads``), set only when given."""
-    from .hub import load_model
-    from .modeldir import read, resolve
+    from .loader import load_model
+    from .modeldir import locate
 
-    path = resolve(name_or_dir)
-    if read(path).is_ensemble:
+    path, card = locate(name_or_dir)  # config.json is read here once and the card passed down
+    min_confidence = check_min_confidence(min_confidence)
+
+    def load_one(member: Path, member_card: ModelCard) -> Classifier:
+        return Classifier(load_model(member, member_card, device=device, backend=backend, batch_size=batch_size,
+                                     threads=threads), min_confidence=min_confidence)
+
+    if card.is_ensemble:
         from .ensemble import Ensemble
 
-        return Ensemble.from_dir(path, lambda member: load(member, device=device, backend=backend,
-                                                            batch_size=batch_size, threads=threads),
-                                 min_confidence=check_min_confidence(min_confidence))
-    return Classifier(load_model(path, device=device, backend=backend, batch_size=batch_size, threads=threads),
-                      min_confidence=min_confidence)
+        return Ensemble.from_card(path, card, load_one, min_confidence=min_confidence)
+    return load_one(path, card)
 
 
 def predict_many(

@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .audio import AudioSource
+from .errors import ParameterError
 
 
 @dataclass
@@ -123,3 +124,12 @@ def merge_tags(names: list[str], values: np.ndarray) -> dict[str, float]:
         sums.setdefault(n.lower(), []).append(float(v))
     merged = {k: sum(v) / len(v) for k, v in sums.items()}
     return {k: round(merged[k], 6) for k in sorted(merged, key=merged.__getitem__, reverse=True)}
+
+
+def check_min_confidence(value: float | None) -> float:
+    """``min_confidence`` checked (a number in 0..1), or the default when None."""
+    if value is None:
+        return DEFAULT_MIN_CONFIDENCE
+    if isinstance(value, bool) or not 0.0 <= value <= 1.0:
+        raise ParameterError(f"min_confidence must be between 0 and 1, got {value!r}")
+    return float(value)

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import _ffmpeg
 from .._names import printable_name
 from ..errors import AudioDecodeError, Reason
+from . import _ffmpeg
 from .ffmpeg import resume, via_ffmpeg
 from .files import AUDIO_EXTENSIONS, find_audio_files, reason_for_oserror, stat_problem
 from .signal import MusicEvidence, to_mono

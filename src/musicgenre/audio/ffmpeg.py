@@ -1,4 +1,4 @@
-"""Decoding with ffmpeg (``musicgenre._ffmpeg`` runs it): whole sources soundfile does not read, and the rest
+"""Decoding with ffmpeg (``musicgenre.audio._ffmpeg`` runs it): whole sources soundfile does not read, and the rest
 of a stream after damage soundfile stops at (ffmpeg resyncs)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _ffmpeg
 from ..errors import AudioDecodeError, Reason
+from . import _ffmpeg
 from .stream import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Blocks, DecodeInfo, limited
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import _ffmpeg
 from ..errors import AudioDecodeError, Reason
+from . import _ffmpeg
 
 # Formats soundfile decodes well; anything else (and MP3/Ogg when ffmpeg exists) goes to ffmpeg.
 SOUNDFILE_FIRST = frozenset({"WAV", "WAVEX", "FLAC", "AIFF", "AU", "W64", "RF64", "CAF", "RAW", "IRCAM", "NIST"})

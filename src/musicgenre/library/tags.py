@@ -104,7 +104,7 @@ class TagWriter:
     def __init__(self, *, dry_run: bool = False, overwrite: bool = False,
                  report: Callable[[str], None] = print, min_confidence: float | None = None, count: int = 1,
                  title_case: bool = True, separator: str | None = None) -> None:
-        from ..pipeline import check_min_confidence
+        from ..prediction import check_min_confidence
 
         self.dry_run = dry_run
         self.overwrite = overwrite

@@ -3,7 +3,7 @@
 ``create_model(name, **kw)`` builds one; ``list_architectures()`` names them (both import the architecture
 modules, whose ``@register_model`` decorators fill the registry). ``declared_architectures()`` reads the same
 names, descriptions and requirements from the modules' source, without importing them: the light install
-(no torch) lists them too. Model directories on disk are loaded by ``musicgenre.hub``.
+(no torch) lists them too. Model directories on disk are loaded by ``musicgenre.loader``.
 """
 
 from __future__ import annotations

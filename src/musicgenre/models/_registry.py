@@ -4,7 +4,7 @@ Each architecture registers its builder with ``@register_model(features=...)``, 
 takes (sample rate, window, front end) and what it needs beyond the package (``requires``) where it is
 defined. ``models.get_architecture`` / ``create_model`` import every module of ``ARCHITECTURE_MODULES`` first,
 which fills the registry; ``declared_architectures`` reads the same declarations from their source without
-importing them. Loading models from disk lives in ``musicgenre.hub``.
+importing them. Loading models from disk lives in ``musicgenre.loader``.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError
-from ..features import FeatureConfig, frame_tensor
-from ..frontends import CQT, LogMelSpectrogram
+from ..features import FeatureConfig
 from ._registry import register_model
+from .frontends import CQT, LogMelSpectrogram, frame_tensor
 
 VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
 
@@ -175,7 +175,7 @@ class MusicnnTransfer(SpectrogramModel):
         super().__init__()
         if sr != 16000:
             raise ParameterError("musicnn_transfer takes 16-kHz audio (the pretrained MusiCNN's rate)")
-        from ..features import TorchLogMel
+        from .frontends import TorchLogMel
         from .musicnn import Musicnn
 
         self.backbone = Musicnn(n_tags=50)  # the loader fills it from weights/backbones/MSD_musicnn

@@ -44,7 +44,7 @@ def run_probabilities(clip_logits: list[np.ndarray], n: int | None, temperature:
     aggregates an input of that many windows. ``temperature``: one, or one per clip; ``step`` (default ``n``:
     runs do not overlap) spaces the runs; clips shorter than ``n`` give none. Returns (runs, L) and each
     run's clip index."""
-    from ..pipeline import clip_scores, softmax
+    from ..scores import clip_scores, softmax
 
     ts = np.broadcast_to(np.asarray(temperature, dtype=float), (len(clip_logits),))
     probs, owner = [], []
@@ -65,7 +65,7 @@ def fit_window_temperatures(clip_logits: list[np.ndarray], y: np.ndarray, temper
     consecutive windows (overlapping, step 1) of the clips that long, for n = 1 .. ``max_windows``; longer
     inputs use the last. Sub-clips of the validation clips stand for the short inputs users send (a 3-s
     excerpt, a 10-s recording)."""
-    from ..pipeline import recalibrate
+    from ..scores import recalibrate
 
     grid = LENGTH_GRID if grid is None else grid
     temps: list[float] = []
@@ -125,7 +125,7 @@ def length_report(clip_logits: list[np.ndarray], y: np.ndarray, temperature: flo
     and the confident calls (top score >= ``min_confidence``): their share (coverage) and how often they are
     right, all as ``predict`` scores an input of that length. ``temperature``: the window temperature (one or
     one per clip); ``by_windows``: (K,) or (clips, K) length temperatures."""
-    from ..pipeline import recalibrate, window_count_temperature
+    from ..scores import recalibrate, window_count_temperature
 
     by = np.broadcast_to(np.asarray(by_windows, dtype=float), (len(clip_logits), np.shape(by_windows)[-1]))
     out: dict[str, Any] = {}

@@ -22,7 +22,7 @@ from ..audio import load_audio
 from ..data.corpus import Clip
 from ..errors import MusicGenreError
 from ..features import FeatureConfig
-from ..hub import load_backbone
+from ..loader import load_backbone
 from ..models.musicnn import Musicnn
 from ..windows import Windows
 from .degrade import degrade

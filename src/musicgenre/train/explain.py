@@ -33,8 +33,9 @@ def explain(model: str | Path | None, src: Any, out: Path, *, filters: bool = Fa
     from matplotlib.figure import Figure
 
     from ..errors import ParameterError
-    from ..pipeline import Classifier, calibrated_clip_scores, load, loud_windows
+    from ..pipeline import Classifier, load
     from ..runtime.torch import TorchRunner
+    from ..scores import calibrated_clip_scores, loud_windows
 
     clf = load(model, device=device, backend="torch")
     if not isinstance(clf, Classifier):

@@ -28,11 +28,11 @@ from .._io import save_figure, write_atomic, write_json
 from ..data import Dataset, Example, load_dataset
 from ..errors import MusicGenreError, ParameterError
 from ..features import FeatureConfig
-from ..hub import fill_pretrained
+from ..loader import fill_pretrained
 from ..modeldir import ModelCard, read
 from ..models import get_architecture
 from ..models.architectures import SpecAugment, SpectrogramModel
-from ..pipeline import loud_windows
+from ..scores import loud_windows
 from ..windows import Windows
 from .augment import augment_waveform
 from .metrics import report
@@ -184,7 +184,7 @@ def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch
 @torch.no_grad()
 def validate(model: nn.Module, loader: Any, clips: DecodedSplit, labels: list[str], device: str) -> dict[str, Any]:
     """Window accuracy and clip-level metrics, clips aggregated exactly as ``predict`` does."""
-    from ..pipeline import clip_scores, softmax
+    from ..scores import clip_scores, softmax
 
     model.eval()
     window_probs = [np.zeros((len(pk), len(labels)), np.float32) for pk in clips.peaks]

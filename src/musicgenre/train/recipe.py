@@ -29,8 +29,8 @@ import numpy as np
 from .._io import write_json
 from ..data.corpus import Clip, read_emotify_clips, read_gtzan_clips
 from ..errors import ParameterError
-from ..pipeline import clip_scores, loud_windows, recalibrate, softmax, window_count_temperature
 from ..prediction import DEFAULT_MIN_CONFIDENCE
+from ..scores import clip_scores, loud_windows, recalibrate, softmax, window_count_temperature
 from .calibrate import (
     crossfit_temperatures,
     ece,

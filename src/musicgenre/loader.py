@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import ParameterError, WeightsError
 from .features import FeatureConfig
-from .modeldir import ModelCard, backbone_dir, load_weights, onnx_file, read, resolve
+from .modeldir import ModelCard, backbone_dir, load_weights, onnx_file, read
 from .runtime import Runner
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def fill_pretrained(module: nn.Module) -> nn.Module:
     return module
 
 
-def build_model(architecture: str, **model_args: object) -> nn.Module:
+def build_pretrained(architecture: str, **model_args: object) -> nn.Module:
     """A registered architecture with its shipped pretrained parts filled in (what training starts from)."""
     from .models import create_model
 
@@ -119,7 +119,7 @@ def load_module(path: Path, card: ModelCard | None = None) -> nn.Module:
     # "./x" arguments name files inside the model directory (e.g. a saved feature extractor)
     args = {k: str(path / v[2:]) if isinstance(v, str) and v.startswith("./") else v
             for k, v in card.model_args.items()}
-    module = build_model(card.architecture, **args)
+    module = build_pretrained(card.architecture, **args)
     state = load_weights(path, card)
     # strict=False only to allow the shipped backbone weights to be absent; every other key is checked here
     missing, unexpected = module.load_state_dict(state, strict=False)
@@ -137,11 +137,10 @@ def load_backbone(name: str) -> tuple[nn.Module, list[str]]:
     return load_module(path, card), list(card.labels)
 
 
-def load_model(name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
+def load_model(path: Path, card: ModelCard, *, device: str = "auto", backend: str = "auto",
                batch_size: int | None = None, threads: int | None = None) -> LoadedModel:
-    """Resolve, check and load a model directory onto a runtime backend (ONNX Runtime or torch)."""
-    path = resolve(name_or_dir)
-    card = read(path)
+    """Load the model directory ``path``, whose ``card`` the caller has read (``modeldir.locate``), onto a runtime
+    backend (ONNX Runtime or torch)."""
     if card.features is None:
         raise WeightsError(f"{path / 'config.json'}: missing key 'features'")
     chosen = choose_backend(card, device=device, backend=backend)
@@ -152,7 +151,7 @@ def load_model(name_or_dir: str | Path | None = None, *, device: str = "auto", b
 
         runner = OnnxModel(onnx_file(path, card), threads=threads or DEFAULT_THREADS)
     else:
-        from .models.musicnn import prune_constant_channels
+        from .models.prune import prune_constant_channels
         from .runtime.torch import TorchRunner
 
         module = prune_constant_channels(load_module(path, card))  # exact: MusiCNN's constant channels folded

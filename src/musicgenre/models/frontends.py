@@ -1,4 +1,8 @@
-"""Differentiable front-ends that live inside trainable models: waveform (batch, samples) in.
+"""Torch front ends that live inside trainable models: waveform in, spectrogram out.
+
+``TorchLogMel`` is MusiCNN's log-mel (``features.LogMel``, the numpy one the pipeline runs) in torch, framed by
+``frame_tensor`` with the rule of ``features.frame``; ``LogMelSpectrogram`` (dB) and ``CQT`` feed the CNN/CRNN
+architectures.
 
 Filterbanks are non-persistent buffers: they are rebuilt from the config, never saved in weights
 (so a checkpoint is not tied to a DSP implementation).
@@ -6,13 +10,11 @@ Filterbanks are non-persistent buffers: they are rebuilt from the config, never 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
 
-from .features import mel_filterbank
+from ..features import FeatureConfig, mel_filterbank
 
 
 class LogMelSpectrogram(nn.Module):
@@ -76,5 +78,23 @@ class CQT(nn.Module):
         return torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - 80.0)
 
 
-def frames_for(seconds: float, sr: int, hop_length: int) -> int:
-    return 1 + math.floor(seconds * sr) // hop_length
+def frame_tensor(y: torch.Tensor, *, n_fft: int, hop_length: int) -> torch.Tensor:
+    """``features.frame`` for a tensor (..., samples) -> (..., n_frames, n_fft), also a view."""
+    return y.unfold(-1, n_fft, hop_length)
+
+
+class TorchLogMel:
+    """``features.LogMel`` in torch, for models that compute their spectrogram inside the network."""
+
+    def __init__(self, cfg: FeatureConfig) -> None:
+        self.cfg = cfg
+        self.window = torch.hann_window(cfg.n_fft, periodic=True, dtype=torch.float32)
+        self.mel = torch.from_numpy(mel_filterbank(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels)).T.contiguous()
+
+    def from_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """(..., n_frames, n_fft) float32 tensor of raw samples -> (..., n_frames, n_mels) log-mel."""
+        if self.window.device != frames.device:  # follow the input onto the GPU
+            self.window, self.mel = self.window.to(frames.device), self.mel.to(frames.device)
+        spec = torch.fft.rfft(frames * self.window, dim=-1)
+        power = spec.real.square() + spec.imag.square()  # (..., n_frames, 1 + n_fft // 2)
+        return torch.log10(10000.0 * (power @ self.mel) + 1.0)
