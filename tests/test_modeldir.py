@@ -155,3 +155,38 @@ def test_older_feature_keys_are_still_read() -> None:
     cfg = _shipped_dict()
     with pytest.raises(WeightsError, match="key 'features' is invalid"):
         from_dict({**cfg, "features": {**cfg["features"], "input": "spectrogram"}})
+
+
+def _count_config_reads(monkeypatch: pytest.MonkeyPatch) -> dict[Path, int]:
+    """Every read of a config.json (``modeldir.read`` is the one reader; it reads with ``Path.read_text``)."""
+    reads: dict[Path, int] = {}
+    real = Path.read_text
+
+    def counting(self: Path, *args: object, **kwargs: object) -> str:
+        if self.name == "config.json":
+            key = self.parent.resolve()
+            reads[key] = reads.get(key, 0) + 1
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    return reads
+
+
+def test_load_reads_each_config_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``load()`` reads a model directory's config.json once and passes the card down; an ensemble reads its
+    own and each member's once."""
+    from musicgenre.ensemble import create_ensemble
+    from musicgenre.pipeline import load
+
+    shipped = resolve(None).resolve()
+    reads = _count_config_reads(monkeypatch)
+    load(None)
+    assert reads == {shipped: 1}
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        shutil.copytree(shipped, d)
+    create_ensemble([a, b], tmp_path / "ens")
+    reads.clear()
+    load(tmp_path / "ens")
+    assert reads == {(tmp_path / "ens").resolve(): 1, a.resolve(): 1, b.resolve(): 1}

@@ -133,7 +133,7 @@ class LogMel:
         self.mel = np.ascontiguousarray(mel_filterbank(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels).T)
         # The filterbank is sparse (each band spans a few bins): project with a gather and a per-band sum, not a
         # matmul. A BLAS matmul wakes OpenBLAS's threads, which then spin: they doubled the CPU time of every
-        # file on 2 cores (benchmarks/profile_path.py: predict_many CPU per file 189 -> 97.5 ms, issue #20).
+        # file on 2 cores (benchmarks/profile_path.py: predict_many CPU per file 189 -> 97.5 ms).
         bins, bands = np.nonzero(self.mel)  # row-major: sorted by bin; reorder by band
         order = np.argsort(bands, kind="stable")
         self.bins, self.weights = bins[order], self.mel[bins[order], bands[order]]
