@@ -1,38 +1,136 @@
-"""Helpers the benchmark scripts share: where the repository and the results are, process-tree memory, and a
-``musicgenre serve`` process to measure (``Server``, ``post``, ``make_clips``), and the accuracy benchmarks' row
-summary and degradation stability (``brief``, ``stability``).
+"""Helpers the benchmark and experiment scripts share: where the repository and the results are, the one result
+writer (``write_results``), the one timing helper (``timed``, ``best_of``) and a measured command
+(``run_measured``), process-tree memory, a ``musicgenre serve`` process to measure (``Server``, ``post``,
+``make_clips``), and the accuracy reports' row summary, confusions and degradation stability (``brief``,
+``takes_from``, ``fmt_ci``, ``stability``).
 
 Every script runs as ``python benchmarks/NAME.py`` against the installed package (``pip install -e .``), so
 neither ``src/`` nor this folder is put on ``sys.path`` by hand: Python puts a script's own folder there,
-which is how ``from _common import ...`` resolves.
+which is how ``from _common import ...`` resolves. Only the standard library is imported at top level here
+(numpy and the rest inside the helpers that need them): ``bench_vs_musicnn.py`` also runs as a child in the
+musicnn tagger's own venv. The experiment scripts (``experiments/``) reach this module
+through ``experiments/_common.py``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
+
     from musicgenre.train.recipe import Recipe, Scorer
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"  # every results file (JSON, markdown tables) lives here
+RESULTS = ROOT / "benchmarks" / "results"  # every benchmark's results file (JSON, markdown tables) lives here
 
 
-def write_results(path: Path, results: Any) -> None:
-    """Pretty JSON (the results files' one format), creating ``benchmarks/results/`` if needed."""
+def write_results(path: Path, results: Any) -> str:
+    """Write a results file, creating its folder if needed; returns the text written. A ``str`` (a markdown
+    table) is written as it is; anything else as pretty JSON (the results files' one format)."""
+    text = results if isinstance(results, str) else json.dumps(results, indent=2) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    path.write_text(text)
+    return text
+
+
+# --- timing ---------------------------------------------------------------------------------------------------
+
+
+def timed(fns: Mapping[str, Callable[[], object]], repeats: int, *, warmup: int = 1,
+          sync: Callable[[], None] | None = None) -> dict[str, list[float]]:
+    """Wall-clock seconds of each function: ``warmup`` untimed calls each, then ``repeats`` rounds in which every
+    function runs once, interleaved, so a machine that gets busier slows them alike. ``sync`` runs before the
+    clock starts and before it stops (``torch.cuda.synchronize`` for work queued on a GPU)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            if sync:
+                sync()
+            t0 = time.perf_counter()
+            fn()
+            if sync:
+                sync()
+            times[k].append(time.perf_counter() - t0)
+    return times
+
+
+def best_of(fn: Callable[[], object], repeats: int, *, warmup: int = 1,
+            sync: Callable[[], None] | None = None) -> float:
+    """The fastest of ``repeats`` timed calls of ``fn`` (``timed``), in seconds."""
+    return min(timed({"fn": fn}, repeats, warmup=warmup, sync=sync)["fn"])
+
+
+def _rss_mb(pid: int) -> float | None:
+    """Resident memory of one process from /proc, in MiB (None once it has gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    m = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
+    return int(m.group(1)) / 1024 if m else None
+
+
+def run_measured(cmd: Sequence[str], *, env: dict[str, str] | None = None, sample: bool = False,
+                 every: float = 0.25, ok: tuple[int, ...] = (0,), tails: bool = False) -> dict[str, Any]:
+    """Run ``cmd`` to completion: wall seconds (start-up included), CPU seconds and peak RSS of its process tree,
+    optionally RSS samples (``sample``) and the last line of its output (``tails``).
+
+    CPU time and the peak come from the kernel (``wait4``'s rusage: the process and the children it waited for),
+    so they are exact however short the run; samples read /proc every ``every`` s to show how memory evolves. An
+    exit status outside ``ok`` raises ``RuntimeError`` with the end of its stderr.
+    """
+    samples: list[tuple[float, float]] = []
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), env=env, stdout=out if tails else subprocess.DEVNULL, stderr=err)
+        done = threading.Event()
+
+        def poll() -> None:
+            while not done.wait(every):
+                rss = _rss_mb(proc.pid)
+                if rss is not None:
+                    samples.append((round(time.perf_counter() - t0, 2), round(rss, 1)))
+
+        sampler = threading.Thread(target=poll, daemon=True)
+        if sample:
+            sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        done.set()
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
+        if sample:
+            sampler.join()
+        err.seek(0)
+        err_lines = err.read().decode(errors="replace").strip().splitlines()
+        out.seek(0)
+        out_lines = out.read().decode(errors="replace").strip().splitlines()
+    if proc.returncode not in ok:
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {proc.returncode}:\n" + "\n".join(err_lines[-15:]))
+    res: dict[str, Any] = {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+                           "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    if sample:
+        res["rss_samples"] = samples
+    if tails:
+        res.update(stderr_tail=err_lines[-1:], stdout_tail=out_lines[-1:])
+    return res
+
+
+# --- memory, clips ----------------------------------------------------------------------------------------------
 
 
 def _tree_sum(pid: int, measure: Callable[[Any], float]) -> float:
@@ -65,6 +163,7 @@ def tree_cpu_seconds(pid: int) -> float:
 
 def make_mp3_clips(folder: Path, n: int, seconds: float) -> list[Path]:
     """``n`` MP3 clips of ``seconds`` cut from the repo's example clips at varied gains (no ../shared needed)."""
+    import numpy as np
     import soundfile as sf
 
     sources = sorted((ROOT / "examples").glob("*.ogg"))
@@ -160,7 +259,7 @@ def make_clips(seconds: float, folder: Path) -> list[Path]:
     return out
 
 
-# --- accuracy benchmarks (accuracy.py, head_variants.py) -----------------------------------------------------
+# --- accuracy reports (benchmarks/accuracy.py, experiments/accuracy.py, experiments/head_variants.py) -----------
 
 
 def brief(rep: dict[str, Any]) -> dict[str, Any]:
@@ -177,10 +276,32 @@ def brief(rep: dict[str, Any]) -> dict[str, Any]:
             **({"lengths": rep["lengths"]} if "lengths" in rep else {})}
 
 
+def fmt_ci(b: dict[str, Any], key: str) -> str:
+    """A ``brief`` row's figure with its 95% interval, for the markdown tables."""
+    lo, hi = b["ci95"][key]
+    return f"{b[key]:.3f} [{lo:.2f}, {hi:.2f}]"
+
+
+def takes_from(rep: dict[str, Any], label: str) -> dict[str, Any]:
+    """Which genres' clips a label takes (clips of other genres called ``label``) and where its own clips go,
+    from a report's confusion matrix."""
+    import numpy as np
+
+    labels = list(rep["per_class"])
+    if label not in labels:
+        return {}
+    m = np.array(rep["confusion_matrix"])
+    i = labels.index(label)
+    return {"called_" + label: {labels[r]: int(m[r, i]) for r in range(len(labels)) if r != i and m[r, i]},
+            label + "_called": {labels[c]: int(m[i, c]) for c in range(len(labels)) if m[i, c]}}
+
+
 def stability(recipe: Recipe, score: Scorer, temperature: float, head: Any = None) -> dict[str, Any]:
     """Share of valid clips whose label under each degradation equals the clean label (a validation run's
     model at its temperature: the label ``predict`` would show); with ``head``, also the share of single
     windows whose own label is kept (the timeline's, a 3-s input's)."""
+    import numpy as np
+
     from musicgenre.train.degrade import CONDITIONS
     from musicgenre.train.head import window_logits
     from musicgenre.train.recipe import assemble

@@ -12,30 +12,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
+from collections.abc import Callable
 
 import torch
 
-from _common import RESULTS, write_results
+from _common import RESULTS, timed, write_results
 from musicgenre.loader import build_pretrained
 from musicgenre.models import get_architecture
 
 ARCHS = {"vgg19_bn_cqt": 4, "crnn": 16, "parallel_cnn_rnn": 16, "musicnn_transfer": 16, "musicnn_genre": 0}
 
 
-def timed(fn, device: str, repeats: int = 5) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def median_s(fn: Callable[[], object], device: str, repeats: int = 5) -> float:
+    """Median seconds of ``repeats`` calls after 2 warm-up calls (``timed``; waits for the GPU's queue)."""
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    return statistics.median(timed({"fn": fn}, repeats, warmup=2, sync=sync)["fn"])
 
 
 def bench(arch: str, batch: int, dev: str) -> dict[str, float]:
@@ -63,11 +54,11 @@ def bench(arch: str, batch: int, dev: str) -> dict[str, float]:
 
         model.train()
         row = {"params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-               "train_batch": batch, "train_seconds_per_sample": round(timed(step, dev) / batch, 4)}
+               "train_batch": batch, "train_seconds_per_sample": round(median_s(step, dev) / batch, 4)}
         model.eval()
         clip = torch.randn(max(1, int(30 // seconds)), window, device=dev) * 0.1
     with torch.inference_mode():
-        row["inference_seconds_per_30s_clip"] = round(timed(lambda: model(clip), dev), 4)
+        row["inference_seconds_per_30s_clip"] = round(median_s(lambda: model(clip), dev), 4)
     return row
 
 

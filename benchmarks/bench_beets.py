@@ -23,17 +23,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, make_mp3_clips, write_results
+from _common import RESULTS, make_mp3_clips, run_measured, write_results
 
 BEET = str(Path(sys.executable).with_name("beet"))
 MUSICGENRE = str(Path(sys.executable).with_name("musicgenre"))
@@ -48,18 +46,10 @@ def beets_dir(root: Path, plugins: str, *, library: Path | None = None) -> dict[
     return {**os.environ, "BEETSDIR": str(root), "HOME": str(root)}
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Wall and CPU seconds of one command (its whole process tree, once reaped)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    run = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if run.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(cmd)} failed ({run.returncode}):\n{run.stderr[-2000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": wall, "cpu_s": cpu, "stderr_tail": run.stderr.strip().splitlines()[-1:],
-            "stdout_tail": run.stdout.strip().splitlines()[-1:]}
+def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Wall and CPU seconds of one command (its whole process tree, once reaped: ``run_measured``) and the last
+    line of its output; exit status 1 (some files failed) is accepted."""
+    return run_measured(cmd, env=env, ok=(0, 1), tails=True)
 
 
 def bench_ls(work: Path, items: int, runs: int) -> dict[str, Any]:
@@ -75,11 +65,11 @@ def bench_ls(work: Path, items: int, runs: int) -> dict[str, Any]:
     envs = {"with_plugin": beets_dir(work / "ls-on", "musicgenre", library=db),
             "without": beets_dir(work / "ls-off", "[]", library=db)}
     for env in envs.values():  # warm the page cache and run beets' one-time database migrations
-        timed([BEET, "ls"], env)
+        measured([BEET, "ls"], env)
     times: dict[str, list[float]] = {k: [] for k in envs}
     for _ in range(runs):
         for name, env in envs.items():
-            times[name].append(timed([BEET, "ls"], env)["wall_s"])
+            times[name].append(measured([BEET, "ls"], env)["wall_s"])
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"items": items, "runs": runs, "median_s": med, "all_s": times,
             "difference_ms": round((med["with_plugin"] - med["without"]) * 1000, 1)}
@@ -108,13 +98,13 @@ def bench_classify(work: Path, files: int, seconds: float, rounds: int) -> dict[
                         cmd = [MUSICGENRE, "scan", str(folder), "--db", str(folder) + ".sqlite", "-q"]
                         if mode == "write":
                             cmd += ["--write-tags", "--min-confidence", "0"]
-                        res = timed(cmd)
+                        res = measured(cmd)
                     else:
                         env = beets_dir(work / f"beets-{mode}-{n}-{r}", "musicgenre")
                         subprocess.run([BEET, "import", "-A", "-C", "-W", "-q", str(folder)], env=env, check=True,
                                        capture_output=True)
                         cmd = [BEET, "musicgenre", "--min-confidence", "0", "-w" if mode == "write" else "-W"]
-                        res = timed(cmd, env)
+                        res = measured(cmd, env)
                     runs.setdefault((tool, n), []).append(res)
                     print(f"{mode} {tool} {n} files round {r}: {res['wall_s']:.2f} s wall, {res['cpu_s']:.2f} s CPU",
                           file=sys.stderr)

@@ -17,15 +17,14 @@ highest real-time factor, before decoding and the log-mel are even counted. Run 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from _common import ROOT
+from _common import RESULTS, best_of, write_results
 
 
 def model_flops(path: Path, *, pruned: bool) -> tuple[int, dict[str, int], tuple[int, ...], float]:
@@ -63,16 +62,6 @@ def _peak_session(path: Path, threads: int):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def best_of(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def matmul_rate(threads: int, n: int, tmp: Path, repeats: int) -> float:
     """Sustained float32 GFLOP/s of an n x n x n MatMul in ONNX Runtime (the best case for MLAS)."""
     import onnx
@@ -103,7 +92,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="intra-op threads (inference uses 2)")
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--clip-seconds", type=float, default=30.0)
-    ap.add_argument("-o", "--output", type=Path, default=ROOT / "benchmarks" / "results" / "compute-bound.json")
+    ap.add_argument("-o", "--output", type=Path, default=RESULTS / "compute-bound.json")
     args = ap.parse_args()
 
     load_start = os.getloadavg()[0]
@@ -140,9 +129,7 @@ def main() -> None:
         "clip_model_seconds_measured": round(windows * window_time, 4),
         "realtime_measured_model_only": round(args.clip_seconds / (windows * window_time), 1),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    sys.stdout.write(write_results(args.output, result))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ are run through the model in large batches. Measured:
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import platform
@@ -34,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import ROOT
+from _common import RESULTS, best_of, write_results
 
 SR = 16000
 CLIP_SECONDS = 30.0
@@ -79,16 +78,8 @@ def sync(device: str) -> None:
 
 
 def rate(fn: Any, n: int, device: str, repeats: int = 3) -> float:
-    """Best of ``repeats`` items per second of ``fn()`` processing ``n`` items, after one warm-up."""
-    fn()
-    sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return n / best
+    """Items per second of ``fn()`` processing ``n`` items: the best of ``repeats`` after one warm-up."""
+    return n / best_of(fn, repeats, sync=lambda: sync(device))
 
 
 def torch_rates(module: Any, x: np.ndarray, batches: list[int], device: str) -> dict[str, float]:
@@ -117,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", default="64,256,1024", help="batch sizes in windows, comma-separated")
     p.add_argument("--device", default="cuda")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="front-end threads")
-    p.add_argument("-o", "--output", type=Path, default=ROOT / "benchmarks" / "results" / "gpu.json")
+    p.add_argument("-o", "--output", type=Path, default=RESULTS / "gpu.json")
     args = p.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     device = args.device
@@ -234,9 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     result["predict_many"] = {"files": len(many), "workers": 4, "seconds": round(many_s, 3),
                               "x_realtime": round(len(many) * CLIP_SECONDS / many_s, 1),
                               "note": "one file per model call (its 10 windows), per-file decode evidence included"}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    sys.stdout.write(write_results(args.output, result))
     return 0
 
 

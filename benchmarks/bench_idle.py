@@ -15,32 +15,33 @@ Writes benchmarks/results/server-idle.json.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import select
 import socket
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, Server, make_clips
+from _common import RESULTS, Server, make_clips, timed, write_results
 
 
 def timed_requests(url: str, clip: Path, n: int) -> dict[str, object]:
+    """``n`` rounds of a health check and a quick classify (``timed``, interleaved): median and max seconds."""
     import httpx
 
-    health, classify, statuses = [], [], []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        r = httpx.get(url + "/api/health", timeout=30)
-        health.append(time.perf_counter() - t0)
-        statuses.append(r.status_code)
-        t0 = time.perf_counter()
-        r = httpx.post(url + "/api/classify", params={"quick": "true", "segments": "false"},
-                       files={"file": (clip.name, clip.read_bytes())}, timeout=60)
-        classify.append(time.perf_counter() - t0)
-        statuses.append(r.status_code)
+    statuses: list[int] = []
+
+    def health_check() -> None:
+        statuses.append(httpx.get(url + "/api/health", timeout=30).status_code)
+
+    def classify_clip() -> None:
+        statuses.append(httpx.post(url + "/api/classify", params={"quick": "true", "segments": "false"},
+                                   files={"file": (clip.name, clip.read_bytes())}, timeout=60).status_code)
+
+    times = timed({"health": health_check, "classify": classify_clip}, n, warmup=0)
+    health, classify = times["health"], times["classify"]
     return {"health_median_s": round(statistics.median(health), 4), "health_max_s": round(max(health), 4),
             "classify_median_s": round(statistics.median(classify), 3), "classify_max_s": round(max(classify), 3),
             "statuses": sorted(set(statuses))}
@@ -66,7 +67,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--idle", type=int, default=1000)
     p.add_argument("--requests", type=int, default=20)
-    p.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/server-idle.json")
+    p.add_argument("--output", type=Path, default=RESULTS / "server-idle.json")
     args = p.parse_args()
     import psutil
 
@@ -115,9 +116,7 @@ def main() -> None:
             s.close()
         if server.proc.poll() is None:
             server.proc.kill()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    sys.stdout.write(write_results(args.output, result))
 
 
 if __name__ == "__main__":

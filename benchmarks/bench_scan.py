@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, make_mp3_clips, tree_cpu_seconds, tree_rss_mb
+from _common import RESULTS, make_mp3_clips, tree_cpu_seconds, tree_rss_mb, write_results
 
 RAY_CHILD = """
 import sys, ray
@@ -295,9 +295,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
             result = scale(args.files, Path(tmp), args.workers)
         result["problems"] = check_scale(result)
-        out = ROOT / f"benchmarks/results/scan-scale-{args.files}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        write_results(RESULTS / f"scan-scale-{args.files}.json", result)
         print(json.dumps({k: v for k, v in result.items() if k != "scan"}, indent=1, ensure_ascii=False))
         print(json.dumps({k: v for k, v in result["scan"].items() if k != "samples_seconds_rss_mb_rows_cpu_s"},
                          indent=1))
@@ -312,8 +310,7 @@ def main() -> None:
             "local": measure([str(exe), "scan", str(lib), "--db", f"{tmp}/local.sqlite", "-q"], args.n),
             "ray_local_2cpu": measure([sys.executable, "-c", RAY_CHILD, str(lib), f"{tmp}/ray.sqlite"], args.n),
         }
-    (ROOT / "benchmarks/results/scan.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    sys.stdout.write(write_results(RESULTS / "scan.json", results))
 
 
 if __name__ == "__main__":

@@ -16,14 +16,14 @@ benchmarks/results/server.json (``--output``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
-from _common import ROOT, Server, make_clips, post  # noqa: F401  (the helpers tests use, also as bench_server.*)
+from _common import RESULTS, Server, make_clips, post, write_results  # noqa: F401  (the helpers tests use, also as bench_server.*)
 
 
 def run(sequential: int, concurrent: int, clients: int, seconds: float, server_args: list[str]) -> dict:
@@ -97,13 +97,11 @@ def main() -> None:
     ap.add_argument("--concurrent", type=int, default=200)
     ap.add_argument("--clients", type=int, default=20, help="threads posting at once in the concurrent phase")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each posted clip (default 10)")
-    ap.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "server.json")
+    ap.add_argument("--output", type=Path, default=RESULTS / "server.json")
     ap.add_argument("server_args", nargs="*", help="extra `musicgenre serve` flags, after --")
     args = ap.parse_args()
     result = run(args.sequential, args.concurrent, args.clients, args.seconds, args.server_args)
-    text = json.dumps(result, indent=2)
-    print(text)
-    args.output.write_text(text + "\n")
+    sys.stdout.write(write_results(args.output, result))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """ONNX Runtime vs torch for the shipped model: front end, forward pass, threads, batch size, RSS, int8.
 
-    PYTHONPATH=src python benchmarks/onnx_runtime.py                    # everything, JSON to stdout
-    PYTHONPATH=src python benchmarks/onnx_runtime.py --only logmel forward -o benchmarks/results/onnx.json
+    python benchmarks/onnx_runtime.py                    # everything, JSON to stdout
+    python benchmarks/onnx_runtime.py --only logmel forward -o benchmarks/results/onnx.json
 
 Times are wall-clock seconds, min and median over ``--repeats`` rounds; the configurations of one section
 run interleaved within each round, so a busy machine slows them alike. The load average is recorded
-with the results: on a shared machine, compare figures of one run only. Needs torch, onnxruntime and
-the exported ``model.onnx`` (scripts/export_onnx.py). Not a test.
+with the results: on a shared machine, compare figures of one run only. Windows are cut from the audio by
+the pipeline's own cutter (``windows.Windows``). Needs torch, onnxruntime and the exported ``model.onnx``
+(scripts/export_onnx.py). Not a test.
 """
 
 from __future__ import annotations
@@ -18,29 +19,22 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, timed, write_results
+
 SR = 16000
 CLIP_SECONDS = 30.0
 
 
-def timed(fns: Mapping[str, Callable[..., Any]], repeats: int) -> dict[str, dict[str, float]]:
-    """Run each function once to warm up, then ``repeats`` interleaved rounds; min/median seconds."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t)
-    return {k: {"min": round(min(v), 5), "median": round(statistics.median(v), 5)} for k, v in times.items()}
+def min_median(fns: Mapping[str, Callable[[], object]], repeats: int) -> dict[str, dict[str, float]]:
+    """``timed`` (one warm-up, ``repeats`` interleaved rounds): min and median seconds of each function."""
+    return {k: {"min": round(min(v), 5), "median": round(statistics.median(v), 5)}
+            for k, v in timed(fns, repeats).items()}
 
 
 def clip(seconds: float = CLIP_SECONDS, seed: int = 0) -> np.ndarray:
@@ -89,7 +83,7 @@ def bench_logmel(repeats: int) -> dict[str, Any]:
     padded = centre_pad(y, n_fft=cfg.n_fft)
     return {
         "clip_seconds": CLIP_SECONDS,
-        "seconds": timed({
+        "seconds": min_median({
             "numpy": lambda: np_mel.from_frames(frame(padded, n_fft=cfg.n_fft, hop_length=cfg.hop_length)),
             "torch_1_thread": lambda: torch_mel.from_frames(
                 torch.from_numpy(padded).unfold(0, cfg.n_fft, cfg.hop_length)),
@@ -98,11 +92,11 @@ def bench_logmel(repeats: int) -> dict[str, Any]:
 
 
 def windows_of(y: np.ndarray) -> np.ndarray:
-    from musicgenre.features import FeatureConfig, log_mel
+    """The log-mel windows of ``y`` (16 kHz samples), cut as ``predict`` cuts them (``windows.Windows``)."""
+    from musicgenre.features import FeatureConfig
+    from musicgenre.windows import Windows
 
-    t = FeatureConfig().window_frames
-    mel = log_mel(y)
-    return np.ascontiguousarray(mel[: len(mel) // t * t].reshape(-1, t, mel.shape[1]))
+    return Windows((y, SR), FeatureConfig()).all()[0]
 
 
 def bench_forward(repeats: int, batches: list[int]) -> dict[str, Any]:
@@ -142,37 +136,32 @@ def bench_forward(repeats: int, batches: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {"seconds_per_window_by_batch": {}}
     for b in batches:
         n = max(8, b)
-        res = timed({"torch_1_thread": torch_run(1, b, n), "ort_1_thread": ort_run(sessions["ort_1_thread"], b, n)},
-                    repeats)
+        res = min_median({"torch_1_thread": torch_run(1, b, n),
+                          "ort_1_thread": ort_run(sessions["ort_1_thread"], b, n)}, repeats)
         out["seconds_per_window_by_batch"][f"batch_{b}"] = {"windows": n, **per_window(res, n)}
     fns = {"torch_1_thread": torch_run(1, 2, 8), "torch_2_threads": torch_run(2, 2, 8)}
     fns.update({k: ort_run(s, 2, 8) for k, s in sessions.items()})
-    out["seconds_per_window_by_threads_batch_2"] = {"windows": 8, **per_window(timed(fns, repeats), 8)}
+    out["seconds_per_window_by_threads_batch_2"] = {"windows": 8, **per_window(min_median(fns, repeats), 8)}
     torch.set_num_threads(1)
     return out
 
 
 def bench_clip(repeats: int, batch: int) -> dict[str, Any]:
-    """A 30-s clip end to end from samples: log-mel + forward on its 10 windows (1 thread each)."""
+    """A 30-s clip end to end from samples: log-mel windows (``windows.Windows``, the front end both backends
+    run) + forward on its 10 windows, torch and ORT (1 thread each); the ORT model alone."""
     import torch
 
-    from musicgenre.features import FeatureConfig, centre_pad
     from musicgenre.loader import load_module
-    from musicgenre.models.frontends import TorchLogMel
 
     torch.set_num_threads(1)
     d = model_dir()
     module = load_module(d)
     session = onnx_session(onnx_path(d), threads=1)
-    cfg, y = FeatureConfig(), clip()
-    torch_mel = TorchLogMel(cfg)
+    y = clip()
     x = windows_of(y)
 
     def torch_all() -> None:
-        mel = torch_mel.from_frames(torch.from_numpy(centre_pad(y, n_fft=cfg.n_fft)).unfold(0, cfg.n_fft,
-                                                                                          cfg.hop_length))
-        t = cfg.window_frames
-        w = mel[: len(mel) // t * t].reshape(-1, t, cfg.n_mels)
+        w = torch.from_numpy(windows_of(y))
         with torch.inference_mode():
             for i in range(0, len(w), batch):
                 module(w[i : i + batch])
@@ -186,8 +175,8 @@ def bench_clip(repeats: int, batch: int) -> dict[str, Any]:
         for i in range(0, len(x), batch):
             session.run(None, {"logmel": x[i : i + batch]})
 
-    return {"clip_seconds": CLIP_SECONDS, "windows": len(x), "batch": batch, "seconds": timed(
-        {"torch_logmel+torch_model": torch_all, "numpy_logmel+ort_model": ort_numpy, "ort_model_only": ort_only},
+    return {"clip_seconds": CLIP_SECONDS, "windows": len(x), "batch": batch, "seconds": min_median(
+        {"numpy_logmel+torch_model": torch_all, "numpy_logmel+ort_model": ort_numpy, "ort_model_only": ort_only},
         repeats)}
 
 
@@ -248,9 +237,9 @@ def bench_optimisation(repeats: int) -> dict[str, Any]:
                  "saved_extended+all": saved}
         levels = {k: "all" if k.startswith("saved") else k for k in files}
         create = {k: (lambda f=f, lv=levels[k]: onnx_session(f, threads=1, level=lv)) for k, f in files.items()}
-        out["session_create_seconds"] = timed(create, max(2, repeats // 2))
+        out["session_create_seconds"] = min_median(create, max(2, repeats // 2))
         sessions = {k: fn() for k, fn in create.items()}
-        out["seconds_per_batch_of_2"] = timed(
+        out["seconds_per_batch_of_2"] = min_median(
             {k: (lambda s=s: s.run(None, {"logmel": x})) for k, s in sessions.items()}, repeats)  # type: ignore[misc]
         out["saved_file_mb"] = round(saved.stat().st_size / 1e6, 2)
     return out
@@ -290,7 +279,7 @@ def bench_int8(repeats: int) -> dict[str, Any]:
             per_clip[c.name] = {"same_label": bool(a.argmax() == b.argmax()), "max_score_diff": round(
                 float(np.abs(a - b).max()), 5)}
         x = windows_of(clip(16 * 3.0 + 1))[:16]
-        speed = timed({k: (lambda s=s: [s.run(None, {"logmel": x[i : i + 2]}) for i in range(0, 16, 2)])  # type: ignore[misc]
+        speed = min_median({k: (lambda s=s: [s.run(None, {"logmel": x[i : i + 2]}) for i in range(0, 16, 2)])  # type: ignore[misc]
                        for k, s in (("fp32", fp32), ("int8", int8))}, repeats)
         return {
             "clips": len(clips), "per_clip": per_clip, "max_clip_score_diff": round(worst_clip, 5),
@@ -335,10 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             results["int8"] = bench_int8(args.repeats)
         print(json.dumps({section: results[section]}), file=sys.stderr, flush=True)
     results["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
-    text = json.dumps(results, indent=2)
-    if args.output:
-        args.output.write_text(text + "\n")
-    print(text)
+    sys.stdout.write(write_results(args.output, results) if args.output else json.dumps(results, indent=2) + "\n")
     return 0
 
 

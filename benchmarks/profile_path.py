@@ -6,8 +6,8 @@
 On ``--clips`` generated 30-s MP3s (44.1 kHz stereo, from the example clips): decoding alone
 (``audio.stream_audio``), decoding + log-mel windows (``windows.Windows``), the model on a clip's windows
 (``Classifier.run``), one warm ``predict``; then ``predict_many`` (1 and 2 workers) with its wall clock and
-the process's CPU time per file (CPU well above wall x workers means threads busy elsewhere: issue 20 found
-OpenBLAS threads spinning after the mel projection). Medians over clips and ``--repeats`` passes; the
+the process's CPU time per file (CPU well above wall x workers means threads busy elsewhere: this is how
+OpenBLAS threads spinning after the mel projection were found). Medians over clips and ``--repeats`` passes; the
 ONNX Runtime per-operator profile of one clip's windows with ``--ort-profile`` (the ONNX backend only).
 """
 
@@ -21,24 +21,21 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import musicgenre
-from _common import RESULTS, make_mp3_clips, write_results
+from _common import RESULTS, make_mp3_clips, timed, write_results
 from musicgenre.audio import stream_audio
 from musicgenre.pipeline import predict_many
 from musicgenre.windows import Windows
 
 
 def median_ms(fn: Callable[[Path], object], clips: list[Path], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        for clip in clips:
-            t = time.perf_counter()
-            fn(clip)
-            times.append(time.perf_counter() - t)
-    return round(1000 * statistics.median(times), 1)
+    """Median milliseconds of ``fn(clip)`` over the clips and ``repeats`` passes (``timed``, no warm-up)."""
+    times = timed({str(c): partial(fn, c) for c in clips}, repeats, warmup=0)
+    return round(1000 * statistics.median(t for ts in times.values() for t in ts), 1)
 
 
 def many(clf: Any, clips: list[Path], workers: int, repeats: int) -> dict[str, float]:

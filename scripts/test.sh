@@ -19,6 +19,6 @@ fi
 .venv/bin/pip install -q torch==2.13.0
 .venv/bin/pip install -q -e '.[test]'
 
-.venv/bin/ruff check src tests scripts benchmarks
+.venv/bin/ruff check src tests scripts benchmarks experiments
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

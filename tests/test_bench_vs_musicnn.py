@@ -5,7 +5,6 @@ The benchmark itself (TensorFlow venv, 100 clips) is not run here; docs/benchmar
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import sys
@@ -13,12 +12,9 @@ import wave
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import load_benchmark
 
-_spec = importlib.util.spec_from_file_location("bench_vs_musicnn", ROOT / "benchmarks" / "bench_vs_musicnn.py")
-assert _spec and _spec.loader
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+bench = load_benchmark("bench_vs_musicnn")
 
 
 def fake_results(*, with_musicnn: bool = True) -> dict:

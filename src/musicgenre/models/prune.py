@@ -260,7 +260,7 @@ class PrunedMusicnn(nn.Module):
 
     def from_front(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The live front-end channels -> ``features``' (pooled, embedding): the mid-end and back-end. Not
-        checked for eval mode: a trained genre branch (benchmarks/genre_branch.py) trains a copy of these layers
+        checked for eval mode: a trained genre branch (experiments/genre_branch.py) trains a copy of these layers
         with its BatchNorms and dropout held in eval mode."""
         feats = [h]
         for layer in self.mid:

@@ -1,11 +1,12 @@
-"""A trained genre branch (issue 19, item 3) against the head on frozen features, on the validation run.
+"""A trained genre branch (a copy of MusiCNN's mid-end and back-end, fine-tuned under the genre head) against
+the head on frozen features, on the validation run.
 
-    python benchmarks/genre_branch.py                # seeds 0 and 5, rates 1e-4 and 3e-4: results/genre-branch.json
-    python benchmarks/genre_branch.py --seeds 0 --lrs 1e-4 --epochs 2   # a quick look
-    python benchmarks/genre_branch.py --recipe recipes/musicnn-electronic.toml --lrs 1e-4 \
-        -o benchmarks/results/genre-branch-electronic.json  # the gated heads (electronic) on the branch
-    python benchmarks/genre_branch.py --recipe recipes/musicnn-electronic.toml --gate-only \
-        -o benchmarks/results/genre-branch-gate.json  # only the electronic gate on the branch
+    python experiments/genre_branch.py               # seeds 0 and 5, rates 1e-4 and 3e-4: results/genre-branch.json
+    python experiments/genre_branch.py --seeds 0 --lrs 1e-4 --epochs 2   # a quick look
+    python experiments/genre_branch.py --recipe recipes/musicnn-electronic.toml --lrs 1e-4 \
+        -o experiments/results/genre-branch-electronic.json  # the gated heads (electronic) on the branch
+    python experiments/genre_branch.py --recipe recipes/musicnn-electronic.toml --gate-only \
+        -o experiments/results/genre-branch-gate.json  # only the electronic gate on the branch
 
 The pruned MSD MusiCNN front end (0.26 of its 0.28 GFLOP per window) stays shared and frozen. Its live outputs (64
 channels x 187 frames per 3-s window) are cached once per (clip, condition) in float16 under

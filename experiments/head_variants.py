@@ -1,13 +1,13 @@
-"""Validation runs of the head designs issue 9 asked us to try that the shipped recipe does not use.
+"""Validation runs of head designs the recipe cannot express: fine-tuned top layers, attention pooling, consistency.
 
-    python benchmarks/head_variants.py                      # every variant, 5 seeds each
-    python benchmarks/head_variants.py --only attention --members 1
+    python experiments/head_variants.py                     # every variant, 5 seeds each
+    python experiments/head_variants.py --only attention --members 1
 
-Same protocol as ``benchmarks/accuracy.py experiments`` (train partitions -> artist-disjoint valid
+Same protocol as ``experiments/accuracy.py experiments`` (train partitions -> artist-disjoint valid
 partitions, temperature fitted on the valid clips, cached backbone features), starting from the
 shipped recipe (recipes/musicnn-genre.toml: pooled mid-end + embedding + tags, clean + MP3 + phone
 copies, mixup 0.4, class-balanced loss). Every variant also reports label stability under the
-degradation suite on the valid clips. Writes benchmarks/results/head-variants.{json,md}.
+degradation suite on the valid clips. Writes experiments/results/head-variants.{json,md}.
 
 - ``shipped``: the shipped recipe itself (mean of window probabilities), the reference row.
 - ``backend-ft``: fine-tunes MusiCNN's own top layers (pooled-feature batch norm -> dense 200 ->
@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _common import RESULTS, ROOT, brief, stability
+from _common import RESULTS, ROOT, brief, stability, write_results
 from musicgenre.data.corpus import Clip
 from musicgenre.loader import load_backbone
 from musicgenre.models.genre import MeanLogits, Standardize
@@ -249,7 +249,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def run(name: str, recipe: Recipe) -> dict[str, Any]:
-    """The validation run of ``benchmarks/accuracy.py experiments`` with this variant's training, plus label
+    """The validation run of ``experiments/accuracy.py experiments`` with this variant's training, plus label
     stability under the degradation suite."""
     what, over = VARIANTS[name]
     recipe = replace(recipe, **over)
@@ -288,9 +288,8 @@ def main() -> None:
     rows = {f"{n}{args.tag}": run(n, recipe) for n in (args.only or list(VARIANTS))}
     if OUT.with_suffix(".json").is_file():  # keep the other rows
         rows = {**json.loads(OUT.with_suffix(".json").read_text()), **rows}
-    OUT.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
-    OUT.with_suffix(".md").write_text(markdown(rows))
-    print(markdown(rows))
+    write_results(OUT.with_suffix(".json"), rows)
+    print(write_results(OUT.with_suffix(".md"), markdown(rows)))
 
 
 if __name__ == "__main__":
