@@ -26,6 +26,22 @@ def test_table(capsys):
     assert "Reggae" in out and out.count("%") == 3 and "tags:" in out and "uncertain" in out
 
 
+def test_tags_line_never_shows_a_genre_word_json_keeps_every_tag(capsys):
+    """The jazz clip's top tag is "jazz", beside the answer "Pop": the table leaves the model's genre words
+    out of its tags: line (and their styles, heavy metal, indie rock ...); JSON keeps every tag."""
+    from musicgenre.genres import is_genre_tag
+
+    assert main(["predict", JAZZ, "-f", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)[0]
+    assert next(iter(d["tags"])) == "jazz" and len(d["tags"]) == 10
+    assert main(["predict", JAZZ, "--top-k", "3"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("  tags: "))
+    shown = [item.rsplit(" ", 1)[0] for item in line.removeprefix("  tags: ").split(", ")]
+    assert len(shown) == 10 and "instrumental" in shown
+    assert not [t for t in shown if is_genre_tag(t, list(d["scores"]))], line
+    assert not {"jazz", "pop", "rock", "metal", "blues", "hip-hop", "country"} & {w.lower() for w in shown}, line
+
+
 def test_json_and_output_file(tmp_path, capsys):
     target = tmp_path / "out.json"
     assert main(["predict", str(EXAMPLES), "--format", "json", "--output", str(target), "--segments"]) == 0

@@ -68,3 +68,32 @@ def test_ray_scan_matches_local_scan(local_ray, classifier, tmp_path):
     again = scan_ray(all_files, db, None, shards=tmp_path / "shards4",
                     tagger=TagWriter(report=lambda m: None, min_confidence=0.0))
     assert (again.done, again.skipped, again.tagged) == (0, 8, 0)
+
+
+@pytest.mark.slow
+def test_quiet_ray_scan_prints_nothing_of_rays(tmp_path):
+    """`scan --engine ray -q` in its own process: Ray starts, runs the job and stops without one line of its own
+    (progress logs, start-up warnings, its C++ core's lines); only our summary line is printed. Without -q,
+    Ray's progress is printed as Ray prints it."""
+    import subprocess
+    import sys
+
+    lib = tmp_path / "lib"
+    make_library(lib, n=3)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("RAY_ADDRESS", None)
+
+    def scan_cli(*extra: str) -> tuple[subprocess.CompletedProcess, Path]:
+        db = tmp_path / f"lib{len(extra)}.sqlite"
+        cmd = [sys.executable, "-m", "musicgenre", "scan", str(lib), "--db", str(db), "--engine", "ray", *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300), db
+
+    quiet, db = scan_cli("-q")
+    assert quiet.returncode == 0, quiet.stderr
+    summary = f"{db}: 3 classified, 0 skipped (unchanged), 0 failed"
+    assert quiet.stdout == "" and quiet.stderr.splitlines() == [summary], quiet.stderr
+    assert len(list(read_rows(db))) == 3
+
+    loud, db = scan_cli()
+    assert loud.returncode == 0 and "Dataset" in loud.stderr + loud.stdout, loud.stderr
+    assert loud.stderr.splitlines()[-1] == f"{db}: 3 classified, 0 skipped (unchanged), 0 failed"

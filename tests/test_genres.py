@@ -7,7 +7,7 @@ from pathlib import Path
 import mutagen
 import pytest
 
-from musicgenre.genres import canonical, display, pick_genres
+from musicgenre.genres import canonical, descriptive_tags, display, is_genre_tag, pick_genres
 from musicgenre.library.tags import UNCERTAIN, WRITTEN, TagWriter, read_genres
 from musicgenre.modeldir import list_shipped
 
@@ -29,6 +29,31 @@ def test_every_shipped_label_is_a_lastgenre_genre():
     whitelist = {line.strip().lower() for line in listed.read_text(encoding="utf-8").splitlines()}
     labels = {label for card in list_shipped().values() for label in card.labels} | {"electronic", "rnb"}
     assert labels and {canonical(label) for label in labels} <= whitelist
+
+
+TEN = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+
+
+@pytest.mark.parametrize("tag", ["jazz", "Hip-Hop", "hip hop", "hiphop", "heavy metal", "hard rock", "classic rock",
+                                 "indie rock", "alternative rock", "Progressive rock", "indie pop", "country",
+                                 "blues", "classic"])
+def test_genre_words_of_the_model_are_genre_tags(tag):
+    assert is_genre_tag(tag, TEN)
+
+
+@pytest.mark.parametrize("tag", ["electronic", "electronica", "House", "soul", "funk", "folk", "punk", "ambient",
+                                 "rnb", "instrumental", "80s", "female vocalists", "easy listening", "trip hop"])
+def test_other_tags_are_not_genre_tags_of_a_ten_genre_model(tag):
+    assert not is_genre_tag(tag, TEN)
+
+
+def test_genre_tags_follow_the_models_labels():
+    eleven = [*TEN, "electronic"]
+    assert all(is_genre_tag(t, eleven) for t in ("electronic", "electronica", "electro", "House", "techno"))
+    assert is_genre_tag("R&B", ["rnb"]) and is_genre_tag("rhythm and blues", ["rnb"])
+    assert not is_genre_tag("rhythm and blues", ["blues"])  # r&b is its own genre
+    tags = {"jazz": 0.43, "instrumental": 0.22, "heavy metal": 0.1, "Hip-Hop": 0.09, "oldies": 0.09, "soul": 0.03}
+    assert descriptive_tags(tags, TEN) == {"instrumental": 0.22, "oldies": 0.09, "soul": 0.03}  # order kept
 
 
 def test_pick_genres_is_confident_only():

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from musicgenre.errors import ParameterError
+from musicgenre.genres import is_genre_tag
 from musicgenre.web.analyzer import MODES, Analyzer, Limits, check_port_free
 
 from .conftest import EXAMPLES, load_benchmark, tone, write_audio
@@ -92,12 +93,39 @@ def test_gradio_handler_outputs(classifier, tmp_path):
     assert spec.ndim == 3 and spec.shape[2] == 3 and spec.dtype == np.uint8
     assert fig.axes[0].get_title().startswith("Genre over time") and len(fig.axes[0].lines) == 5
     assert len(tags) == 10 and "analysed in" in status and "12-s limit" in status
+    # the clip's top tag is "jazz": beside the answer the panel shows no genre word of the model's
+    assert "jazz" not in tags and not [t for t in tags if is_genre_tag(t, classifier.labels)], tags
     with pytest.raises(gr.Error, match="Upload a file"):
         analyzer.analyze(None, MODES[0])
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF1234WAVEfmt garbage")
     with pytest.raises(gr.Error, match="bad.wav"):
         analyzer.analyze(str(bad), MODES[1])
+
+
+@pytest.mark.parametrize("suffix", [".ogg", ".m4a"])
+def test_the_page_decodes_each_upload_once(classifier, tmp_path, monkeypatch, suffix, have_ffmpeg):
+    """One upload through the page's handler: one decode of the file (soundfile or ffmpeg) feeds both the
+    prediction and the spectrogram, and the prediction is the one ``Classifier.predict`` gives the file."""
+    import musicgenre.audio as audio
+
+    calls: list[str] = []
+    for name in ("_file_blocks", "_bytes_blocks"):  # every decode of a file or of bytes starts in one of these
+        real = getattr(audio, name)
+
+        def counted(*args, _real=real, _name=name, **kw):
+            calls.append(_name)
+            return _real(*args, **kw)
+
+        monkeypatch.setattr(audio, name, counted)
+    path = write_audio(tmp_path / f"song{suffix}", tone(8.0, 22050, 330), 22050)
+    analyzer = Analyzer(classifier, Limits())
+    top5, spec, _fig, _tags, _status = analyzer.analyze(str(path), MODES[0])
+    assert calls == ["_file_blocks"], calls
+    assert spec.ndim == 3 and spec.shape[1] > 100  # the spectrogram drew the same samples
+    calls.clear()
+    assert top5 == dict(classifier.predict(path, max_seconds=Limits().max_seconds).top(5))
+    assert calls == ["_file_blocks"]
 
 
 def test_port_in_use_is_one_clear_error():
@@ -220,6 +248,14 @@ def test_browser_upload_and_analyze(live_server):
         shown = [w for w in text.replace("\n", " ").split() if w in genres]
         assert len(set(shown)) == 5 and "jazz" in shown, text
         assert text.count("%") >= 5
+        # the tag panel: the clip's top tag is "jazz"; it shows no genre word of the model's, no heading
+        tag_text = wait.until(lambda d: d.find_element(By.ID, "tags").text if d.find_element(By.ID, "tags")
+                              .text.count("%") >= 5 else False)
+        tag_words = tag_text.lower().replace("\n", " ").split()
+        assert not set(tag_words) & (genres | {"hip-hop"}), tag_text
+        assert "instrumental" in tag_words, tag_text
+        assert driver.find_elements(By.CSS_SELECTOR, "#top5 h2") and not driver.find_elements(By.CSS_SELECTOR,
+                                                                                               "#tags h2"), tag_text
         # fully offline: the page asked nothing of any host but ours
         hosts = set()
         for entry in driver.get_log("performance"):

@@ -135,7 +135,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         from .library.ray_engine import scan_ray
 
         summary = scan_ray(files, args.db, args.model, address=args.address, shards=args.shards,
-                           device=args.device, tagger=tagger)
+                           device=args.device, tagger=tagger, quiet=args.quiet)
     else:
         clf = load(args.model, device=args.device, backend=args.backend)
         summary = scan(files, args.db, clf, workers=args.workers, tagger=tagger,
@@ -353,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="join several genres into one value with SEP (e.g. '; ') for old players; "
                     "default: one native value per genre")
     sc.add_argument("--engine", choices=("local", "ray"), default="local",
-                    help="local threads, or a Ray Data job (pip install '.[distributed]')")
+                    help="local threads, or a Ray Data job (pip install '.[distributed]'); with -q, "
+                    "nothing of Ray's own output")
     sc.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     sc.add_argument("--shards", type=Path, default=None,
                     help="Ray: folder for the Parquet shards (default: DB path + '.shards')")

@@ -40,6 +40,10 @@ class FeatureConfig:
     window_frames: int = 187  # log-mel input: frames per window (MusiCNN's 3-s input)
     input: InputKind = "logmel_frames"
     window_seconds: float = 0.0  # the window's length; derived from window_frames for log-mel input
+    # Level invariance (log-mel input): each window's mean mel power is scaled to this level in dB before the log
+    # compression, whose "+ 1" otherwise makes the features depend on the playback level. None: as decoded (the
+    # original MusiCNN front end; older model directories).
+    level_db: float | None = None
 
     def __post_init__(self) -> None:
         if self.input not in INPUT_KINDS:
@@ -55,8 +59,12 @@ class FeatureConfig:
         return round(self.window_seconds * self.sr)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``features`` entry of a model card (every field)."""
-        return dataclasses.asdict(self)
+        """The ``features`` entry of a model card (every field; ``level_db`` only when set, so the cards written
+        before it existed read and write back unchanged)."""
+        d = dataclasses.asdict(self)
+        if d["level_db"] is None:
+            del d["level_db"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
@@ -151,14 +159,32 @@ class LogMel:
         mel[:, self.bands] = sums
         return mel
 
-    def from_frames(self, frames: np.ndarray) -> np.ndarray:
-        """(n_frames, n_fft) float32 raw samples -> (n_frames, n_mels) float32 log-mel."""
+    def mel_power(self, frames: np.ndarray) -> np.ndarray:
+        """(n_frames, n_fft) float32 raw samples -> (n_frames, n_mels) float32 mel energies (linear)."""
         spec = np.fft.rfft(frames * self.window, axis=-1)  # complex64: numpy >= 2 keeps float32
         power = spec.real * spec.real + spec.imag * spec.imag  # (n_frames, 1 + n_fft // 2)
-        mel = self.project(power.astype(np.float32, copy=False))
-        mel *= 10000.0
-        mel += 1.0
-        return np.log10(mel, out=mel)
+        return self.project(power.astype(np.float32, copy=False))
+
+    def from_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(n_frames, n_fft) float32 raw samples -> (n_frames, n_mels) float32 log-mel."""
+        return compress(self.mel_power(frames))
+
+
+def compress(mel: np.ndarray) -> np.ndarray:
+    """MusiCNN's log compression ``log10(10000 * mel + 1)``, in place on a float32 array of mel energies."""
+    mel *= 10000.0
+    mel += 1.0
+    return np.log10(mel, out=mel)
+
+
+def level_windows(mel: np.ndarray, level_db: float) -> np.ndarray:
+    """(k, T, F) mel energies, each window scaled in place so its mean is ``level_db`` dB: the same window at
+    any playback level gives the same features. A window of digital silence stays 0 (silent windows are left
+    out by their peak level anyway)."""
+    mean = mel.mean(axis=(1, 2), dtype=np.float64)
+    gain = np.where(mean > 0, 10.0 ** (level_db / 10.0) / np.maximum(mean, 1e-30), 0.0).astype(np.float32)
+    mel *= gain[:, None, None]
+    return mel
 
 
 def log_mel(y: np.ndarray, *, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:

@@ -6,13 +6,15 @@ Every writer goes through here (``musicgenre scan --write-tags``, the beets plug
   (``hiphop`` -> ``hip hop``, ``rnb`` -> ``r&b``); a label not in the table passes through lowercased.
 - ``display(label)``: title-cased as lastgenre's ``title_case`` does it (``str.title``): ``Hip Hop``, ``R&B``.
 - ``pick_genres(scores, ...)``: which genres a confident prediction writes; None for an uncertain one.
+- ``is_genre_tag(tag, labels)`` / ``descriptive_tags(tags, labels)``: whether a backbone tag names one of the
+  model's genres, and the tags left to show beside an answer (moods, instruments, eras, other styles).
 
 The model's own label ids stay unchanged in JSON, CSV and the library database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 # label id (as a model may name it) -> canonical name. Only spellings that differ need an entry;
 # the shipped labels blues, classical, country, disco, jazz, metal, pop, reggae, rock, electronic are
@@ -31,6 +33,20 @@ CANONICAL: dict[str, str] = {
     "heavy_metal": "heavy metal",
     "heavymetal": "heavy metal",
     "easy_listening": "easy listening",
+}
+
+# Tags that name a style of a genre without containing its name: tag (canonical) -> that genre (canonical).
+# Only what the shipped taggers' vocabularies hold (MSD: house; MTT: techno, classic, opera) and a few plain cases.
+STYLE_OF: dict[str, str] = {
+    "house": "electronic",
+    "techno": "electronic",
+    "trance": "electronic",
+    "dubstep": "electronic",
+    "drum and bass": "electronic",
+    "classic": "classical",  # MagnaTagATune's tag for classical music
+    "opera": "classical",
+    "baroque": "classical",
+    "bebop": "jazz",
 }
 
 # A runner-up genre joins the written list (up to ``count``) only with at least this probability.
@@ -72,3 +88,41 @@ def pick_genres(scores: Mapping[str, float], *, min_confidence: float, count: in
         if genre not in out:
             out.append(genre)
     return out
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """Lowercase words of a tag or label, the whole and each word folded to its canonical spelling
+    (``Hip-Hop`` -> hip hop, ``rhythm and blues`` -> r&b, ``electro house`` -> electronic house)."""
+    return tuple(w for word in canonical(text).replace("-", " ").split() for w in canonical(word).split())
+
+
+def _contains(words: tuple[str, ...], part: tuple[str, ...]) -> bool:
+    n = len(part)
+    return n > 0 and any(words[i : i + n] == part for i in range(len(words) - n + 1))
+
+
+def is_genre_tag(tag: str, labels: Iterable[str]) -> bool:
+    """Whether a backbone tag names one of the model's genres (``labels``, as the model names them).
+
+    Spellings are folded as ``canonical`` folds them (``Hip-Hop``, ``hiphop`` and ``hip hop`` are one genre;
+    ``electronica`` and ``electro`` are electronic), and a tag that holds a label as a whole word names
+    that genre as a style of it: ``heavy metal``, ``hard rock``, ``classic rock``, ``indie rock``,
+    ``Progressive rock`` and ``indie pop`` are rock, metal and pop words, as ``STYLE_OF`` makes house and
+    techno electronic. Genres the model has no label for (soul, funk, folk, punk, ambient, r&b, and electronic
+    for a ten-genre model) are not genre tags here: shown beside an answer they inform, never contradict.
+    """
+    words = _words(tag)
+    style = STYLE_OF.get(" ".join(words))
+    for label in labels:
+        genre = _words(label)
+        if _contains(words, genre) or (style is not None and _words(style) == genre):
+            return True
+    return False
+
+
+def descriptive_tags(tags: Mapping[str, float], labels: Iterable[str]) -> dict[str, float]:
+    """``tags`` without those that name one of the model's genres (``is_genre_tag``), in their order: what is
+    shown beside an answer (the CLI's ``tags:`` line, the web page's tag panel), so that no tag reads as a
+    competing genre. JSON output keeps every tag."""
+    labels = list(labels)
+    return {tag: score for tag, score in tags.items() if not is_genre_tag(tag, labels)}

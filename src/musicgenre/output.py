@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 
 from ._names import printable_name
-from .genres import display
+from .genres import descriptive_tags, display
 from .prediction import Prediction
 
 FORMATS = ("table", "json", "jsonl", "csv")
@@ -41,7 +41,8 @@ def _table(p: Prediction, top_k: int, top_tags: int) -> str:
     width = max(len(name) for name, _ in top)
     for name, score in top:
         lines.append(f"  {name:<{width}}  {score:6.1%}  {'#' * round(score * 30)}")
-    if p.tags and top_tags:
-        lines.append("  tags: " + ", ".join(f"{t} {s:.2f}" for t, s in list(p.tags.items())[:top_tags]))
+    tags = descriptive_tags(p.tags, p.scores)  # no genre word beside the answer; JSON keeps every tag
+    if tags and top_tags:
+        lines.append("  tags: " + ", ".join(f"{t} {s:.2f}" for t, s in list(tags.items())[:top_tags]))
     lines.extend(f"  warning: {w}" for w in p.warnings)
     return "\n".join(lines) + "\n\n"

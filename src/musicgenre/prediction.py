@@ -31,7 +31,8 @@ class Prediction:
     """Genre prediction for one whole track.
 
     ``scores`` holds every genre's probability, highest first (mean over the analysed windows);
-    ``tags`` the backbone's tag probabilities (highest first); ``segments`` one entry per window.
+    ``tags`` the backbone's tag probabilities (highest first; every tag, genre words included: what is shown
+    beside an answer leaves those out, ``genres.descriptive_tags``); ``segments`` one entry per window.
     ``status`` is "confident" when the top score reaches the predictor's ``min_confidence``, else
     "uncertain"; ``agreement`` is the share of analysed windows whose own top genre is ``label``.
     """
@@ -62,7 +63,8 @@ class Prediction:
     def to_dict(
         self, *, top_k: int | None = None, top_tags: int | None = None, segments: bool = True
     ) -> dict[str, Any]:
-        """JSON-ready dict; ``top_k``/``top_tags`` trim scores/tags (None keeps all)."""
+        """JSON-ready dict; ``top_k``/``top_tags`` trim scores/tags (None keeps all). ``tags`` are the highest
+        ``top_tags`` of every tag, genre words included (the table and the web page leave those out)."""
         d: dict[str, Any] = {
             "source": self.source,
             "label": self.label,

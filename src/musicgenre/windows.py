@@ -13,7 +13,7 @@ import numpy as np
 
 from .audio import AudioSource, stream_audio
 from .errors import AudioDecodeError, Reason
-from .features import FeatureConfig, LogMel, frame
+from .features import FeatureConfig, LogMel, compress, frame, level_windows
 
 MIN_SECONDS = 1.0  # shorter input is rejected; input shorter than one window is repeat-padded to one
 SILENCE_PEAK = 1e-3  # windows whose peak stays below -60 dBFS are not analysed
@@ -23,14 +23,15 @@ class _LogMelStream:
     """Cuts a stream of audio blocks into centred STFT frames, then into fixed windows.
 
     Frames match a whole-signal centred STFT exactly (zero padding only at the very start and end),
-    so block boundaries change nothing; memory holds one block plus one window.
+    so block boundaries change nothing; memory holds one block plus one window. Frames wait as mel energies
+    and are compressed when their window is complete, after the window's level normalisation (``level_db``).
     """
 
     def __init__(self, cfg: FeatureConfig) -> None:
         self.cfg = cfg
         self.logmel = LogMel(cfg)
         self.buf = np.zeros(cfg.n_fft // 2, np.float32)  # left zero pad of the centred STFT
-        self.pending: list[np.ndarray] = []  # log-mel frames not yet in a full window
+        self.pending: list[np.ndarray] = []  # mel energy frames (linear) not yet in a full window
         self.pending_peaks: list[np.ndarray] = []
         self.n_samples = 0
         self.n_windows = 0
@@ -43,7 +44,7 @@ class _LogMelStream:
         if len(frames) == 0:
             return
         peaks = np.abs(frames[:, cfg.n_fft // 2 - cfg.hop_length // 2 : cfg.n_fft // 2 + cfg.hop_length // 2]).max(1)
-        yield self.logmel.from_frames(frames), peaks
+        yield self.logmel.mel_power(frames), peaks
         self.buf = self.buf[len(frames) * cfg.hop_length :]
 
     def push(self, block: np.ndarray, final: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +64,10 @@ class _LogMelStream:
             frames, peaks, k = np.tile(frames, (reps, 1))[:t], np.tile(peaks, reps)[:t], 1
         self.pending, self.pending_peaks = [frames[k * t :]], [peaks[k * t :]]
         self.n_windows += k
-        return frames[: k * t].reshape(k, t, self.cfg.n_mels), peaks[: k * t].reshape(k, t).max(axis=1, initial=0.0)
+        mel = frames[: k * t].reshape(k, t, self.cfg.n_mels).copy()  # the pending rest stays linear
+        if self.cfg.level_db is not None:
+            level_windows(mel, self.cfg.level_db)
+        return compress(mel), peaks[: k * t].reshape(k, t).max(axis=1, initial=0.0)
 
 
 class _WaveStream:

@@ -5,11 +5,21 @@ opens the path on its own node, so the library must be mounted at the same path 
 Every actor batch becomes rows of the ``tracks`` table written as Parquet shards; the driver then
 upserts the shards into the SQLite database. Files already in the database unchanged are skipped
 before the job starts, so an interrupted job is simply run again.
+
+``quiet=True`` (``scan -q``) keeps Ray's own output off the terminal: its progress and execution logs (Ray
+Data), its start-up warnings and its workers' output; they still go to Ray's session log files
+(``/tmp/ray/session_*/logs``). What Ray's C++ core writes straight to file descriptor 2 while the job runs is
+held back too, and shown only if the job fails. Without it, Ray prints as it does by default.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +69,7 @@ class ClassifyBatch:
 def scan_ray(
     files: list[Path], db: Path, model: str | None, *, address: str | None = None, shards: Path | None = None,
     device: str = "cpu", actors: int | None = None, batch_size: int = 8, tagger: Any | None = None,
+    quiet: bool = False,
 ) -> ScanSummary:
     try:
         import ray  # noqa: F401 (only checks that Ray is installed)
@@ -81,7 +92,8 @@ def scan_ray(
     finally:
         con.close()
     if todo:
-        _run_job(todo, shards, db, model, device, address, actors, batch_size, summary)
+        with _ray_quiet() if quiet else _as_is():
+            _run_job(todo, shards, db, model, device, address, actors, batch_size, summary)
     if tagger is not None:
         con = connect(db)
         try:
@@ -100,7 +112,7 @@ def _run_job(todo: list[bytes], shards: Path, db: Path, model: str | None, devic
     n = actors or max(1, int(ray.available_resources().get("CPU", 1)))
     ds: Any = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=max(1, min(len(todo), 4 * n)))
     ds = ds.map_batches(ClassifyBatch, fn_constructor_kwargs={"model": model, "device": "cpu" if device == "auto"
-                        else device}, batch_size=batch_size, concurrency=n, num_cpus=1)
+                        else device}, batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=n), num_cpus=1)
     ds.write_parquet(str(shards))
     import_shards(shards, db)
     gone = [p for p in todo if not os.path.isfile(p)]  # deleted or turned into a folder during the job
@@ -117,3 +129,51 @@ def _run_job(todo: list[bytes], shards: Path, db: Path, model: str | None, devic
             summary.failures.append(r["error"])
         else:
             summary.done += 1
+
+
+@contextmanager
+def _as_is() -> Iterator[None]:
+    yield
+
+
+# Ray's progress and execution messages, switched off while a quiet job runs (restored afterwards).
+_QUIET_DATA_CONTEXT = {"enable_progress_bars": False, "enable_operator_progress_bars": False,
+                       "print_on_execution_start": False, "enable_auto_log_stats": False, "verbose_stats_logs": False}
+
+
+@contextmanager
+def _ray_quiet() -> Iterator[None]:
+    """While the job runs: Ray Data without progress bars or progress logs, the console handlers of Ray's
+    loggers ("ray", "ray.data") silent (their file handlers still write Ray's session logs), and file
+    descriptor 2 (where Ray's C++ core logs) in a temporary file, replayed onto stderr only if the job fails."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    saved_ctx = {k: getattr(ctx, k) for k in _QUIET_DATA_CONTEXT if hasattr(ctx, k)}
+    consoles = [h for name in ("ray", "ray.data") for h in logging.getLogger(name).handlers
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+                and getattr(h, "stream", None) in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)]
+    saved_levels = [h.level for h in consoles]
+    for k in saved_ctx:
+        setattr(ctx, k, _QUIET_DATA_CONTEXT[k])
+    for h in consoles:
+        h.setLevel(logging.CRITICAL + 1)
+    failed = True
+    sys.stderr.flush()
+    held, fd2 = tempfile.TemporaryFile(), os.dup(2)
+    os.dup2(held.fileno(), 2)
+    try:
+        yield
+        failed = False
+    finally:
+        sys.stderr.flush()
+        os.dup2(fd2, 2)
+        os.close(fd2)
+        if failed:
+            held.seek(0)
+            os.write(2, held.read())
+        held.close()
+        for h, level in zip(consoles, saved_levels):
+            h.setLevel(level)
+        for k, v in saved_ctx.items():
+            setattr(ctx, k, v)

@@ -41,9 +41,12 @@ class ClipFeatures:
     pool: np.ndarray
 
 
-def cache_path(cache: Path, backbone: str, condition: str, clip: Clip, offset: float = 0.0) -> Path:
+def cache_path(cache: Path, backbone: str, condition: str, clip: Clip, offset: float = 0.0,
+               level_db: float | None = None) -> Path:
+    """Where one clip's features under one condition live; windows levelled to ``level_db`` are kept apart."""
     folder = condition if offset == 0 else f"{condition}+{offset:g}s"
-    return cache / backbone / folder / f"{clip.key}.npz"
+    front = backbone if level_db is None else f"{backbone}@level{level_db:g}dB"
+    return cache / front / folder / f"{clip.key}.npz"
 
 
 def window_features(backbone: Musicnn, mels: np.ndarray, batch: int = 2) -> dict[str, np.ndarray]:
@@ -89,7 +92,7 @@ def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path, of
     out: dict[str, ClipFeatures] = {}
     t0, computed = time.perf_counter(), 0
     for clip in clips:
-        path = cache_path(cache, backbone, condition, clip, offset)
+        path = cache_path(cache, backbone, condition, clip, offset, cfg.level_db)
         feats = _read(path)
         if feats is None:
             if model is None:

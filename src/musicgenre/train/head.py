@@ -182,5 +182,14 @@ def mixup_loss(model: Callable[[torch.Tensor], torch.Tensor], xb: torch.Tensor, 
 
 def window_logits(head: torch.nn.Module, data: Windowed) -> np.ndarray:
     """The head's logits for every window of ``data``: (windows, L)."""
-    with torch.inference_mode():
-        return head(torch.from_numpy(data.x).float()).numpy()
+    return head_function(head)(data.x)
+
+
+def head_function(head: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    """A trained head as a plain function: (windows, features) array -> (windows, L) logits."""
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return head(torch.from_numpy(x).float()).numpy()
+
+    return run

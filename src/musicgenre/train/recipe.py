@@ -17,6 +17,7 @@ This module imports no torch: reading a recipe and selecting its corpus (``music
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable
@@ -29,6 +30,7 @@ import numpy as np
 from .._io import write_json
 from ..data.corpus import Clip, read_emotify_clips, read_gtzan_clips
 from ..errors import ParameterError
+from ..features import FeatureConfig
 from ..prediction import DEFAULT_MIN_CONFIDENCE
 from ..scores import clip_scores, loud_windows, recalibrate, softmax, window_count_temperature
 from .calibrate import (
@@ -62,11 +64,14 @@ class Recipe:
     labels: tuple[str, ...]
     backbone: str = "MSD_musicnn"
     features: str = "embedding+tags"  # parts of models.genre.FEATURE_PARTS joined with "+"
+    level_db: float | None = None  # each window's mel level before the backbone (FeatureConfig.level_db); None: as is
     gtzan: tuple[str, ...] = ()
     emotify: str = ""
     emotify_labels: dict[str, str] = field(default_factory=dict)  # Emotify label -> ours ("" leaves it out)
     conditions: tuple[str, ...] = ("clean",)  # training copies from the degradation suite
     crops: tuple[float, ...] = (0.0,)  # training windows cut from these offsets (s); predict's grid is 0
+    # conditions the validation run scores the valid clips under (label agreement with the clean copy, top-1)
+    robustness: tuple[str, ...] = ()
     hidden: int = 128
     dropout: float = 0.3
     epochs: int = 30
@@ -108,7 +113,7 @@ class Recipe:
         for key in ("emotify", "cache"):  # relative to the recipe file, like gtzan
             if flat.get(key) and not Path(flat[key]).is_absolute():
                 flat[key] = str((base / flat[key]).resolve())
-        for key in ("labels", "conditions", "crops"):
+        for key in ("labels", "conditions", "crops", "robustness"):
             if key in flat:
                 flat[key] = tuple(flat[key])
         flat.update(overrides)
@@ -120,6 +125,13 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.gate and self.gate not in self.labels:
             raise ParameterError(f"gate {self.gate!r} is not one of the labels")
+
+    @property
+    def feature_config(self) -> FeatureConfig:
+        """The windows the head's backbone sees: the genre architecture's, at the recipe's ``level_db``."""
+        from ..models import get_architecture
+
+        return dataclasses.replace(get_architecture("musicnn_genre").features, level_db=self.level_db)
 
     def clips(self) -> list[Clip]:
         """The corpus with labels in our vocabulary; clips outside the vocabulary are left out."""
@@ -167,7 +179,8 @@ def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...],
     cs: list[np.ndarray] = []
     kept: list[Clip] = []
     keys = [(c, o) for c in conditions for o in crops]  # a condition listed twice weighs twice
-    feats = {(c, o): extract(clips, backbone=recipe.backbone, condition=c, cache=Path(recipe.cache), offset=o)
+    feats = {(c, o): extract(clips, backbone=recipe.backbone, condition=c, cache=Path(recipe.cache), offset=o,
+                             cfg=recipe.feature_config)
              for c, o in dict.fromkeys(keys)}
     for clip in clips:
         for key in keys:
@@ -185,6 +198,15 @@ def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...],
     if not xs:
         raise ParameterError("no clip features: is the data where the recipe says?")
     return WindowSet(np.concatenate(xs), np.concatenate(ys), np.concatenate(cs), kept)
+
+
+def condition_features(recipe: Recipe, clips: list[Clip], condition: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every window of ``clips`` under ``condition``, silent ones included: clip key -> (head input, peaks)."""
+    from .embed import extract
+
+    feats = extract(clips, backbone=recipe.backbone, condition=condition, cache=Path(recipe.cache),
+                    cfg=recipe.feature_config)
+    return {key: (head_input(f, recipe.features), f.peaks) for key, f in feats.items()}
 
 
 def training_set(recipe: Recipe, clips: list[Clip]) -> WindowSet:
@@ -272,6 +294,15 @@ def validation_run(recipe: Recipe, *, train_on: tuple[str, ...] = ("train",), va
                 out[source]["lengths"] = length_report(
                     [out["window_logits"][i] for i in keep], y[keep], out["crossfit"][0][keep],
                     out["crossfit"][1][keep], min_confidence=DEFAULT_MIN_CONFIDENCE)
+    if fit is None and recipe.robustness:
+        from .head import head_function
+        from .robustness import robustness
+
+        out["robustness"] = robustness(lambda c: condition_features(recipe, va_clips, c), head_function(head),
+                                       {c.key: recipe.labels.index(c.label) for c in va_clips}, recipe.robustness,
+                                       temperature=out["temperature"],
+                                       by_windows=out.get("temperature_by_windows", ()),
+                                       min_confidence=DEFAULT_MIN_CONFIDENCE)
     if "window_logits" in out:  # (window_logits and crossfit stay for the benchmarks; not saved)
         out["lengths"] = length_report(out["window_logits"], y, *out["crossfit"], min_confidence=DEFAULT_MIN_CONFIDENCE)
         out["valid_labels"] = y
@@ -309,7 +340,6 @@ def length_calibration(recipe: Recipe, head: torch.nn.Module, va: WindowSet) -> 
 def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str, Any]:
     """Validation run (figures, temperature), then the final model on train + valid, saved to ``out``."""
     from ..modeldir import from_dict
-    from ..models import get_architecture
     from ..models.genre import MusicnnGenre
     from .head import train_head
 
@@ -334,6 +364,8 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
                              for s in ("gtzan", "emotify") if s in val}
     if "lengths" in val:
         brief["all"] = {"lengths": val["lengths"]}
+    if "robustness" in val:
+        brief["all"] = {**brief.get("all", {}), "robustness": val["robustness"]}
     counts: dict[str, int] = {}
     for c in final.clips:
         counts[f"{c.source}/{c.label}"] = counts.get(f"{c.source}/{c.label}", 0) + 1
@@ -343,7 +375,7 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
         "architecture": "musicnn_genre",
         "model_args": model_args,
         "labels": list(recipe.labels),
-        "features": get_architecture("musicnn_genre").features.to_dict(),
+        "features": recipe.feature_config.to_dict(),
         "temperature": round(val["temperature"], 4),
         **({"temperature_by_windows": val["temperature_by_windows"]} if val.get("temperature_by_windows") else {}),
         "description": recipe.description,

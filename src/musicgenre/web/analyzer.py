@@ -2,7 +2,9 @@
 
 One FastAPI app (server.py) serves both the Gradio page (ui.py, at ``/``) and a plain JSON endpoint
 (``POST /api/classify``); both go through one ``AnalysisQueue`` (queue.py: bounded concurrency,
-bounded queue, time limit) and ``Analyzer.classify`` to ``Classifier.predict``. Everything is local:
+bounded queue, time limit) to ``Classifier.predict``. The page decodes each upload once (``decode_upload``):
+the prediction reads the decoded samples as an (array, sr) source and the spectrogram draws the same
+samples. The API, which draws nothing, streams the file through ``Analyzer.classify``. Everything is local:
 analytics off, no share links, system fonts (no web-font CDN).
 """
 
@@ -19,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import MusicGenreError, ParameterError
+from ..errors import AudioDecodeError, MusicGenreError, ParameterError
+from ..genres import descriptive_tags
 from ..prediction import Prediction, Predictor
 from .queue import AnalysisQueue
 
@@ -79,17 +82,37 @@ class Analyzer:
         self.limits = limits
         self.jobs = jobs or limits.queue_for_jobs()
 
-    def classify(self, src: str | bytes, *, quick: bool = False) -> tuple[Prediction, float, bool]:
-        """-> (Prediction, seconds taken, whether the duration limit cut the analysis)."""
+    def _limit(self, src: str | bytes, quick: bool) -> float:
+        """The upload size checked; -> the seconds to analyse."""
         size = len(src) if isinstance(src, bytes) else Path(src).stat().st_size
         if size > self.limits.max_upload_mb * 1e6:
             raise ParameterError(
                 f"the file is {size / 1e6:.0f} MB; the upload limit is {self.limits.max_upload_mb:g} MB"
             )
-        limit = min(QUICK_SECONDS, self.limits.max_seconds) if quick else self.limits.max_seconds
+        return min(QUICK_SECONDS, self.limits.max_seconds) if quick else self.limits.max_seconds
+
+    def classify(self, src: str | bytes, *, quick: bool = False) -> tuple[Prediction, float, bool]:
+        """-> (Prediction, seconds taken, whether the duration limit cut the analysis); the file is streamed
+        (flat memory; the decoder is the one process a stopped request kills)."""
+        limit = self._limit(src, quick)
         t0 = time.perf_counter()
         pred = self.clf.predict(src, max_seconds=limit)
         return pred, time.perf_counter() - t0, pred.duration >= limit - self.clf.window_seconds
+
+    def classify_upload(self, path: str, *, quick: bool = False) -> tuple[Prediction, float, bool, Upload]:
+        """``classify`` for the page: the file decoded once (``decode_upload``), the prediction made from the
+        decoded samples, which come back too, for the figures. A request stopped while the file decodes kills
+        its decoder as before; the model then runs on what was decoded (at most the analysis limit)."""
+        limit = self._limit(path, quick)
+        t0 = time.perf_counter()
+        upload = decode_upload(path, sr=model_rate(self.clf), max_seconds=limit)
+        try:
+            # the samples already stop at the limit: nothing more to cut (a limit would only add a warning)
+            pred = self.clf.predict((upload.samples, upload.sr), max_seconds=upload.seconds + self.clf.window_seconds)
+        except AudioDecodeError as e:  # too short, no music: named as the file, not as "<array>"
+            raise type(e)(upload.name, e.reason, e.detail) from None
+        pred.source, pred.warnings = upload.name, [*upload.warnings, *pred.warnings]
+        return pred, time.perf_counter() - t0, pred.duration >= limit - self.clf.window_seconds, upload
 
     def analyze(self, path: str | None, mode: str) -> tuple[Any, ...]:
         """Gradio handler: -> (top-5 label dict, spectrogram, timeline, tags, status markdown)."""
@@ -99,8 +122,8 @@ class Analyzer:
             raise gr.Error("Upload a file or record from the microphone first.")
 
         def job() -> tuple[Any, float, bool, np.ndarray, Any]:
-            pred, seconds, cut = self.classify(path, quick=mode != MODES[0])
-            return pred, seconds, cut, spectrogram_image(path, pred.duration), timeline_figure(pred)
+            pred, seconds, cut, upload = self.classify_upload(path, quick=mode != MODES[0])
+            return pred, seconds, cut, spectrogram_image(upload.samples, upload.sr), timeline_figure(pred)
 
         try:
             pred, seconds, cut, spec, timeline = self.jobs.run(job, paths=(str(path),))
@@ -115,29 +138,57 @@ class Analyzer:
         status = (f"**{pred.label}** ({sure}; {pred.agreement:.0%} of the windows agree) — {pred.duration:.1f} s "
                   f"of audio in {len(pred.segments)} windows, analysed in {seconds:.2f} s.{note}")
         top5 = dict(pred.top(5))
-        tags = dict(list(pred.tags.items())[:10])
+        # no genre word of the model's beside the answer (the CLI's table does the same; the API keeps all)
+        tags = dict(list(descriptive_tags(pred.tags, pred.scores).items())[:10])
         return top5, spec, timeline, tags, status
 
 
-def spectrogram_image(path: str, seconds: float) -> np.ndarray:
+@dataclass(frozen=True)
+class Upload:
+    """One upload decoded once: mono float32 ``samples`` at ``sr`` (at most the analysis limit), its printable
+    ``name`` and what the decoder reported (truncated, damaged)."""
+
+    name: str
+    samples: np.ndarray
+    sr: int
+    warnings: list[str]
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sr
+
+
+def model_rate(predictor: Predictor) -> int:
+    """The sample rate the model reads (an ensemble's highest), at which the page decodes an upload."""
+    from ..features import FeatureConfig
+
+    members = getattr(predictor, "members", None)
+    if members:
+        return max(model_rate(m) for m in members)
+    features = getattr(getattr(predictor, "model", None), "features", None)
+    return int(getattr(features, "sr", FeatureConfig.sr))
+
+
+def decode_upload(path: str, *, sr: int, max_seconds: float) -> Upload:
+    """Decode ``path`` once, whole, at ``sr`` (at most ``max_seconds``): the samples the prediction and the
+    figures share."""
+    from ..audio import stream_audio
+
+    decoded = stream_audio(path, sr=sr, max_seconds=max_seconds)
+    blocks = list(decoded.blocks)
+    samples = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    return Upload(decoded.name, samples, sr, decoded.info.warnings)
+
+
+def spectrogram_image(samples: np.ndarray, sr: int) -> np.ndarray:
     """Log-mel of the analysed audio (at most its first 2 minutes) as an RGB image, low frequencies
     at the bottom."""
     from matplotlib import colormaps
 
-    from ..audio import stream_audio
     from ..features import FeatureConfig, log_mel
 
-    cfg = FeatureConfig()
-    limit = int(min(seconds, 120.0) * cfg.sr)
-    blocks, n = [], 0
-    stream = stream_audio(path, sr=cfg.sr).blocks
-    for block in stream:
-        blocks.append(block)
-        n += len(block)
-        if n >= limit:
-            stream.close()
-            break
-    mel = log_mel(np.concatenate(blocks)[:limit]).T[::-1]  # (n_mels, frames)
+    cfg = FeatureConfig(sr=sr)
+    mel = log_mel(samples[: int(120.0 * sr)], cfg=cfg).T[::-1]  # (n_mels, frames)
     mel = (mel - mel.min()) / (np.ptp(mel) + 1e-9)
     step = max(1, mel.shape[1] // 1200)  # keep the image a sensible width
     rgb = colormaps["magma"](mel[:, ::step])[..., :3]

@@ -29,7 +29,10 @@ def build_app(classifier: Predictor, limits: Limits = Limits(), jobs: AnalysisQu
                 status = gr.Markdown(elem_id="status")
             with gr.Column():
                 top5 = gr.Label(num_top_classes=5, label="Top 5 genres", elem_id="top5")
-                tags = gr.Label(num_top_classes=10, label="Descriptive tags", elem_id="tags")
+                # tags beside the answer: never one of the model's genres (genres.descriptive_tags), and no
+                # heading, so that no tag reads as a second answer
+                tags = gr.Label(num_top_classes=10, label="Descriptive tags (moods, instruments, eras, other styles)",
+                                elem_id="tags", show_heading=False)
         spec = gr.Image(label="Log-mel spectrogram of the analysed audio", type="numpy", interactive=False)
         timeline = gr.Plot(label="Genre over time")
         # Gradio admits as many as the shared queue holds; the queue decides who runs and who waits.
