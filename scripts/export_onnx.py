@@ -5,7 +5,7 @@
     python scripts/export_onnx.py --int8               # also an int8 dynamically quantized copy (not default)
 
 For each directory, the torch module that ``hub.load_module(dir)`` builds (eval mode) goes through
-``models.musicnn.prune_constant_channels`` (MusiCNN's provably constant channels removed, their constants
+``models.prune.prune_constant_channels`` (MusiCNN's provably constant channels removed, their constants
 folded: same outputs, about a quarter of the arithmetic) and is exported with torch.onnx (torch.export-based
 exporter, one self-contained file, dynamic batch axis) to ``model.onnx``;
 input ``logmel`` (batch, window_frames, n_mels) float32 for log-mel models or ``waveform`` (batch, samples)
@@ -73,7 +73,7 @@ def export(model_dir: Path, *, filename: str = "model.onnx", opset: int = OPSET)
     os.replace(tmp, out)
     entry = {"file": filename, "sha256": sha256_file(out), "opset": opset, "inputs": [input_name],
              "outputs": output_names, "torch": torch.__version__, "max_abs_diff_vs_torch": float(f"{max_diff:.3g}"),
-             "pruned": "constant MusiCNN channels folded (models.musicnn.prune_constant_channels)"}
+             "pruned": "constant MusiCNN channels folded (models.prune.prune_constant_channels)"}
     onnx = OnnxEntry(file=filename, sha256=entry["sha256"], extra={k: v for k, v in entry.items()
                                                                     if k not in ("file", "sha256")})
     # the ONNX backend names the tags from the card, without the module

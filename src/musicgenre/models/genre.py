@@ -24,7 +24,7 @@ def feature_parts(features: str) -> tuple[str, ...]:
 
 def backbone_graph(name: str) -> Musicnn:
     """The (untrained) graph of the shipped tagger ``name`` (``MSD_musicnn``, ``MTT_musicnn``): the loader
-    fills its weights from ``weights/backbones/<name>`` (``hub.fill_pretrained``)."""
+    fills its weights from ``weights/backbones/<name>`` (``loader.fill_pretrained``)."""
     family = name.rpartition("_")[2]
     if family != "musicnn":  # the head reads the MusiCNN mid-end; the VGG taggers have none
         raise ParameterError(f"unknown backbone {name!r}: a genre head reads a MusiCNN tagger "

@@ -109,6 +109,7 @@ def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path, of
             computed += 1
         out[clip.key] = feats
     if computed:
-        log.info("%s/%s+%gs: computed %d clips in %.0f s", backbone, condition, offset, computed,
+        log.info("%s/%s+%gs%s: computed %d clips in %.0f s", backbone, condition, offset,
+                 "" if cfg.level_db is None else f" (levelled to {cfg.level_db:g} dB)", computed,
                  time.perf_counter() - t0)
     return out
