@@ -20,6 +20,19 @@ Engines (``--n N``): each engine scans the same folder of N generated 30-s MP3 c
 database, in its own process. Reported: files per second (wall clock, planning and DB writes included)
 and peak memory, sampled every 0.5 s as the summed RSS of the scanning process and all its children
 (Ray's workers).
+
+Features (``--features N``): what storing the backbone's features and the files' own tags costs
+(docs/library.md). A copy of the shipped model is exported to ONNX with its ``embedding`` output (what the
+next shipped export gives) unless ``--model DIR`` names one; N generated 30-s MP3 clips are scanned into new
+databases, in this process, four ways interleaved (``_common.timed``): ``today`` (the shipped model, whose
+ONNX graph has no embedding output, without tag reading: today's scan), ``baseline`` (the exported graph,
+features not kept, no tag reading), ``tags`` (what a model without an embedding output now does) and
+``features`` (features and tags). Reported: wall and process CPU seconds per file of each, the added work per
+file timed piece by piece, database bytes per file (on disk, per table, at scale, and the features row's
+payload), and the float16 rounding of the stored arrays. ``--tradeoff`` adds what
+the number of stored windows costs in accuracy: GTZAN clips from ../shared, each run once, their windows
+joined six at a time into 3-minute pseudo-tracks of one genre; the clip label (the shipped model's one
+aggregation) from k windows picked as the scan picks them, against the label from all windows and the truth.
 """
 
 from __future__ import annotations
@@ -39,7 +52,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, make_mp3_clips, tree_cpu_seconds, tree_rss_mb, write_results
+from _common import RESULTS, ROOT, make_mp3_clips, tree_cpu_seconds, tree_rss_mb, write_results
 
 RAY_CHILD = """
 import sys, ray
@@ -284,13 +297,259 @@ def check_scale(result: dict[str, Any], tolerance: float = 0.10) -> list[str]:
     return problems
 
 
+# ---- features -----------------------------------------------------------------------------------------
+
+
+def export_with_embedding(folder: Path) -> Path:
+    """A copy of the shipped model exported to ONNX (scripts/export_onnx.py: its outputs now include the
+    backbone's embedding) with the backbone it was built from recorded in its card, as ``loader.onnx_backbone``
+    reads it."""
+    from musicgenre.loader import load_module, module_backbone
+    from musicgenre.modeldir import OnnxEntry, read, weights_dir
+
+    shutil.copytree(weights_dir() / "musicnn_gtzan", folder)
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "export_onnx.py"), str(folder)], check=True,
+                   capture_output=True)
+    card = read(folder)
+    assert card.onnx is not None
+    if "backbone" not in card.onnx.extra:  # the exporter does not record it (yet): the module the loader builds
+        backbone = module_backbone(load_module(folder, card), card)
+        assert backbone is not None
+        extra = {**card.onnx.extra, "backbone": {"name": backbone[0], "version": backbone[1]}}
+        card.replace(onnx=OnnxEntry(card.onnx.file, card.onnx.sha256, extra)).save(folder)
+    return folder
+
+
+def bytes_per_file_on_disk(db: Path, out: Path, n: int = 1000) -> float:
+    """The database's growth per file for ``n`` copies of ``db``'s classified row with the most stored windows
+    (its ``tracks``, ``features`` and ``file_tags`` rows, those it has) under different paths of a usual length:
+    B-tree pages, overflow pages and the primary-key indexes included, as a large library stores them."""
+    from musicgenre.library.db import connect
+
+    src = sqlite3.connect(db)
+    try:
+        path = src.execute("SELECT t.path FROM tracks t LEFT JOIN features f ON f.path = t.path WHERE t.error IS NULL "
+                           "ORDER BY length(f.embedding) DESC LIMIT 1").fetchone()[0]
+        tables = {r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        rows = {t: src.execute(f"SELECT * FROM {t} WHERE path = ?", (path,)).fetchone()
+                for t in ("tracks", "features", "file_tags") if t in tables}
+    finally:
+        src.close()
+    con = connect(out)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        empty = out.stat().st_size
+        for t, row in rows.items():
+            if row is not None:
+                con.executemany(f"INSERT INTO {t} VALUES ({', '.join('?' * len(row))})",
+                                [(f"/home/user/Music/Artist {i // 10}/Album {i // 10}/{i % 10:02d} A Track Title.flac",
+                                  *row[1:]) for i in range(n)])
+        con.commit()
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+    return (out.stat().st_size - empty) / n
+
+
+def _db_bytes(db: Path) -> dict[str, Any]:
+    con = sqlite3.connect(db)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        rows = con.execute("SELECT count(*) FROM tracks").fetchone()[0]
+        pages = dict(con.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall())
+        payload = con.execute(
+            "SELECT avg(length(idx) + length(embedding) + coalesce(length(tag_logits), 0) + length(mean_embedding) "
+            "+ coalesce(length(mean_tag_logits), 0)) FROM features").fetchone()[0]
+    finally:
+        con.close()
+    by_table = {t: sum(v for k, v in pages.items() if k == t or k == f"sqlite_autoindex_{t}_1" or
+                       k.startswith(f"{t}_")) for t in ("tracks", "features", "file_tags")}
+    return {"rows": rows, "file_bytes": db.stat().st_size, "bytes_per_file": round(db.stat().st_size / rows),
+            "pages_bytes_per_file_by_table": {t: round(v / rows) for t, v in by_table.items()},
+            "features_payload_bytes_per_file": None if payload is None else round(payload)}
+
+
+def features_cost(n: int, workdir: Path, model: Path | None, repeats: int) -> dict[str, Any]:
+    """Scan time and bytes per file with and without the stored features (see the module docstring)."""
+    import dataclasses
+
+    import numpy as np
+
+    from _common import timed
+    from musicgenre import load
+    from musicgenre.library import scan as scan_module
+    from musicgenre.library.scan import scan
+
+    model = model or export_with_embedding(workdir / "model")
+    lib = workdir / "lib"
+    lib.mkdir()
+    files = make_mp3_clips(lib, n, 30.0)
+    full = load(model, device="cpu")
+    assert full.feature_backbone is not None, f"{model}: its runs give no embedding"
+    plain = load(model, device="cpu")
+    plain.model = dataclasses.replace(plain.model, backbone=None)  # the same graph, features not kept
+    real_read = scan_module.read_file_tags
+    shipped = load(None, device="cpu")  # today's graph (no embedding output)
+    runs = {"today": (shipped, False), "baseline": (plain, False), "tags": (plain, True), "features": (full, True)}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
+    last: dict[str, Path] = {}
+
+    def no_tags(path: str | Path) -> dict[str, Any]:
+        return {}  # row_from_prediction: no file_tags row
+
+    def job(name: str) -> None:
+        clf, tags = runs[name]
+        db = last[name] = workdir / f"{name}-{len(cpu[name])}.sqlite"
+        scan_module.read_file_tags = real_read if tags else no_tags  # today's scan read no tags
+        try:
+            t0 = time.process_time()
+            summary = scan(files, db, clf)
+            cpu[name].append(time.process_time() - t0)
+        finally:
+            scan_module.read_file_tags = real_read
+        assert summary.done == n, summary.line()
+
+    walls = timed({k: (lambda k=k: job(k)) for k in runs}, repeats, warmup=0)
+    per_file = {k: {"wall_s": round(statistics.median(walls[k]) / n, 4),
+                    "cpu_s": round(statistics.median(cpu[k]) / n, 4),
+                    "wall_s_runs": [round(t, 2) for t in walls[k]], "cpu_s_runs": [round(t, 2) for t in cpu[k]]}
+                for k in runs}
+    pred = full.predict(str(files[0]))
+    out = full.model.run(np.zeros((1, 187, 96), np.float32) + 1.0)
+    emb, tag = out["embedding"], out["tags"]
+    added = added_work(files[0], pred, workdir / "added.sqlite")
+    return {
+        "clips": f"{n} generated 30-s MP3 clips (examples/ cut and tiled), scanned with --workers 2 in this process",
+        "model": str(model), "backbone": list(full.feature_backbone), "repeats": repeats,
+        "per_file": per_file,
+        "features_vs_baseline": {"wall": round(per_file["features"]["wall_s"] / per_file["baseline"]["wall_s"] - 1, 3),
+                                 "cpu": round(per_file["features"]["cpu_s"] / per_file["baseline"]["cpu_s"] - 1, 3)},
+        "features_vs_today": {"wall": round(per_file["features"]["wall_s"] / per_file["today"]["wall_s"] - 1, 3),
+                              "cpu": round(per_file["features"]["cpu_s"] / per_file["today"]["cpu_s"] - 1, 3)},
+        "tags_vs_baseline": {"wall": round(per_file["tags"]["wall_s"] / per_file["baseline"]["wall_s"] - 1, 3),
+                             "cpu": round(per_file["tags"]["cpu_s"] / per_file["baseline"]["cpu_s"] - 1, 3)},
+        "db": {k: _db_bytes(db) for k, db in last.items()},
+        "db_bytes_per_file_at_scale": {k: round(bytes_per_file_on_disk(db, workdir / f"{k}-x1000.sqlite"))
+                                       for k, db in last.items()},
+        "added_work_ms_per_file": added,
+        "stored_windows_of_a_30s_clip": None if pred.features is None else len(pred.features.index),
+        "float16_max_relative_error": {
+            "embedding": float(np.max(np.abs(emb.astype(np.float16) - emb)) / np.max(np.abs(emb))),
+            "tag_logits": float(np.max(np.abs(tag.astype(np.float16) - tag)) / np.max(np.abs(tag)))},
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def added_work(clip: Path, pred: Any, db: Path, repeats: int = 200) -> dict[str, float]:
+    """What a scan now does per file beyond today's, each piece timed on its own (the fastest of ``repeats``
+    calls, so a busy machine shows the work, not the wait): the feature sampler over a 30-s clip's 10 windows,
+    reading the file's tags, and writing its three rows instead of one."""
+    import dataclasses
+
+    import numpy as np
+
+    from _common import best_of
+    from musicgenre.library.db import connect, row_from_prediction, upsert
+    from musicgenre.library.filetags import read_file_tags
+    from musicgenre.pipeline import FeatureSampler
+
+    emb, tags, loud = np.ones((2, 200), np.float32), np.ones((2, 50), np.float32), np.ones(2, bool)
+
+    def sampler() -> None:
+        s = FeatureSampler("MSD_musicnn", "0.1.0")
+        for i in range(0, 10, 2):  # the windows arrive two at a time (one 6-s block)
+            s.add(i, emb, tags, loud)
+        s.result()
+
+    st, file_tags = os.stat(clip), read_file_tags(clip)
+    con = connect(db)
+    count = [0]
+
+    def write(with_features: bool) -> None:
+        count[0] += 1
+        p = pred if with_features else dataclasses.replace(pred, features=None)
+        upsert(con, [row_from_prediction(f"/x/{count[0]}", st, "0" * 32, "m", "v", p, None,
+                                         file_tags if with_features else None)])
+        con.commit()
+
+    try:
+        times = {"sampler": best_of(sampler, repeats), "read_file_tags": best_of(lambda: read_file_tags(clip), repeats),
+                 "write_row_today": best_of(lambda: write(False), repeats),
+                 "write_rows_with_features_and_tags": best_of(lambda: write(True), repeats)}
+    finally:
+        con.close()
+    return {k: round(1000 * v, 3) for k, v in times.items()}
+
+
+def window_tradeoff(model: Path | None, per_genre: int = 6, group: int = 6, seed: int = 0) -> dict[str, Any]:
+    """Accuracy by stored windows k: 3-minute pseudo-tracks of one genre (``group`` GTZAN clips' windows
+    joined), labelled by the shipped model's aggregation over k windows picked as the scan picks them."""
+    import numpy as np
+
+    from musicgenre import load
+    from musicgenre.pipeline import FeatureSampler
+    from musicgenre.scores import clip_scores, loud_windows, softmax
+
+    root = ROOT.parent / "shared" / "data" / "gtzan" / "genres"
+    if not root.is_dir():
+        return {"skipped": f"{root} not found"}
+    clf = load(model, device="cpu")
+    rng = np.random.default_rng(seed)
+    by_genre: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for genre in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        for f in sorted((root / genre).glob("*.wav"))[:per_genre]:
+            _, logits, _, peaks = clf.window_outputs(str(f))
+            by_genre.setdefault(genre, []).append((logits, peaks))
+    ks = (1, 3, 10, 25)
+    hits: dict[str, list[bool]] = {**{f"k{k}": [] for k in ks}, "all": []}
+    agree: dict[str, list[bool]] = {f"k{k}": [] for k in ks}
+    for genre, clips in by_genre.items():
+        if genre not in clf.labels or len(clips) < group:
+            continue
+        for _ in range(len(clips)):  # as many pseudo-tracks as clips, each a random ordering of `group` clips
+            pick = rng.choice(len(clips), group, replace=False)
+            logits = np.concatenate([clips[i][0] for i in pick])
+            loud = loud_windows(np.concatenate([clips[i][1] for i in pick]))
+            probs = softmax(logits, clf.model.temperature)
+            every = clf.labels[int(np.argmax(clip_scores(probs, loud)))]
+            hits["all"].append(every == genre)
+            for k in ks:
+                sampler = FeatureSampler("", "", k)
+                sampler.add(0, logits, None, loud)
+                feats = sampler.result()
+                assert feats is not None
+                sub = np.zeros(len(loud), bool)
+                sub[feats.index] = True
+                label = clf.labels[int(np.argmax(clip_scores(probs, sub)))]
+                hits[f"k{k}"].append(label == genre)
+                agree[f"k{k}"].append(label == every)
+    return {"pseudo_tracks": len(hits["all"]), "windows_per_track": f"about {10 * group}",
+            "clips_per_genre": per_genre, "accuracy": {k: round(float(np.mean(v)), 3) for k, v in hits.items()},
+            "same_label_as_all_windows": {k: round(float(np.mean(v)), 3) for k, v in agree.items()},
+            "note": "the shipped head (pool + embedding + tags) as the proxy of a head on stored features; "
+                    "pseudo-tracks reuse clips, so they are not independent"}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=1000, help="engines: number of 30-s MP3 clips (default 1000)")
     p.add_argument("--files", type=int, default=None, help="scale: library size (runs the scale benchmark)")
     p.add_argument("--workers", type=int, default=2, help="scale: decoding workers of the scan (default 2)")
     p.add_argument("--workdir", type=Path, default=None, help="scale: where to build the library (default a temp dir)")
+    p.add_argument("--features", type=int, default=None, metavar="N",
+                   help="features: scan N 30-s clips with and without stored features (time, bytes per file)")
+    p.add_argument("--model", type=Path, default=None, help="features: a model directory whose ONNX export has "
+                   "the embedding output (default: export a copy of the shipped model)")
+    p.add_argument("--repeats", type=int, default=3, help="features: interleaved rounds (default 3)")
+    p.add_argument("--tradeoff", action="store_true", help="features: also accuracy by number of stored windows")
     args = p.parse_args()
+    if args.features:
+        with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+            result = features_cost(args.features, Path(tmp), args.model, args.repeats)
+            if args.tradeoff:
+                result["windows_tradeoff"] = window_tradeoff(args.model or Path(tmp) / "model")
+        sys.stdout.write(write_results(RESULTS / "scan-features.json", result))
+        return
     if args.files:
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
             result = scale(args.files, Path(tmp), args.workers)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from musicgenre._io import sha256_file  # noqa: E402
 from musicgenre.features import FeatureConfig  # noqa: E402
-from musicgenre.loader import load_module  # noqa: E402
+from musicgenre.loader import load_module, module_backbone  # noqa: E402
 from musicgenre.modeldir import OnnxEntry, read, weights_dir  # noqa: E402
 from musicgenre.models.prune import prune_constant_channels  # noqa: E402
 
@@ -60,7 +60,7 @@ def export(model_dir: Path, *, filename: str = "model.onnx", opset: int = OPSET)
     x = torch.from_numpy(example_input(features))
     with torch.inference_mode():
         expected = reference(x)  # the export is checked against the unpruned module
-    output_names = list(expected)  # the dict keys, in order: "logits"[, "tags"]
+    output_names = list(expected)  # the dict keys, in order: "logits"[, "tags", "embedding"]
     input_name = "waveform" if features.input == "waveform" else "logmel"
     out = model_dir / filename
     tmp = out.with_suffix(".onnx.tmp")
@@ -74,6 +74,9 @@ def export(model_dir: Path, *, filename: str = "model.onnx", opset: int = OPSET)
     entry = {"file": filename, "sha256": sha256_file(out), "opset": opset, "inputs": [input_name],
              "outputs": output_names, "torch": torch.__version__, "max_abs_diff_vs_torch": float(f"{max_diff:.3g}"),
              "pruned": "constant MusiCNN channels folded (models.prune.prune_constant_channels)"}
+    backbone = module_backbone(reference, card)
+    if "embedding" in output_names and backbone is not None:  # what the library stores its features under
+        entry["backbone"] = {"name": backbone[0], "version": backbone[1]}
     onnx = OnnxEntry(file=filename, sha256=entry["sha256"], extra={k: v for k, v in entry.items()
                                                                     if k not in ("file", "sha256")})
     # the ONNX backend names the tags from the card, without the module

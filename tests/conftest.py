@@ -70,3 +70,21 @@ def classifier():
 def have_ffmpeg() -> bool:
     assert shutil.which("ffmpeg"), "ffmpeg must be installed by the test set-up (see README)"
     return True
+
+
+@pytest.fixture(scope="session")
+def featureless_classifier(tmp_path_factory):
+    """The shipped model as an export from before the library stored features: its card records no backbone
+    identity for the ONNX graph, so its predictions carry no features (what older model directories do)."""
+    import dataclasses
+
+    from musicgenre import load
+    from musicgenre.modeldir import read, resolve
+
+    d = tmp_path_factory.mktemp("featureless") / "model"
+    shutil.copytree(resolve(None), d)
+    card = read(d)
+    assert card.onnx is not None
+    extra = {k: v for k, v in card.onnx.extra.items() if k != "backbone"}
+    card.replace(onnx=dataclasses.replace(card.onnx, extra=extra)).save(d)
+    return load(d, device="cpu")

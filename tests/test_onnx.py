@@ -55,7 +55,7 @@ def test_onnx_equals_torch_on_the_examples(example_windows: np.ndarray, onnx_mod
         with torch.inference_mode():
             expected = module(torch.from_numpy(x))
         got = onnx_model.run(x)
-        assert set(got) == set(expected) == {"logits", "tags"}
+        assert set(got) == set(expected) == {"logits", "tags", "embedding"}
         for name in expected:
             np.testing.assert_allclose(got[name], expected[name].numpy(), atol=1e-4, rtol=0)
 
@@ -101,7 +101,7 @@ def test_missing_checksum_is_an_error_for_shipped_models_only(tmp_path: Path, mo
     monkeypatch.setattr("musicgenre.modeldir.weights_dir", lambda: tmp_path / "elsewhere")
     model = OnnxModel(onnx_file(model_dir, config))  # a user's own directory: loads, with a warning
     assert "not checked" in caplog.text
-    assert set(model.output_names) == {"logits", "tags"}
+    assert set(model.output_names) == {"logits", "tags", "embedding"}
 
 
 def test_no_export_and_garbled_file_name_the_file(tmp_path: Path) -> None:

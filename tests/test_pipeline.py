@@ -144,3 +144,44 @@ def test_cuda_request_without_cuda_is_an_error():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ParameterError, match="CUDA is not available"):
         Classifier.from_pretrained(device="cuda")
+
+
+@pytest.mark.parametrize("loud_windows", [1, 7, 10, 11, 40, 1200, 20000])
+def test_feature_sampler_keeps_bounded_evenly_spread_windows(loud_windows):
+    """``FeatureSampler`` sees windows as they stream (two per block, some silent) and keeps at most 4k of them
+    whatever the length, then the k nearest the centres of k equal parts of the loud windows; its means cover
+    every loud window."""
+    from musicgenre.pipeline import FeatureSampler
+
+    k, silent_every = 10, 5  # every 5th window silent: skipped by the sample and the means
+    n = loud_windows + (loud_windows - 1) // (silent_every - 1)
+    loud = np.arange(n) % silent_every != silent_every - 1
+    assert loud.sum() == loud_windows
+    emb = np.arange(n, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32) / 1000  # row i holds i / 1000
+    sampler = FeatureSampler("MSD_musicnn", "0.1.0", k)
+    most = 0
+    for i in range(0, n, 2):
+        sampler.add(i, emb[i : i + 2], -emb[i : i + 2, :2], loud[i : i + 2])
+        most = max(most, len(sampler.kept))
+    f = sampler.result()
+    assert f is not None and most <= 4 * k + 1 and f.windows == loud_windows
+    assert len(f.index) == min(k, loud_windows) and loud[f.index].all() and list(f.index) == sorted(set(f.index))
+    assert f.embedding.shape == (len(f.index), 3) and f.tag_logits is not None and f.tag_logits.shape[1] == 2
+    np.testing.assert_allclose(f.embedding[:, 0], f.index / 1000, rtol=1e-3)  # each row is its window's
+    np.testing.assert_allclose(f.mean_embedding, emb[loud].mean(0), rtol=1e-3)
+    np.testing.assert_allclose(f.mean_tag_logits, -emb[loud, :2].mean(0), rtol=1e-3)
+    if loud_windows > k:  # each pick lies in its own tenth of the loud windows
+        rank = np.cumsum(loud) - 1
+        assert list(rank[f.index] * k // loud_windows) == list(range(k))
+
+
+def test_models_without_a_feature_backbone_give_no_features(featureless_classifier, classifier):
+    """A model directory exported before features were stored (no backbone identity in its card): predictions
+    carry no features and the scan asks for none (``feature_backbone`` None); nothing else changes. The shipped
+    ONNX graph has them."""
+    assert featureless_classifier.model.backend == "onnx" and featureless_classifier.feature_backbone is None
+    plain = featureless_classifier.predict(EXAMPLES / "jazz_vibe_ace.ogg")
+    assert plain.features is None
+    assert classifier.feature_backbone == ("MSD_musicnn", "0.1.0")
+    full = classifier.predict(EXAMPLES / "jazz_vibe_ace.ogg")
+    assert full.features is not None and full.scores == plain.scores

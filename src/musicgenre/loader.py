@@ -30,8 +30,8 @@ BACKENDS = ("auto", "onnx", "torch")
 
 @dataclass
 class LoadedModel:
-    """A ready-to-run model: ``run(windows) -> {"logits": (n, n_labels)[, "tags": (n, n_tags)]}`` as numpy,
-    plus everything needed to use it. ``runner`` is a runtime backend (``musicgenre.runtime``)."""
+    """A ready-to-run model: ``run(windows) -> {"logits": (n, n_labels)[, "tags": (n, n_tags)][, "embedding":
+    (n, d)]}`` as numpy, plus everything needed to use it. ``runner`` is a runtime backend (``musicgenre.runtime``)."""
 
     name: str
     labels: list[str]
@@ -44,6 +44,10 @@ class LoadedModel:
     # calibration by input length: the aggregated scores of n analysed windows are recalibrated at
     # temperatures[n - 1], longer inputs at the last (pipeline.calibrated_clip_scores); () = none
     temperatures: tuple[float, ...] = ()
+    # (name, version) of the pretrained backbone whose embedding the runner outputs (``WindowFeatures``); None
+    # when unknown. torch: recorded when the loader fills the backbone (``fill_pretrained``: the backbone card's
+    # version, read there anyway); ONNX: the card's ``onnx.backbone`` entry, written by the export.
+    backbone: tuple[str, str] | None = None
 
     @property
     def version(self) -> str:
@@ -61,7 +65,7 @@ class LoadedModel:
         return str(self.runner.device)
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """(n, ...) windows -> raw outputs by name (``logits``, optionally ``tags``) as numpy."""
+        """(n, ...) windows -> raw outputs by name (``logits``, optionally ``tags``, ``embedding``) as numpy."""
         return dict(self.runner.run(x))
 
 
@@ -91,6 +95,7 @@ def fill_pretrained(module: nn.Module) -> nn.Module:
     """Load the shipped pretrained parts ``module`` declares (``pretrained_parts``: submodule name -> backbone
     name in ``weights/backbones``) into their submodules, strictly; a module with ``tag_names`` gets the
     backbone's tag vocabulary. Returns ``module``."""
+    versions: dict[str, tuple[str, str]] = {}
     for attr, name in dict(getattr(module, "pretrained_parts", {})).items():
         path = backbone_dir(name)
         card = read(path)
@@ -101,6 +106,9 @@ def fill_pretrained(module: nn.Module) -> nn.Module:
             raise WeightsError(f"{path}: weights do not fit {type(part).__name__} ({e})") from None
         if hasattr(module, "tag_names"):
             setattr(module, "tag_names", list(card.labels))  # noqa: B010 (an attribute of the module, not a part)
+        versions[attr] = (card.name, card.version)
+    if versions:  # which weights filled each part: the identity of the features they compute
+        setattr(module, "pretrained_versions", versions)  # noqa: B010 (an attribute of the module, not a part)
     return module
 
 
@@ -150,15 +158,41 @@ def load_model(path: Path, card: ModelCard, *, device: str = "auto", backend: st
         from .runtime.onnx import DEFAULT_THREADS, OnnxModel
 
         runner = OnnxModel(onnx_file(path, card), threads=threads or DEFAULT_THREADS)
+        backbone = onnx_backbone(card)
     else:
         from .models.prune import prune_constant_channels
         from .runtime.torch import TorchRunner
 
-        module = prune_constant_channels(load_module(path, card))  # exact: MusiCNN's constant channels folded
+        module = load_module(path, card)
+        backbone = module_backbone(module, card)
+        module = prune_constant_channels(module)  # exact: MusiCNN's constant channels folded
         tags = tags or list(getattr(module, "tag_names", []))
         runner = TorchRunner(module, device=device, batch_size=batch_size, threads=threads)
     return LoadedModel(
         name=card.name, labels=list(card.labels), features=card.features, card=card, path=path, runner=runner,
         tag_names=tags, temperature=card.temperature if card.temperature is not None else 1.0,
-        temperatures=card.temperature_by_windows,
+        temperatures=card.temperature_by_windows, backbone=backbone,
     )
+
+
+def module_backbone(module: nn.Module, card: ModelCard) -> tuple[str, str] | None:
+    """(name, version) of the pretrained part ``backbone`` that ``fill_pretrained`` loaded into ``module``; a
+    backbone whose weights the model file overrides (fine-tuned, not in ``external_prefixes``) gets the model's
+    own name and version appended, since its embeddings are its own."""
+    found = dict(getattr(module, "pretrained_versions", {})).get("backbone")
+    if found is None:
+        return None
+    name, version = found
+    if "backbone." not in tuple(getattr(module, "external_prefixes", ())):
+        version = f"{version}+{card.name}-{card.version}"
+    return str(name), str(version)
+
+
+def onnx_backbone(card: ModelCard) -> tuple[str, str] | None:
+    """(name, version) of the backbone baked into a card's ONNX graph, as its export recorded it
+    (``"onnx": {..., "backbone": {"name": "MSD_musicnn", "version": "0.1.0"}}``); None when not recorded.
+    Read from the card ``load()`` already holds: no second config.json read."""
+    entry = None if card.onnx is None else card.onnx.extra.get("backbone")
+    if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("version"), str):
+        return entry["name"], entry["version"]
+    return None

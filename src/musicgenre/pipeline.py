@@ -19,9 +19,11 @@ import numpy as np
 from .audio import AudioSource, describe
 from .errors import AudioDecodeError, MusicGenreError, NoMusicError, ParameterError, Reason
 from .prediction import (
+    FEATURE_WINDOWS,
     Prediction,
     Predictor,
     Segment,
+    WindowFeatures,
     check_min_confidence,
     confidence,
     merge_tags,
@@ -35,9 +37,74 @@ if TYPE_CHECKING:
     from .loader import LoadedModel
     from .modeldir import ModelCard
 
-__all__ = ["Classifier", "load", "predict_many"]
+__all__ = ["Classifier", "FeatureSampler", "load", "predict_many"]
 
 log = logging.getLogger(__name__)
+
+
+class FeatureSampler:
+    """Collects a track's ``WindowFeatures`` while its windows stream past, in memory that does not grow with the
+    track: running sums for the means over every loud window, and an evenly strided sample of at most
+    ``4 * k`` loud windows (every ``stride``-th; when full, every other one is dropped and the stride doubles),
+    from which ``result`` picks the ``k`` nearest the centres of k equal parts of the loud windows.
+    Deterministic: the same track always keeps the same windows."""
+
+    def __init__(self, backbone: str, version: str, k: int = FEATURE_WINDOWS) -> None:
+        self.backbone, self.version, self.k = backbone, version, k
+        self.loud = 0  # loud windows seen
+        self.stride = 1
+        self.kept: list[tuple[int, int, np.ndarray, np.ndarray | None]] = []  # (loud rank, window index, emb, tags)
+        self.sum_emb: np.ndarray | None = None
+        self.sum_tags: np.ndarray | None = None
+
+    def add(self, first: int, embedding: np.ndarray, tag_logits: np.ndarray | None, loud: np.ndarray) -> None:
+        """One chunk: windows ``first``.. with their embeddings (n, d), tag logits (n, t) or None, loud mask (n,)."""
+        rows = np.flatnonzero(loud)
+        if not len(rows):
+            return
+        emb = np.asarray(embedding, dtype=np.float32)
+        tags = None if tag_logits is None else np.asarray(tag_logits, dtype=np.float32)
+        s = emb[rows].sum(axis=0, dtype=np.float64)
+        self.sum_emb = s if self.sum_emb is None else self.sum_emb + s
+        if tags is not None:
+            t = tags[rows].sum(axis=0, dtype=np.float64)
+            self.sum_tags = t if self.sum_tags is None else self.sum_tags + t
+        for r in rows:
+            if self.loud % self.stride == 0:
+                self.kept.append((self.loud, first + int(r), emb[r].copy(), None if tags is None else tags[r].copy()))
+                if len(self.kept) > 4 * self.k:
+                    self.kept = [w for w in self.kept if (w[0] // self.stride) % 2 == 0]
+                    self.stride *= 2
+            self.loud += 1
+
+    def result(self) -> WindowFeatures | None:
+        """The track's features, or None when no loud window was seen."""
+        if self.sum_emb is None or not self.kept:
+            return None
+        ranks = np.array([w[0] for w in self.kept])
+        if len(ranks) <= self.k:
+            pick = np.arange(len(ranks))
+        else:  # the kept window nearest each centre of k equal parts of the loud windows (kept ones lie
+            # ``stride`` apart, at most half the parts' length, so the picks are distinct)
+            centres = (np.arange(self.k) + 0.5) * self.loud / self.k
+            pick = np.unique(np.abs(ranks[None, :] - centres[:, None]).argmin(axis=1))
+        chosen = [self.kept[i] for i in pick]
+        tags = [w[3] for w in chosen if w[3] is not None]
+        with_tags = self.sum_tags is not None and len(tags) == len(chosen)
+        return WindowFeatures(
+            backbone=self.backbone, backbone_version=self.version, windows=self.loud,
+            index=np.array([w[1] for w in chosen], dtype=np.int32),
+            embedding=_half(np.stack([w[2] for w in chosen])),
+            tag_logits=_half(np.stack(tags)) if with_tags else None,
+            mean_embedding=_half(self.sum_emb / self.loud),
+            mean_tag_logits=_half(self.sum_tags / self.loud) if with_tags and self.sum_tags is not None else None,
+        )
+
+
+def _half(x: np.ndarray) -> np.ndarray:
+    """float16, saturating (never inf) at its largest finite value."""
+    limit = float(np.finfo(np.float16).max)
+    return np.clip(x, -limit, limit).astype(np.float16)
 
 
 class Classifier:
@@ -50,6 +117,7 @@ class Classifier:
     def __init__(self, model: LoadedModel, *, min_confidence: float | None = None) -> None:
         self.model = model
         self.min_confidence = check_min_confidence(min_confidence)
+        self._feature_backbone: tuple[str, str] | None | object = _UNKNOWN
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
@@ -95,17 +163,44 @@ class Classifier:
         tags = out.get("tags")
         return out["logits"], (None if tags is None else sigmoid(tags))
 
-    def window_outputs(self, x: AudioSource, *, max_seconds: float | None = None
+    @property
+    def feature_backbone(self) -> tuple[str, str] | None:
+        """(backbone name, version) of the ``WindowFeatures`` this model's predictions carry, or None when they
+        carry none: no backbone identity recorded (``LoadedModel.backbone``) or no ``embedding`` output (an
+        older ONNX export, another architecture). What the library scan compares stored features against."""
+        if self._feature_backbone is _UNKNOWN:
+            backbone = self.model.backbone
+            self._feature_backbone = backbone if backbone is not None and "embedding" in self._output_names() else None
+        return self._feature_backbone  # type: ignore[return-value]
+
+    def _output_names(self) -> list[str]:
+        """The runner's output names: the ONNX session's, or (torch) those of one silent window's run."""
+        names = getattr(self.model.runner, "output_names", None)
+        if names is not None:
+            return list(names)
+        cfg = self.model.features
+        shape = (1, cfg.window_samples) if cfg.input == "waveform" else (1, cfg.window_frames, cfg.n_mels)
+        return list(self.model.run(np.zeros(shape, dtype=np.float32)))
+
+    def window_outputs(self, x: AudioSource, *, max_seconds: float | None = None,
+                       sampler: FeatureSampler | None = None
                        ) -> tuple[Windows, np.ndarray, np.ndarray | None, np.ndarray]:
-        """Stream ``x`` window by window (flat memory on long files) -> (windows, logits, tags, peaks)."""
+        """Stream ``x`` window by window (flat memory on long files) -> (windows, logits, tag probabilities,
+        peaks). ``sampler`` collects the runner's ``embedding`` output and tag logits, when it has them."""
         windows = Windows(x, self.model.features, max_seconds)
         logits, tags, peaks = [], [], []
+        seen = 0
         for chunk, pk in prefetch(windows):  # the next block decodes while the model runs on this one
-            z, t = self.run(chunk)
-            logits.append(z)
+            out = self.model.run(chunk)
+            t = out.get("tags")
+            logits.append(out["logits"])
             peaks.append(pk)
             if t is not None:
-                tags.append(t)
+                tags.append(sigmoid(t))
+            emb = out.get("embedding")
+            if sampler is not None and emb is not None:
+                sampler.add(seen, emb, t, loud_windows(pk))
+            seen += len(pk)
         return windows, np.concatenate(logits), (np.concatenate(tags) if tags else None), np.concatenate(peaks)
 
     def predict(self, x: AudioSource, *, max_seconds: float | None = None) -> Prediction:
@@ -115,7 +210,9 @@ class Classifier:
         ``audio.DEFAULT_MAX_MINUTES`` are analysed, and ``Prediction.warnings`` says when a track was truncated
         or damaged. Silence, DC, lone clicks and noise raise ``NoMusicError``: garbage never gets a genre.
         """
-        windows, logits, tags, peaks = self.window_outputs(x, max_seconds=max_seconds)
+        backbone = self.model.backbone
+        sampler = None if backbone is None else FeatureSampler(*backbone)
+        windows, logits, tags, peaks = self.window_outputs(x, max_seconds=max_seconds, sampler=sampler)
         info = windows.decoded.info  # what the decoder reports (truncation included): read, never rewritten
         not_music = info.evidence.verdict() if info.evidence is not None else None
         if not_music is not None:
@@ -132,7 +229,8 @@ class Classifier:
         ranked = sorted_scores(self.labels, scores)
         status, agreement = confidence(ranked, [s.label for s in segments], self.min_confidence)
         return Prediction(source=windows.name, scores=ranked, tags=tag_scores, segments=segments, duration=seconds,
-                          model=self.name, status=status, agreement=agreement, warnings=info.warnings)
+                          model=self.name, status=status, agreement=agreement, warnings=info.warnings,
+                          features=None if sampler is None else sampler.result())
 
 
 def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
@@ -202,6 +300,7 @@ def predict_many(
             yield result
 
 
+_UNKNOWN = object()  # Classifier.feature_backbone not looked up yet
 _END = object()  # end of the inputs (None is an input, and gets an error result)
 
 

@@ -1,5 +1,6 @@
-"""What a prediction is: ``Prediction`` (one track), ``Segment`` (one window) and the ``Predictor`` protocol
-that every model (a ``Classifier`` or an ``Ensemble``) follows."""
+"""What a prediction is: ``Prediction`` (one track), ``Segment`` (one window), ``WindowFeatures`` (what a
+genre head consumes, kept for the library) and the ``Predictor`` protocol that every model (a ``Classifier`` or
+an ``Ensemble``) follows."""
 
 from __future__ import annotations
 
@@ -26,6 +27,32 @@ class Segment:
         return max(self.scores, key=self.scores.__getitem__)
 
 
+@dataclass(frozen=True, eq=False)
+class WindowFeatures:
+    """The backbone's own outputs for a track, from the pass that classified it: what a window-level genre head
+    consumes (``musicgenre scan`` stores them; ``library.db.read_features`` reads them back).
+
+    ``index`` holds the positions (in analysis windows from the start: window i starts at i * window_seconds) of
+    up to ``FEATURE_WINDOWS`` non-silent windows spread evenly over the track's non-silent windows;
+    ``embedding`` (k, d) and ``tag_logits`` (k, t) are those windows' penultimate embeddings and tag logits
+    (float16; ``tag_logits`` None for a backbone without tags). ``mean_embedding`` and ``mean_tag_logits`` are
+    the means over *all* ``windows`` non-silent windows (the windows the clip scores aggregate). ``backbone`` /
+    ``backbone_version`` name the network that computed them (features of different backbones do not mix).
+    """
+
+    backbone: str
+    backbone_version: str
+    windows: int
+    index: np.ndarray
+    embedding: np.ndarray
+    tag_logits: np.ndarray | None
+    mean_embedding: np.ndarray
+    mean_tag_logits: np.ndarray | None
+
+
+FEATURE_WINDOWS = 10  # windows whose embedding and tag logits a track keeps (plus the means over all of them)
+
+
 @dataclass
 class Prediction:
     """Genre prediction for one whole track.
@@ -34,7 +61,8 @@ class Prediction:
     ``tags`` the backbone's tag probabilities (highest first; every tag, genre words included: what is shown
     beside an answer leaves those out, ``genres.descriptive_tags``); ``segments`` one entry per window.
     ``status`` is "confident" when the top score reaches the predictor's ``min_confidence``, else
-    "uncertain"; ``agreement`` is the share of analysed windows whose own top genre is ``label``.
+    "uncertain"; ``agreement`` is the share of analysed windows whose own top genre is ``label``;
+    ``features`` the backbone's embeddings (``WindowFeatures``) when the model gives them.
     """
 
     source: str
@@ -46,6 +74,9 @@ class Prediction:
     status: str = "confident"
     agreement: float = 1.0
     warnings: list[str] = field(default_factory=list)  # e.g. a damaged or truncated input: what was analysed
+    # the backbone's embeddings and tag logits (a Classifier whose model outputs an embedding; None otherwise,
+    # ensembles included): stored by the library scan, never part of the JSON output (``to_dict``)
+    features: WindowFeatures | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:

@@ -2,8 +2,9 @@
 
 A pool of actors, each holding one Classifier, classifies the files where they live (each actor
 opens the path on its own node, so the library must be mounted at the same path on every node).
-Every actor batch becomes rows of the ``tracks`` table written as Parquet shards; the driver then
-upserts the shards into the SQLite database. Files already in the database unchanged are skipped
+Every actor batch becomes rows (``db.row_from_prediction``: the ``tracks`` columns, the backbone features and
+the file's own tags, as the local scan writes them) written as Parquet shards; the driver then upserts the
+shards into the SQLite database. Files already in the database unchanged are skipped
 before the job starts, so an interrupted job is simply run again.
 
 ``quiet=True`` (``scan -q``) keeps Ray's own output off the terminal: its progress and execution logs (Ray
@@ -25,7 +26,8 @@ from typing import Any
 
 from .._names import printable_name
 from ..errors import MusicGenreError
-from .db import connect, db_key, file_hash, import_shards, read_rows, row_from_prediction, same_file
+from .db import connect, db_key, delete_paths, file_hash, import_shards, read_rows, row_from_prediction, same_file
+from .filetags import read_file_tags
 from .scan import RETRY, ScanSummary, plan, tag_pending
 from .tags import remove_temp_copies
 
@@ -54,14 +56,17 @@ class ClassifyBatch:
                 pred = self.clf.predict(path)
             except MusicGenreError as e:
                 error = str(e)
+            file_tags = None
             try:
                 st, digest = os.stat(path), file_hash(Path(path))
+                file_tags = None if pred is None else read_file_tags(path)  # before the last stat: same content
                 if before is None or not same_file(before, os.stat(path)):  # as in the local scan: retried
                     digest, pred = RETRY, None
                     error = f"{printable_name(path)}: changed while it was being classified; it will be retried"
             except OSError as e:  # gone rows are deleted by the driver after the import
                 st, digest, error = os.stat_result((0,) * 10), RETRY, error or f"{printable_name(path)}: {e.strerror}"
-            row = row_from_prediction(path, st, digest, self.clf.name, self.version, pred, error)
+                pred = None
+            row = row_from_prediction(path, st, digest, self.clf.name, self.version, pred, error, file_tags)
             rows.append({**row, "path": os.fsencode(path)})
         return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
 
@@ -78,6 +83,7 @@ def scan_ray(
     from ..modeldir import identity
 
     name, version = identity(model)
+    want = _feature_backbone(model, device)
     summary = ScanSummary()
     shards = Path(shards or f"{db}.shards")
     if shards.is_dir() and any(shards.glob("*.parquet")):
@@ -88,7 +94,7 @@ def scan_ray(
     files = remove_temp_copies(files)
     con = connect(db)
     try:
-        todo = [os.fsencode(f.resolve()) for f, _ in plan(con, files, name, version, summary)]
+        todo = [os.fsencode(f.resolve()) for f, _ in plan(con, files, name, version, summary, want)]
     finally:
         con.close()
     if todo:
@@ -101,6 +107,19 @@ def scan_ray(
         finally:
             con.close()
     return summary
+
+
+def _feature_backbone(model: str | None, device: str) -> tuple[str, str] | None:
+    """The features the actors' model will give (``Classifier.feature_backbone``), from the same model on the
+    backend they will choose (torch for CUDA), loaded here on the CPU; None when it cannot be loaded here
+    (e.g. no torch on the driver): then missing features alone start no reclassification."""
+    from ..pipeline import load
+
+    try:
+        clf = load(model, device="cpu", backend="torch" if device == "cuda" else "auto", threads=1)
+    except MusicGenreError:
+        return None
+    return getattr(clf, "feature_backbone", None)
 
 
 def _run_job(todo: list[bytes], shards: Path, db: Path, model: str | None, device: str, address: str | None,
@@ -119,7 +138,7 @@ def _run_job(todo: list[bytes], shards: Path, db: Path, model: str | None, devic
     if gone:
         con = connect(db)
         try:
-            con.executemany("DELETE FROM tracks WHERE path = ?", [(db_key(p),) for p in gone])
+            delete_paths(con, [db_key(p) for p in gone])
             con.commit()
         finally:
             con.close()

@@ -1,8 +1,10 @@
 """Tagging a music library: an incremental scan into the SQLite library database (``db.py``).
 
 A file is re-classified only if its size/mtime changed *and* its content hash changed, or if the model
-(name, version) differs; a touched but identical file only gets its mtime refreshed. ``--write-tags``
-also tags files that an earlier scan classified but did not tag.
+(name, version) differs, or if the model gives backbone features (``Classifier.feature_backbone``) and the
+file's are missing or another backbone's; a touched but identical file only gets its mtime refreshed. Each
+row is written with the prediction's features and the file's own tags (``filetags``), from the same decode
+and backbone pass. ``--write-tags`` also tags files that an earlier scan classified but did not tag.
 
 Files may change while a scan runs. A row is written only for content that stayed put: the file is
 stat-ed when the scan is planned and again after it was decoded and hashed; if anything changed
@@ -28,7 +30,8 @@ from typing import Any
 from .._names import printable_name
 from ..errors import AudioDecodeError, MusicGenreError, Reason
 from ..pipeline import predict_many
-from .db import COMMIT_EVERY, connect, db_key, file_hash, row_from_prediction, same_file, upsert
+from .db import COMMIT_EVERY, connect, db_key, delete_paths, file_hash, rehash, row_from_prediction, same_file, upsert
+from .filetags import read_file_tags
 from .tags import ALREADY, FAILED, WOULD, WRITTEN, remove_temp_copies
 
 log = logging.getLogger(__name__)
@@ -50,9 +53,12 @@ class ScanSummary:
 
 
 def plan(con: sqlite3.Connection, files: list[Path], model: str, version: str,
-         summary: ScanSummary) -> list[tuple[Path, os.stat_result]]:
+         summary: ScanSummary, features: tuple[str, str] | None = None) -> list[tuple[Path, os.stat_result]]:
     """Which files need classifying. Unchanged files are skipped; touched-but-identical ones get
-    their new mtime recorded without re-classifying."""
+    their new mtime recorded without re-classifying. ``features``: the (backbone, version) of the features
+    this model's predictions carry (``Classifier.feature_backbone``; None: it gives none): a classified file
+    without current features of that backbone (none stored, another backbone or version, or computed from
+    other content) is classified again, which fills them in."""
     todo = []
     for f in files:
         path = db_key(f.resolve())
@@ -61,17 +67,21 @@ def plan(con: sqlite3.Connection, files: list[Path], model: str, version: str,
         except OSError as e:  # vanished (or its folder became unreadable) since it was listed
             _fail(summary, f"{printable_name(f)}: {e.strerror}", None)
             if _gone(e):
-                con.execute("DELETE FROM tracks WHERE path = ?", (path,))
+                delete_paths(con, [path])
             continue
         if not stat_mode.S_ISREG(st.st_mode):  # a folder now, say: no row for it
             _fail(summary, f"{printable_name(f)}: no longer a regular file", None)
-            con.execute("DELETE FROM tracks WHERE path = ?", (path,))
+            delete_paths(con, [path])
             continue
         row = con.execute(
-            "SELECT size, mtime, content_hash, model, model_version FROM tracks WHERE path = ?", (path,)
+            "SELECT t.size, t.mtime, t.content_hash, t.model, t.model_version, t.error, f.backbone, "
+            "f.backbone_version, f.content_hash FROM tracks t LEFT JOIN features f ON f.path = t.path "
+            "WHERE t.path = ?", (path,)
         ).fetchone()
         if row is None or (row[3], row[4]) != (model, version) or row[2] == RETRY:
             todo.append((f, st))
+        elif features is not None and row[5] is None and ((row[6], row[7]) != features or row[8] != row[2]):
+            todo.append((f, st))  # classified, but its features are missing or not this backbone's
         elif (row[0], row[1]) == (st.st_size, st.st_mtime):
             summary.skipped += 1
         elif row[0] == st.st_size and _hash_or_none(f) == row[2]:
@@ -95,7 +105,7 @@ def scan(
     files = remove_temp_copies(files)  # never classify our own temporary copies
     con = connect(db)
     try:
-        todo = plan(con, files, model, version, summary)
+        todo = plan(con, files, model, version, summary, getattr(classifier, "feature_backbone", None))
         bar = None
         if progress and todo:
             from tqdm import tqdm
@@ -110,7 +120,7 @@ def scan(
             if row is None:  # deleted or no longer a file: a row would be stale
                 upsert(con, batch)  # keep the order: an earlier row of this path must not come back
                 batch = []
-                con.execute("DELETE FROM tracks WHERE path = ?", (db_key(f.resolve()),))
+                delete_paths(con, [db_key(f.resolve())])
                 _fail(summary, f"{printable_name(f)}: deleted or replaced by a folder during the scan; no row kept",
                       bar)
             elif row["error"]:
@@ -168,6 +178,7 @@ def checked_row(f: Path, st: os.stat_result, result: Any, model: str, version: s
         if not stat_mode.S_ISREG(after.st_mode):
             return None
         digest = file_hash(f)
+        file_tags = None if pred is None else read_file_tags(f)  # before the last stat: same content
         after = f.stat()
     except OSError as e:
         if _gone(e) or isinstance(e, IsADirectoryError):
@@ -181,7 +192,7 @@ def checked_row(f: Path, st: os.stat_result, result: Any, model: str, version: s
                                    "it will be classified again on the next scan")
     if isinstance(result, AudioDecodeError) and result.reason is Reason.PERMISSION_DENIED:
         digest = RETRY  # unreadable to the decoder: tried again once permissions are fixed
-    return row_from_prediction(key, st, digest, model, version, pred, error)
+    return row_from_prediction(key, st, digest, model, version, pred, error, file_tags)
 
 
 def tag_pending(con: sqlite3.Connection, files: list[Path], tagger: Any, model: str, version: str,
@@ -192,7 +203,7 @@ def tag_pending(con: sqlite3.Connection, files: list[Path], tagger: Any, model: 
     for f in files:
         key = db_key(f.resolve())
         row = con.execute(
-            "SELECT label, scores FROM tracks WHERE path = ? AND error IS NULL AND label IS NOT NULL "
+            "SELECT label, scores, content_hash FROM tracks WHERE path = ? AND error IS NULL AND label IS NOT NULL "
             "AND model = ? AND model_version = ? AND (tagged IS NULL OR tagged != label)", (key, model, version),
         ).fetchone()
         if row is None:
@@ -209,10 +220,12 @@ def tag_pending(con: sqlite3.Connection, files: list[Path], tagger: Any, model: 
         try:
             st = f.stat()
             digest = file_hash(f)
+            file_tags = read_file_tags(f)
             if not same_file(st, f.stat()):
                 continue  # changed again right after our write: the next scan sees a changed file
         except OSError:
             continue
         con.execute("UPDATE tracks SET size = ?, mtime = ?, content_hash = ?, tagged = label, tag_error = NULL "
                     "WHERE path = ?", (st.st_size, st.st_mtime, digest, key))
+        rehash(con, key, row[2], digest, file_tags)  # the audio is unchanged: its features still hold
         con.commit()

@@ -56,11 +56,12 @@ class MusicnnGenre(nn.Module):
         self.head = make_head(dim, n_labels, hidden=hidden, dropout=dropout, members=members, gate_index=gate_index)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(batch, time, n_mels) log-mel -> genre logits (batch, n_labels), tag logits (batch, n_tags)."""
+        """(batch, time, n_mels) log-mel -> genre logits (batch, n_labels), tag logits (batch, n_tags) and the
+        backbone's penultimate embedding (batch, 200): what the library stores for learning and similarity."""
         pool, emb = self.backbone.features(x)
         tags = self.backbone.out(emb)
         part = {"pool": pool, "embedding": emb, "tags": tags}
-        return {"logits": self.head(torch.cat([part[p] for p in self.parts], dim=1)), "tags": tags}
+        return {"logits": self.head(torch.cat([part[p] for p in self.parts], dim=1)), "tags": tags, "embedding": emb}
 
 
 def make_head(dim: int, n_labels: int, *, hidden: int = 0, dropout: float = 0.0, members: int = 1,

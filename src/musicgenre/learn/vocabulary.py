@@ -1,0 +1,545 @@
+"""From the genre tags a library holds to one vocabulary, per-file labels and artist groups.
+
+Values, in order (``genre_names``):
+
+1. **Splitting.** ``;``, ``|``, backslashes, NUL and line breaks always separate values (no genre name
+   holds them). ``/`` and ``,`` separate too ("Rock/Pop", "Rock, Pop"), except inside the few names that
+   contain them: the ID3 list's ("Pop/Funk"), "Singer/Songwriter", "Hip-Hop/Rap", "R&B/Soul" (store genres
+   whose halves would be a second, always co-occurring label) and Discogs' "Folk, World, & Country".
+   ``&``, ``+``, "and" and "'n'" never split: "Drum & Bass", "R&B", "Rock & Roll" are names, and a wrong
+   split silently invents labels while an unsplit "Jazz & Blues" is a visible class an alias can fix.
+2. **ID3 codes** ("17", "(17)", "(17)(18)", "(17)Rock", "(RX)", "(CR)") resolve through mutagen's ID3v1
+   list; words after codes are the ID3v2.3 refinement and win ("(4)Eurodisco" is Eurodisco).
+3. **Spelling**: ``canonical_key`` ignores case, accents, spacing, punctuation and the connectives
+   "&"/"+"/"and"/"'n'", so "Hip-Hop", "hip hop", "HipHop" and "hiphop" are one genre, as are "Rock & Roll"
+   and "Rock'n'Roll". Different words never merge by themselves ("Electronica" is not "Electronic",
+   "Alt. Rock" is not "Alternative Rock"): only the user's aliases (``--alias "Electronica=Electronic"``,
+   chains followed) merge meanings. An alias also matches a whole joined value before it is split.
+4. The genre's **display name** is the owner's own most frequent spelling of the target word (ties: first
+   seen), else the alias target as written. "Unknown", "Other", "Remix", "Cover" and the like are not genres.
+
+**Multi-genre files.** A single-label classifier is told that every other class is wrong for a file, so a
+file tagged with two kept genres would teach a contradiction (and, in validation, score a right answer as
+wrong). Such files are *ambiguous*: reported, never trained or validated on. A genre's ``--min-files`` and
+``--min-artists`` therefore count only the files that would be labelled with it alone. Dropping a genre can
+make its co-tagged files single-genre, so the thresholds are applied in rounds, weakest genres first (those
+with the fewest such files, all ties together): a "Rock; Pop" file becomes a Rock example once Pop is too
+rare to keep, and two genres that always co-occur go together rather than one winning by a coin toss.
+
+**Our own tags never become labels** (``written_by_us``): ``scan --write-tags`` writes MUSICGENRE_CONFIDENCE
+beside every GENRE it writes, the beets plugin records ``genre_source: musicgenre``, and the library database
+records the genre it wrote in ``tagged``. Learning from them would teach the model its own guesses.
+
+**Artist groups** (``group_key``) keep one artist's tracks on one side of a validation fold: MusicBrainz artist
+id, else artist, else album artist, else the folder; "Various Artists" (and "Unknown Artist") never form a
+group. ``grouping_leaks`` says when the folder fallback coincides with genres, so figures can be marked leaky.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+__all__ = [
+    "Dropped", "GenreCount", "Leakage", "Merge", "Split", "TrackTags", "Vocabulary", "build_vocabulary",
+    "canonical_key", "genre_names", "group_key", "group_keys", "grouping_leaks", "parse_aliases",
+    "resolve_aliases", "resolve_id3_numeric", "split_values", "written_by_us",
+]
+
+OUR_SOURCE = "musicgenre"  # beets' genre_source for genres the plugin set (beetsplug.musicgenre.SOURCE)
+DEFAULT_MIN_FILES = 20
+DEFAULT_MIN_ARTISTS = 3
+
+
+@dataclass
+class TrackTags:
+    """One file's tags as read for learning. ``genres``: every raw genre value, unsplit and unresolved.
+
+    The markers our writers leave (any one makes ``written_by_us`` true): ``genre_ours``: the library
+    database's ``file_tags.genre_ours`` (the file carries MUSICGENRE_CONFIDENCE); ``musicgenre_confidence``:
+    that tag's value (``library.tags.read_genres``' second value) or beets' ``musicgenre_confidence``
+    attribute; ``genre_source``: beets' field; ``db_tagged``: the library database's ``tracks.tagged``
+    column (the genre scan wrote into this file)."""
+
+    path: str
+    genres: list[str] = field(default_factory=list)
+    artist: str | None = None
+    album_artist: str | None = None
+    album: str | None = None
+    musicbrainz_artist_id: str | None = None
+    musicbrainz_album_id: str | None = None
+    genre_ours: bool = False
+    musicgenre_confidence: str | float | None = None
+    genre_source: str | None = None
+    db_tagged: str | None = None
+
+
+@dataclass(frozen=True)
+class GenreCount:
+    """A kept genre: ``files`` labelled with it alone, the artist groups among them, and ``shared`` files
+    that also carry another kept genre (ambiguous, so unused)."""
+
+    name: str
+    files: int
+    artists: int
+    shared: int = 0
+
+
+@dataclass(frozen=True)
+class Merge:
+    """Spellings merged into one genre. ``how``: "spelling" (same canonical key), "alias" (the user's
+    ``--alias``) or "id3" (numeric ID3 codes). ``files``: files that carried one of ``from_``."""
+
+    into: str
+    from_: tuple[str, ...]
+    files: int
+    how: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"into": self.into, "from": list(self.from_), "files": self.files, "how": self.how}
+
+
+@dataclass(frozen=True)
+class Split:
+    """A joined value ("Rock; Pop") read as several genres, and how many files held it."""
+
+    value: str
+    into: tuple[str, ...]
+    files: int
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A genre left out: ``files`` and ``artists`` that carry it at all, and why (the counts that failed)."""
+
+    genre: str
+    files: int
+    artists: int
+    reason: str
+
+
+@dataclass
+class Vocabulary:
+    """What ``build_vocabulary`` decided. ``labels``: path -> genre (display name) for every file that
+    trains; ``ambiguous``: path -> its several kept genres (not used); ``ours``: files whose genre tags our
+    writers put there (ignored); ``untagged``: files without a genre value."""
+
+    kept: list[GenreCount]
+    merged: list[Merge]
+    dropped: list[Dropped]
+    labels: dict[str, str]
+    ambiguous: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    splits: list[Split] = field(default_factory=list)
+    ours: list[str] = field(default_factory=list)
+    untagged: list[str] = field(default_factory=list)
+
+    @property
+    def genres(self) -> list[str]:
+        return [g.name for g in self.kept]
+
+
+# ---- values -------------------------------------------------------------------------------------
+
+_STRONG = re.compile(r"\s*(?:[;|\x00\r\n]|\\+)\s*")
+_WEAK = re.compile(r"\s*([/,])\s*")
+_WORD = re.compile(r"[^\W_]+")
+_CONNECTIVES = frozenset({"and", "n"})
+_ID3_CODES = re.compile(r"((?:\((?:[0-9]+|RX|CR)\))+)(.*)", re.DOTALL)
+_ID3_SPECIAL = {"RX": "Remix", "CR": "Cover"}
+# Values that say "no genre" (or describe the version, as ID3's RX/CR do): reported, never labels.
+NOT_GENRES = frozenset({"unknown", "unknowngenre", "genre", "none", "nogenre", "na", "null", "undefined",
+                        "other", "misc", "miscellaneous", "default", "remix", "cover"})
+
+
+@functools.cache
+def _id3_list() -> tuple[str, ...]:
+    from mutagen.id3 import TCON
+
+    return tuple(TCON.GENRES)
+
+
+def _fold_accents(text: str) -> str:
+    """"Électro" -> "Electro": drop the marks on Latin letters only (a kana's voicing mark is spelling)."""
+    out = []
+    for ch in unicodedata.normalize("NFKC", text):
+        parts = unicodedata.normalize("NFD", ch)
+        plain = len(parts) > 1 and parts[0].isascii() and all(unicodedata.combining(c) for c in parts[1:])
+        out.append(parts[0] if plain else ch)
+    return "".join(out)
+
+
+def canonical_key(value: str) -> str:
+    """The spelling-free identity of a name: case, accents, spacing, punctuation and the connectives
+    between words ("&", "+", "and", "'n'") ignored. "Hip-Hop", "hip hop", "HipHop" -> "hiphop";
+    "Rock & Roll", "Rock'n'Roll" -> "rockroll"; "R&B" -> "rb". Empty for a value with no letters or digits."""
+    words = _WORD.findall(_fold_accents(value).casefold())
+    return "".join(w for i, w in enumerate(words) if not (w in _CONNECTIVES and 0 < i < len(words) - 1))
+
+
+def _tidy(value: str) -> str:
+    return " ".join(value.split())
+
+
+_COMPOUNDS = frozenset(canonical_key(name) for name in
+                       [g for g in _id3_list() if _WEAK.search(g)]
+                       + ["Singer/Songwriter", "Hip-Hop/Rap", "R&B/Soul", "Folk, World, & Country"])
+_LONGEST_COMPOUND = 3  # pieces: "Folk", "World", "& Country"
+
+
+def split_values(value: str) -> list[str]:
+    """One raw tag value -> the separate values it joins ("Rock; Pop", "Rock/Pop", "Rock, Pop" -> Rock, Pop),
+    keeping the names that contain a separator whole ("Pop/Funk", "Folk, World, & Country")."""
+    out: list[str] = []
+    for part in _STRONG.split(value):
+        bits = _WEAK.split(_tidy(part))  # words, separator, words, ...
+        words, seps = bits[::2], bits[1::2]
+        i = 0
+        while i < len(words):
+            for j in range(min(len(words) - 1, i + _LONGEST_COMPOUND - 1), i, -1):  # the longest name first
+                joined = words[i] + "".join(f"{seps[k]}{' ' if seps[k] == ',' else ''}{words[k + 1]}"
+                                            for k in range(i, j))
+                if canonical_key(joined) in _COMPOUNDS:
+                    out.append(joined)
+                    i = j + 1
+                    break
+            else:
+                out.append(words[i])
+                i += 1
+    return [v for v in out if v]
+
+
+def resolve_id3_numeric(value: str) -> list[str]:
+    """ID3 numeric genres -> names via mutagen's ID3v1 list: "17", "(17)" -> Rock; "(17)(18)" -> Rock, Techno;
+    "(RX)" -> Remix, "(CR)" -> Cover; words after the codes refine them and win ("(17)Hard Rock" ->
+    Hard Rock); "((abc)" is an escaped "(abc)". Unknown codes (255 means "none") give nothing; any other
+    value comes back as it is."""
+    value = value.strip()
+    names = _id3_list()
+    if re.fullmatch(r"[0-9]{1,3}", value):
+        code = int(value)
+        return [names[code]] if code < len(names) else [] if code < 256 else [value]
+    if value in _ID3_SPECIAL:
+        return [_ID3_SPECIAL[value]]
+    m = _ID3_CODES.fullmatch(value)
+    if m is None:
+        return [value[1:] if value.startswith("((") else value]
+    text = m.group(2).strip()
+    if text:
+        return [text[1:] if text.startswith("((") else text]
+    out = []
+    for code in re.findall(r"\(([0-9]+|RX|CR)\)", m.group(1)):
+        name = _ID3_SPECIAL.get(code) or (names[int(code)] if int(code) < len(names) else None)
+        if name and name not in out:
+            out.append(name)
+    return out
+
+
+def genre_names(value: str) -> list[str]:
+    """One raw tag value -> the genre names it holds: split, then ID3 codes resolved."""
+    return [name for piece in split_values(value) for name in resolve_id3_numeric(piece)]
+
+
+# ---- aliases --------------------------------------------------------------------------------------
+
+def parse_aliases(specs: Iterable[str]) -> dict[str, str]:
+    """``--alias`` values ("Electronica=Electronic") -> {source: target}; ValueError for a malformed one."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        source, eq, target = spec.partition("=")
+        if not eq or not canonical_key(source) or not canonical_key(target):
+            raise ValueError(f"--alias {spec!r}: expected SOURCE=TARGET, both genre names")
+        out[_tidy(source)] = _tidy(target)
+    return out
+
+
+def resolve_aliases(aliases: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """{source: target} -> {source key: (final target key, its name as written)}, chains followed
+    ("Electronica=Electronic", "Electronic=Electronic Music": Electronica -> Electronic Music).
+    ValueError for a cycle or one source sent to two targets; an alias between spellings is a no-op."""
+    step: dict[str, tuple[str, str]] = {}
+    for source, target in aliases.items():
+        key, to = canonical_key(source), canonical_key(target)
+        if not key or not to:
+            raise ValueError(f"alias {source!r}={target!r}: both sides must be genre names")
+        if key == to:
+            continue
+        if key in step and step[key][0] != to:
+            raise ValueError(f"alias {source!r}: sent to both {step[key][1]!r} and {target!r}")
+        step[key] = (to, _tidy(target))
+    out = {}
+    for key in step:
+        seen = [key]
+        end = step[key]
+        while end[0] in step:
+            if end[0] in seen:
+                raise ValueError("aliases form a cycle: " + " -> ".join([*seen, end[0]]))
+            seen.append(end[0])
+            end = step[end[0]]
+        out[key] = end
+    return out
+
+
+# ---- our own tags -----------------------------------------------------------------------------------
+
+def written_by_us(track: TrackTags) -> bool:
+    """True when the file's genre values were put there by musicgenre (scan --write-tags or the beets
+    plugin): the MUSICGENRE_CONFIDENCE marker, ``genre_source: musicgenre``, or the library database's
+    ``tagged`` genre still among the file's genres. Whatever our writer touched is excluded whole, also
+    genres the beets plugin kept beside its own (``keep_existing``): a label is the owner's word or nothing."""
+    if track.genre_ours or (track.musicgenre_confidence is not None and str(track.musicgenre_confidence).strip()):
+        return True
+    if (track.genre_source or "").strip().casefold() == OUR_SOURCE:
+        return True
+    if track.db_tagged:
+        ours = canonical_key(track.db_tagged)
+        return any(canonical_key(name) == ours for value in track.genres for name in genre_names(value))
+    return False
+
+
+# ---- artist groups --------------------------------------------------------------------------------
+
+# MusicBrainz' special artists "Various Artists" and "[unknown]": never one group.
+_SPECIAL_MBIDS = frozenset({"89ad4ac3-39f7-470e-963a-56509c546377", "125ec42a-7229-4250-afc5-e057484327fe"})
+_NOT_ARTISTS = frozenset(canonical_key(name) for name in [
+    "Various Artists", "Various Artist", "Various", "VA", "V.A.", "Verschiedene", "Verschiedene Interpreten",
+    "Diverse Interpreten", "Artistes divers", "Varios artistas", "Unknown Artist", "Unknown", "[unknown]",
+])
+_MBID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_FEATURING = re.compile(r"(?:\s+|\s*[(\[])(?:feat\.?|ft\.|featuring)\s.*$", re.IGNORECASE)
+
+
+def _mbid(value: str | None) -> str | None:
+    """The first artist id of a (possibly multi-valued) MusicBrainz field, unless a special artist."""
+    found = _MBID.search((value or "").lower())
+    return found.group(0) if found and found.group(0) not in _SPECIAL_MBIDS else None
+
+
+def _artist(value: str | None) -> str | None:
+    """An artist name's key: the first of "; "-joined names, "feat." guests cut off; None for Various Artists
+    and the like."""
+    key = canonical_key(_FEATURING.sub("", (value or "").split(";")[0]))
+    return key if key and key not in _NOT_ARTISTS else None
+
+
+def group_key(track: TrackTags) -> str:
+    """The validation group of one file: "mbid:ID", else "artist:KEY" (artist, else album artist), else
+    "folder:PATH". Artist and album artist share a namespace, so one artist is one group either way."""
+    mbid = _mbid(track.musicbrainz_artist_id)
+    if mbid:
+        return f"mbid:{mbid}"
+    artist = _artist(track.artist) or _artist(track.album_artist)
+    if artist:
+        return f"artist:{artist}"
+    return f"folder:{PurePath(track.path).parent}"
+
+
+def group_keys(tracks: Iterable[TrackTags]) -> dict[str, str]:
+    """path -> group for a whole library: as ``group_key``, and a track without an artist id joins the id
+    its artist name carries elsewhere (when that name has exactly one), so one artist is never two groups."""
+    tracks = list(tracks)
+    ids: dict[str, set[str]] = {}
+    for t in tracks:
+        mbid, name = _mbid(t.musicbrainz_artist_id), _artist(t.artist)
+        if mbid and name:
+            ids.setdefault(name, set()).add(mbid)
+    out = {}
+    for t in tracks:
+        key = group_key(t)
+        known = ids.get(key.removeprefix("artist:"), set()) if key.startswith("artist:") else set()
+        out[t.path] = f"mbid:{next(iter(known))}" if len(known) == 1 else key
+    return out
+
+
+@dataclass(frozen=True)
+class Leakage:
+    """Whether validation figures are optimistic because the grouping fell back to genre-like folders."""
+
+    leaky: bool
+    reasons: tuple[str, ...]
+    folder_files: int  # labelled files grouped by folder
+    files: int  # labelled files
+
+
+def grouping_leaks(tracks: Iterable[TrackTags], labels: Mapping[str, str], *, tolerance: float = 0.05) -> Leakage:
+    """Leaky when, among the labelled files grouped by folder (no artist known), more than ``tolerance`` of
+    all labelled files sit (a) in folders named after a genre ("Music/Jazz/..."): the groups are the genres,
+    or (b) in folders of several files that each hold a single genre: folder, album and genre coincide, an
+    artist's other albums land on both sides of a fold, and the model is scored on sounds it has heard.
+    A few such files do not move the figures; ``tolerance`` (5%) is that noise."""
+    groups = group_keys(t for t in tracks if t.path in labels)
+    folders: dict[str, list[str]] = {}
+    for path, g in groups.items():
+        if g.startswith("folder:"):
+            folders.setdefault(g.removeprefix("folder:"), []).append(path)
+    genre_keys = {canonical_key(name): name for name in labels.values()}
+    named: set[str] = set()
+    by_name: list[str] = []
+    for folder, paths in folders.items():
+        hits = {canonical_key(part) for part in PurePath(folder).parts} & genre_keys.keys()
+        if hits:
+            named.update(genre_keys[k] for k in hits)
+            by_name.extend(paths)
+    pure = [p for paths in folders.values() if len(paths) > 1 and len({labels[p] for p in paths}) == 1
+            for p in paths]
+    total = len(groups)
+    reasons = []
+    if by_name and len(by_name) > tolerance * total:
+        reasons.append(f"{len(by_name)} of {total} labelled files are grouped by folders named after genres "
+                       f"({', '.join(sorted(named))}): the folds separate genres, not artists")
+    if pure and len(pure) > tolerance * total:
+        reasons.append(f"{len(pure)} of {total} labelled files are grouped by folders that each hold one genre: "
+                       "an artist's albums can land on both sides of a fold")
+    return Leakage(bool(reasons), tuple(reasons), sum(map(len, folders.values())), total)
+
+
+# ---- the vocabulary ---------------------------------------------------------------------------------
+
+@dataclass
+class _Seen:
+    """Who wrote what: per source key, each spelling's files (first seen first); ID3 codes; joined values."""
+
+    spellings: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    codes: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    splits: dict[str, tuple[tuple[str, ...], set[str]]] = field(default_factory=dict)
+
+    def add(self, path: str, raw: str, aliases: Mapping[str, tuple[str, str]]) -> list[str]:
+        """Record one raw value of one file; returns its source keys."""
+        if canonical_key(raw) in aliases:  # an alias for the whole joined value ("Hip-Hop/Rap=Hip-Hop")
+            pieces = [(_tidy(raw), _tidy(raw))]
+        else:
+            parts = split_values(raw)
+            pieces = [(part, name) for part in parts for name in resolve_id3_numeric(part)]
+            if len(parts) > 1:
+                self.splits.setdefault(_tidy(raw), (tuple(_tidy(n) for _, n in pieces), set()))[1].add(path)
+        keys = []
+        for part, name in pieces:
+            name, key = _tidy(name), canonical_key(name)
+            if not key:
+                continue
+            self.spellings.setdefault(key, {}).setdefault(name, set()).add(path)
+            if part != name:
+                self.codes.setdefault(key, {}).setdefault(part, set()).add(path)
+            keys.append(key)
+        return keys
+
+
+def _by_files(spellings: Mapping[str, set[str]]) -> list[str]:
+    """Spellings, most files first (ties: first seen)."""
+    return sorted(spellings, key=lambda s: -len(spellings[s]))
+
+
+def _reason(files: int, artists: int, total_files: int, total_artists: int, min_files: int,
+            min_artists: int) -> str:
+    """Why a genre is dropped, naming the files that count (those labelled with it alone)."""
+    why = []
+    if files < min_files:
+        why.append(f"only {files} files (--min-files {min_files})" if files == total_files else
+                   f"only {files} of its {total_files} files have no other kept genre (--min-files {min_files})")
+    if artists < min_artists:
+        why.append(f"only {artists} artists (--min-artists {min_artists})" if artists == total_artists else
+                   f"only {artists} of its {total_artists} artists on files with no other kept genre "
+                   f"(--min-artists {min_artists})")
+    return "; ".join(why)
+
+
+def build_vocabulary(tracks: Iterable[TrackTags], *, aliases: Mapping[str, str] | None = None,
+                     min_files: int = DEFAULT_MIN_FILES, min_artists: int = DEFAULT_MIN_ARTISTS) -> Vocabulary:
+    """The vocabulary and labels a library's own genre tags give (the rules: this module's docstring).
+    ``aliases``: {source: target} as ``parse_aliases`` reads ``--alias``; ValueError for a bad one."""
+    if min_files < 1 or min_artists < 1:
+        raise ValueError("--min-files and --min-artists must be at least 1")
+    alias = resolve_aliases(aliases or {})
+    tracks = list(tracks)
+    groups = group_keys(tracks)
+    seen = _Seen()
+    ours, untagged = [], []
+    file_keys: dict[str, set[str]] = {}
+    for t in tracks:
+        if written_by_us(t):
+            ours.append(t.path)
+            continue
+        keys = {alias.get(k, (k, ""))[0] for raw in t.genres for k in seen.add(t.path, raw, alias)}
+        if keys:
+            file_keys[t.path] = keys
+        else:
+            untagged.append(t.path)
+
+    def display(key: str) -> str:
+        own = seen.spellings.get(key)
+        return _by_files(own)[0] if own else next(name for to, name in alias.values() if to == key)
+
+    holders: dict[str, set[str]] = {}
+    for path, keys in file_keys.items():
+        for key in keys:
+            holders.setdefault(key, set()).add(path)
+
+    def artists(paths: Iterable[str]) -> int:
+        return len({groups[p] for p in paths})
+
+    dropped: list[Dropped] = []
+
+    def drop(key: str, reason: str) -> None:
+        dropped.append(Dropped(display(key), len(holders[key]), artists(holders[key]), reason))
+
+    kept = set()
+    for key, paths in holders.items():  # not a genre, or too rare even counting every file
+        n, a = len(paths), artists(paths)
+        if key in NOT_GENRES:
+            drop(key, "not a genre")
+        elif n < min_files or a < min_artists:
+            drop(key, _reason(n, a, n, a, min_files, min_artists))
+        else:
+            kept.add(key)
+    while True:  # rounds: the files a genre would label alone must reach the thresholds
+        alone: dict[str, list[str]] = {key: [] for key in kept}
+        for path, keys in file_keys.items():
+            mine = keys & kept
+            if len(mine) == 1:
+                alone[next(iter(mine))].append(path)
+        failing = {k: len(p) for k, p in alone.items() if len(p) < min_files or artists(p) < min_artists}
+        if not failing:
+            break
+        weakest = min(failing.values())
+        for key in sorted(k for k, n in failing.items() if n == weakest):
+            paths = holders[key]
+            drop(key, _reason(len(alone[key]), artists(alone[key]), len(paths), artists(paths), min_files,
+                              min_artists))
+            kept.discard(key)
+
+    labels, ambiguous = {}, {}
+    for path, keys in file_keys.items():
+        several = sorted(keys & kept)
+        if len(several) == 1:
+            labels[path] = display(several[0])
+        elif several:
+            ambiguous[path] = tuple(display(k) for k in several)
+    counts = [GenreCount(display(k), len(alone[k]), artists(alone[k]), len(holders[k]) - len(alone[k]))
+              for k in kept]
+    return Vocabulary(
+        kept=sorted(counts, key=lambda g: (-g.files, g.name.casefold())),
+        merged=_merges(seen, alias, display),
+        dropped=sorted(dropped, key=lambda d: (-d.files, d.genre.casefold())),
+        labels=labels, ambiguous=ambiguous,
+        splits=[Split(value, into, len(paths)) for value, (into, paths) in seen.splits.items()],
+        ours=ours, untagged=untagged,
+    )
+
+
+def _merges(seen: _Seen, alias: Mapping[str, tuple[str, str]], display: Callable[[str], str]) -> list[Merge]:
+    """Every merge made, biggest first: spellings of one word, alias sources, ID3 codes."""
+    out = []
+    for key, spellings in seen.spellings.items():
+        target = alias[key][0] if key in alias else key
+        into = display(target)
+        others = [s for s in _by_files(spellings) if key != target or s != into]
+        if others:
+            files = set().union(*(spellings[s] for s in others))
+            out.append(Merge(into, tuple(others), len(files), "alias" if key != target else "spelling"))
+        codes = seen.codes.get(key, {})
+        if codes:
+            out.append(Merge(into, tuple(_by_files(codes)), len(set().union(*codes.values())), "id3"))
+    return sorted(out, key=lambda m: -m.files)
