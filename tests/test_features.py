@@ -123,13 +123,15 @@ def _music_like(seconds: float, seed: int = 0) -> np.ndarray:
     return (y / np.abs(y).max() * 0.8).astype(np.float32)
 
 
+@pytest.mark.parametrize("span", ["window", "track"])
 @pytest.mark.parametrize("db", [6, 15, 25])
-def test_levelled_windows_do_not_depend_on_playback_level(db: float) -> None:
+def test_levelled_windows_do_not_depend_on_playback_level(db: float, span: str) -> None:
     from musicgenre.windows import Windows
 
     y = _music_like(9.5)
+    y[: CFG.sr * 3] *= 0.1  # a quiet first window: "track" keeps it quieter than the rest, "window" does not
     quiet = (y * 10 ** (-db / 20)).astype(np.float32)
-    levelled = FeatureConfig(level_db=-5.0)
+    levelled = FeatureConfig(level_db=-5.0, level_span=span)  # type: ignore[arg-type]
     a, peaks_a = Windows((y, CFG.sr), levelled).all()
     b, peaks_b = Windows((quiet, CFG.sr), levelled).all()
     np.testing.assert_allclose(a, b, atol=2e-4, rtol=0)
@@ -140,7 +142,20 @@ def test_levelled_windows_do_not_depend_on_playback_level(db: float) -> None:
     assert np.abs(raw_a - raw_b).max() > 0.5
 
 
+def test_track_level_keeps_the_windows_loudness_differences() -> None:
+    from musicgenre.windows import Windows
+
+    y = _music_like(9.5)
+    y[: CFG.sr * 3] *= 0.1
+    per_window, _ = Windows((y, CFG.sr), FeatureConfig(level_db=-5.0)).all()
+    per_track, _ = Windows((y, CFG.sr), FeatureConfig(level_db=-5.0, level_span="track")).all()
+    # the first window is levelled alike (the track so far is that window); the later, louder ones are not
+    # raised to the first one's level by "track"
+    np.testing.assert_allclose(per_window[0], per_track[0], atol=1e-5)
+    assert per_track[1:].mean() > per_window[1:].mean() + 0.02
+
+
 def test_level_db_is_only_written_when_set() -> None:
-    assert "level_db" not in CFG.to_dict()
-    cfg = FeatureConfig(level_db=-5.0)
+    assert "level_db" not in CFG.to_dict() and "level_span" not in CFG.to_dict()
+    cfg = FeatureConfig(level_db=-5.0, level_span="track")
     assert FeatureConfig.from_dict(cfg.to_dict()) == cfg and FeatureConfig.from_dict(CFG.to_dict()) == CFG

@@ -44,6 +44,10 @@ class FeatureConfig:
     # compression, whose "+ 1" otherwise makes the features depend on the playback level. None: as decoded (the
     # original MusiCNN front end; older model directories).
     level_db: float | None = None
+    # What the level is measured over: each "window" alone, or the "track" so far (the running mean of its
+    # windows' levels, which keeps the loudness differences between a track's windows). Both are exact under a
+    # constant gain: a file played 25 dB quieter gives the same features.
+    level_span: Literal["window", "track"] = "window"
 
     def __post_init__(self) -> None:
         if self.input not in INPUT_KINDS:
@@ -52,6 +56,8 @@ class FeatureConfig:
             object.__setattr__(self, "window_seconds", self.window_frames * self.hop_length / self.sr)
         elif not self.window_seconds > 0:
             raise ValueError("a waveform input needs window_seconds > 0")
+        if self.level_span not in ("window", "track"):
+            raise ValueError(f"unknown level_span {self.level_span!r}: use window or track")
 
     @property
     def window_samples(self) -> int:
@@ -63,7 +69,7 @@ class FeatureConfig:
         before it existed read and write back unchanged)."""
         d = dataclasses.asdict(self)
         if d["level_db"] is None:
-            del d["level_db"]
+            del d["level_db"], d["level_span"]
         return d
 
     @classmethod
@@ -177,12 +183,12 @@ def compress(mel: np.ndarray) -> np.ndarray:
     return np.log10(mel, out=mel)
 
 
-def level_windows(mel: np.ndarray, level_db: float) -> np.ndarray:
-    """(k, T, F) mel energies, each window scaled in place so its mean is ``level_db`` dB: the same window at
-    any playback level gives the same features. A window of digital silence stays 0 (silent windows are left
-    out by their peak level anyway)."""
-    mean = mel.mean(axis=(1, 2), dtype=np.float64)
-    gain = np.where(mean > 0, 10.0 ** (level_db / 10.0) / np.maximum(mean, 1e-30), 0.0).astype(np.float32)
+def level_windows(mel: np.ndarray, level_db: float, reference: np.ndarray | None = None) -> np.ndarray:
+    """(k, T, F) mel energies, each window scaled in place so that its ``reference`` level (default: its own mean
+    energy) becomes ``level_db`` dB: the same audio at any playback level gives the same features. A window whose
+    reference is 0 (digital silence) stays 0 (silent windows are left out by their peak level anyway)."""
+    ref = mel.mean(axis=(1, 2), dtype=np.float64) if reference is None else np.asarray(reference, np.float64)
+    gain = np.where(ref > 0, 10.0 ** (level_db / 10.0) / np.maximum(ref, 1e-30), 0.0).astype(np.float32)
     mel *= gain[:, None, None]
     return mel
 

@@ -35,6 +35,18 @@ class _LogMelStream:
         self.pending_peaks: list[np.ndarray] = []
         self.n_samples = 0
         self.n_windows = 0
+        self.level_sum = 0.0  # the windows' mean energies so far (level_span "track")
+
+    def _reference(self, mel: np.ndarray) -> np.ndarray | None:
+        """The level each new window is normalised against: its own (``level_span`` "window", None here), or the
+        running mean energy of the track's windows so far, this one included ("track")."""
+        if self.cfg.level_span == "window":
+            return None
+        means = mel.mean(axis=(1, 2), dtype=np.float64)
+        sums = self.level_sum + np.cumsum(means)
+        self.level_sum = float(sums[-1]) if len(sums) else self.level_sum
+        counts = self.n_windows - len(means) + 1 + np.arange(len(means))
+        return sums / counts
 
     def _frames(self, final: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         cfg = self.cfg
@@ -66,7 +78,7 @@ class _LogMelStream:
         self.n_windows += k
         mel = frames[: k * t].reshape(k, t, self.cfg.n_mels).copy()  # the pending rest stays linear
         if self.cfg.level_db is not None:
-            level_windows(mel, self.cfg.level_db)
+            level_windows(mel, self.cfg.level_db, self._reference(mel))
         return compress(mel), peaks[: k * t].reshape(k, t).max(axis=1, initial=0.0)
 
 

@@ -42,10 +42,11 @@ class ClipFeatures:
 
 
 def cache_path(cache: Path, backbone: str, condition: str, clip: Clip, offset: float = 0.0,
-               level_db: float | None = None) -> Path:
-    """Where one clip's features under one condition live; windows levelled to ``level_db`` are kept apart."""
+               cfg: FeatureConfig | None = None) -> Path:
+    """Where one clip's features under one condition live; levelled windows (``cfg.level_db``) are kept apart."""
     folder = condition if offset == 0 else f"{condition}+{offset:g}s"
-    front = backbone if level_db is None else f"{backbone}@level{level_db:g}dB"
+    level, span = (None, "") if cfg is None else (cfg.level_db, cfg.level_span)
+    front = backbone if level is None else f"{backbone}@level{level:g}dB" + ("" if span == "window" else f"-{span}")
     return cache / front / folder / f"{clip.key}.npz"
 
 
@@ -92,7 +93,7 @@ def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path, of
     out: dict[str, ClipFeatures] = {}
     t0, computed = time.perf_counter(), 0
     for clip in clips:
-        path = cache_path(cache, backbone, condition, clip, offset, cfg.level_db)
+        path = cache_path(cache, backbone, condition, clip, offset, cfg)
         feats = _read(path)
         if feats is None:
             if model is None:
@@ -110,6 +111,6 @@ def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path, of
         out[clip.key] = feats
     if computed:
         log.info("%s/%s+%gs%s: computed %d clips in %.0f s", backbone, condition, offset,
-                 "" if cfg.level_db is None else f" (levelled to {cfg.level_db:g} dB)", computed,
+                 "" if cfg.level_db is None else f" (levelled to {cfg.level_db:g} dB per {cfg.level_span})", computed,
                  time.perf_counter() - t0)
     return out

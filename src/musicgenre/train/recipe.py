@@ -64,7 +64,8 @@ class Recipe:
     labels: tuple[str, ...]
     backbone: str = "MSD_musicnn"
     features: str = "embedding+tags"  # parts of models.genre.FEATURE_PARTS joined with "+"
-    level_db: float | None = None  # each window's mel level before the backbone (FeatureConfig.level_db); None: as is
+    level_db: float | None = None  # the mel level before the backbone (FeatureConfig.level_db); None: as decoded
+    level_span: str = "window"  # FeatureConfig.level_span: "window" or "track"
     gtzan: tuple[str, ...] = ()
     emotify: str = ""
     emotify_labels: dict[str, str] = field(default_factory=dict)  # Emotify label -> ours ("" leaves it out)
@@ -131,7 +132,11 @@ class Recipe:
         """The windows the head's backbone sees: the genre architecture's, at the recipe's ``level_db``."""
         from ..models import get_architecture
 
-        return dataclasses.replace(get_architecture("musicnn_genre").features, level_db=self.level_db)
+        try:
+            return dataclasses.replace(get_architecture("musicnn_genre").features, level_db=self.level_db,
+                                       level_span=self.level_span)  # type: ignore[arg-type]  # checked there
+        except ValueError as e:
+            raise ParameterError(str(e)) from None
 
     def clips(self) -> list[Clip]:
         """The corpus with labels in our vocabulary; clips outside the vocabulary are left out."""
