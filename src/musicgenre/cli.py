@@ -269,6 +269,82 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_learn(args: argparse.Namespace) -> int:
+    """`musicgenre learn`: a genre model from the genre tags of a scanned library (no torch)."""
+    import importlib.util
+    import shlex
+
+    missing = [m for m in ("sklearn", "onnx", "safetensors") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ParameterError(f"learn needs {', '.join(missing)}, which is not installed: "
+                             "pip install 'musicgenre[learn]'")
+    from ._names import printable_name
+    from .learn.run import learn
+    from .learn.vocabulary import parse_aliases
+
+    try:
+        aliases = parse_aliases(args.alias)
+    except ValueError as e:
+        raise ParameterError(str(e)) from None
+
+    def say(line: str) -> None:
+        if not args.quiet:
+            print(f"learn: {line}", file=sys.stderr)
+
+    words = ["musicgenre", "learn", "--db", str(args.db), "-o", str(args.output)]
+    words += [w for a in args.alias for w in ("--alias", a)]
+    words += [w for flag, v, default in (("--min-files", args.min_files, 20), ("--min-artists", args.min_artists, 3),
+                                         ("--folds", args.folds, 5)) if v != default for w in (flag, str(v))]
+    command = shlex.join(words)
+    done = learn(args.db, args.output, report_path=args.report, aliases=aliases, min_files=args.min_files,
+                 min_artists=args.min_artists, folds=args.folds, command=command, say=say)
+    for w in done.warnings:
+        print(f"musicgenre: warning: {w}", file=sys.stderr)
+    rep = done.report
+    val = rep["validation"]
+    sure = val["confident"]
+    right = "-" if sure["accuracy"] is None else f"{sure['accuracy']:.3f}"
+    print(f"{printable_name(done.out)}: {len(rep['genres'])} genres from {val['files']} files ({val['groups']} "
+          f"artists); out of fold ({val['folds']} folds by artist{', LEAKY' if val['leaky'] else ''}): "
+          f"top-1 {val['top1']:.3f}, "
+          f"macro-F1 {val['macro_f1']:.3f}; confident (>= {sure['min_confidence']:g}) {sure['share']:.0%}, "
+          f"right {right}")
+    for genre, m in val["per_genre"].items():
+        print(f"  {genre:<20} precision {m['precision']:.3f}  recall {m['recall']:.3f}  n={m['n']}")
+    for d in rep["dropped"]:
+        print(f"  dropped {d['genre']}: {d['reason']}")
+    print(f"{len(rep['suspects'])} likely mis-tags, {len(rep['to_tag'])} files to tag"
+          + (f": {args.report}" if args.report else " (--report R.json lists them)"))
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    """`musicgenre similar`: the library files nearest FILE in the backbone's embedding space (cosine)."""
+    import json
+
+    from ._names import printable_name
+    from .learn.similar import similar
+
+    found = similar(args.db, args.file, k=args.k, model=args.model, device=args.device, backend=args.backend)
+    db = printable_name(args.db)
+    for backbone, n in found.index.other_backbones.items():
+        print(f"musicgenre: warning: {n} files of {db} have embeddings of another backbone ({backbone}) and are not "
+              f"searched; rescan them: `musicgenre scan --db {db} DIR`", file=sys.stderr)
+    if not found.neighbours:
+        print(f"musicgenre: {db}: no other file in the library", file=sys.stderr)
+        return 0
+    if args.format == "jsonl":
+        print("".join(json.dumps(n.as_dict()) + "\n" for n in found.neighbours), end="")
+        return 0
+    paths = [printable_name(n.path) for n in found.neighbours]
+    width = max(len("path"), *map(len, paths))
+    lines = [f"{'rank':>4}  {'similarity':>10}  {'path':<{width}}  genres"]
+    lines += [f"{n.rank:>4}  {n.similarity:>10.4f}  {path:<{width}}  {'; '.join(n.genres) or '-'}"
+              for n, path in zip(found.neighbours, paths)]
+    print("\n".join(line.rstrip() for line in lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `musicgenre` argument parser (shared flags come from parent parsers)."""
     from .audio import DEFAULT_MAX_MINUTES
@@ -436,6 +512,38 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("models", nargs="+", type=Path, metavar="MODEL_DIR")
     en.add_argument("-o", "--output", type=Path, required=True)
     en.set_defaults(func=cmd_ensemble)
+
+    le = sub.add_parser("learn", help="train a genre model from the genre tags of a scanned library",
+                        description="Train a genre model on the features `scan` stored and the genre tags your "
+                        "files carry: one vocabulary (spellings merged, --alias merges meanings; genres our own "
+                        "tag writer put there never count), rare genres dropped, validated out of fold in folds "
+                        "grouped by artist, calibrated, written as a model directory for -m everywhere "
+                        "(docs/learn.md). No torch needed: pip install 'musicgenre[learn]'.")
+    le.add_argument("--db", type=Path, required=True, help="library database written by `musicgenre scan`")
+    le.add_argument("-o", "--output", "--out", type=Path, required=True, help="model directory to write")
+    le.add_argument("--report", type=Path, help="also write the report (genres, merged, dropped, validation, "
+                    "suspects, to_tag) as JSON here")
+    le.add_argument("--alias", action="append", default=[], metavar="SOURCE=TARGET",
+                    help="treat genre SOURCE as TARGET (repeatable), e.g. --alias Electronica=Electronic")
+    le.add_argument("--min-files", type=int, default=20, help="drop genres with fewer files (default 20)")
+    le.add_argument("--min-artists", type=int, default=3, help="drop genres with fewer artists (default 3)")
+    le.add_argument("--folds", type=int, default=5, help="validation folds, grouped by artist (default 5)")
+    le.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    le.set_defaults(func=cmd_learn)
+
+    sm = sub.add_parser("similar", help="the library files most like a track (embedding space, cosine)",
+                        parents=[model_flags, backend_flag],
+                        description="List the K files of a scanned library nearest FILE in the backbone's embedding "
+                        "space (cosine of the mean embeddings `scan` stored), with their own genre tags. FILE may be "
+                        "outside the library: it is embedded on the fly by the model the library was scanned with "
+                        "(or -m); FILE itself is never listed. The first query after a scan writes an index next to "
+                        "the database (DB.similar.npz); later ones load it (docs/library.md).")
+    sm.add_argument("file", metavar="FILE", help="an audio file, in the library or not")
+    sm.add_argument("--db", type=Path, required=True, help="library database written by `musicgenre scan`")
+    sm.add_argument("-k", "--top-k", dest="k", type=int, default=10, help="files to list (default 10)")
+    sm.add_argument("-f", "--format", choices=("table", "jsonl"), default="table",
+                    help="a table, or one JSON object per line: rank, path, similarity, genres, artist (default table)")
+    sm.set_defaults(func=cmd_similar)
 
     md = sub.add_parser("models", help="list shipped models and trainable architectures")
     md.set_defaults(func=cmd_models)
