@@ -384,3 +384,93 @@ def test_wheel_ships_the_plugin_in_the_namespace_package():
     assert "beets>=2.7" in config["project"]["optional-dependencies"]["beets"]
     assert (ROOT / "src" / "beetsplug" / "musicgenre.py").is_file()
     assert not (ROOT / "src" / "beetsplug" / "__init__.py").exists()
+
+
+# ---- musicgenre-learn: a model from the library's own genres ------------------------------------------------------
+
+# (clip, genre as the owner spelled it, artist), two items each (two 6-s cuts of the clip): two genres in mixed
+# spellings across three artists each
+OWNED = [("classical_sugar_plum_fairy.ogg", "Classical", "Ann"), ("classical_hungarian_dance_5.ogg", "classical", "Bo"),
+         ("classical_sugar_plum_fairy.ogg", "Classical", "Cy"), ("jazz_vibe_ace.ogg", "Hip-Hop", "Dee"),
+         ("country_lets_go_fishin.ogg", "hip hop", "Eve"), ("jazz_vibe_ace.ogg", "HipHop", "Fay")]
+# genres musicgenre set (genre_source: musicgenre): frequent enough to be kept, were they labels
+OURS = [("country_lets_go_fishin.ogg", "Polka", "Gus"), ("jazz_vibe_ace.ogg", "Polka", "Hal")]
+
+
+class TestLearn(MusicGenreHelper):
+    db_on_disk = True  # the features database goes next to the beets library
+
+    def add_item(self, clip: str, start: float, title: str, artist: str, genres: list[str], **extra) -> Item:
+        y, sr = sf.read(EXAMPLES / clip, dtype="float32")
+        path = self.lib_path / f"{title}.flac"
+        sf.write(path, y[int(start * sr):int((start + 6) * sr)], sr)
+        item = Item(path=str(path), title=title, artist=artist, albumartist=artist, album=f"{artist} Album",
+                    genres=genres, format="FLAC", **extra)
+        self.lib.add(item)
+        return item
+
+    def test_learns_the_owners_genres_reuses_features_and_the_model_classifies(self, monkeypatch, capsys):
+        import json
+
+        import musicgenre.library.scan as scan_module
+        from musicgenre.learn.vocabulary import canonical_key
+        from musicgenre.modeldir import read
+
+        for i, (clip, genre, artist) in enumerate(OWNED):
+            for cut in (0, 1):
+                self.add_item(clip, 4.5 * cut + i % 2, f"{artist} {cut}", artist, [genre])
+        for clip, genre, artist in OURS:
+            self.add_item(clip, 3, f"{artist} ours", artist, [genre], genre_source="musicgenre",
+                          musicgenre_confidence=0.9, musicgenre_model="musicnn-gtzan", musicgenre_version="0")
+        new = self.add_item("jazz_vibe_ace.ogg", 8, "Untagged", "Ida", [])
+        self.plugin_on(auto=False)
+        computed: list[str] = []
+        real = scan_module.predict_many
+
+        def counting(clf, paths, **kw):
+            computed.extend(paths)
+            return real(clf, paths, **kw)
+
+        monkeypatch.setattr(scan_module, "predict_many", counting)
+        out, report = self.temp_path / "my-genres", self.temp_path / "report.json"
+        learn = ["musicgenre-learn", "-o", str(out), "--min-files", "2", "--min-artists", "2", "--folds", "3"]
+        self.run_command(*learn, "--report", str(report))
+        db = Path(os.fsdecode(self.lib.path)).parent / "musicgenre.sqlite"
+        assert db.is_file() and len(computed) == len(self.lib.items()) == 15  # one backbone pass per item
+        card = read(out)
+        assert sorted(canonical_key(g) for g in card.labels) == ["classical", "hiphop"]  # Polka is ours: no label
+        assert "Classical" in card.labels  # the owner's most frequent spelling
+        rep = json.loads(report.read_text())
+        assert rep["library"]["labelled"] == 12 and rep["library"]["ours"] == 2 and rep["library"]["untagged"] == 1
+        assert any(m["how"] == "spelling" and canonical_key(m["into"]) == "hiphop" for m in rep["merged"])
+        assert not any(canonical_key(d["genre"]) == "polka" for d in rep["dropped"])
+        assert card.extra["training"]["command"].startswith("beet musicgenre-learn -o ")
+        printed = capsys.readouterr().out
+        assert "2 genres from 12 items (6 artists)" in printed and "model: " in printed
+
+        # again, from the database named with --db: every feature is reused, nothing is decoded
+        self.run_command(*learn, "--db", str(db))
+        assert len(computed) == 15
+        assert any("features of 15 items stored, 0 to compute" in line for line in self.log)
+
+        # the learned directory as the plugin's model: an item without genres gets one of the owner's genres
+        inst = self.plugin_on(auto=False, model="~/my-genres")  # beets' helper sets HOME to temp_path
+        inst._clf = None
+        self.run_command("musicgenre", "--min-confidence", "0", "-W")
+        got = self.lib.get_item(new.id)
+        assert got.genres and got.genres[0] in {display(g) for g in card.labels}
+        assert (got.musicgenre_model, got.genre_source) == (card.name, "musicgenre")
+        owned = [it for it in self.lib.items() if it.get("genre_source") != "musicgenre"]
+        assert len(owned) == 12 and all(canonical_key(it.genres[0]) in ("classical", "hiphop") for it in owned)
+
+    def test_no_genres_of_the_owner_is_a_one_line_error_before_any_work(self):
+        from beets.ui import UserError
+
+        self.add_item("jazz_vibe_ace.ogg", 0, "Ours", "Gus", ["Polka"], genre_source="musicgenre")
+        self.add_item("jazz_vibe_ace.ogg", 6, "Untagged", "Hal", [])
+        self.plugin_on(auto=False)
+        with pytest.raises(UserError, match="no genres to learn from: none of the 2 matched items"):
+            self.run_command("musicgenre-learn", "-o", str(self.temp_path / "m"))
+        with pytest.raises(UserError, match="-o DIR"):
+            self.run_command("musicgenre-learn")
+        assert not (Path(os.fsdecode(self.lib.path)).parent / "musicgenre.sqlite").exists()

@@ -111,3 +111,10 @@ def test_cli_table_shows_display_names_and_json_keeps_label_ids(capsys):
     assert "  Classical " in capsys.readouterr().out
     assert main(["predict", clip, "-k", "2", "-f", "json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["label"] == "classical"
+
+
+def test_owner_spelled_labels_are_kept() -> None:
+    from musicgenre.genres import display, name
+
+    assert display("IDM") == "IDM" and display("Drum & Bass") == "Drum & Bass" and display("hiphop") == "Hip Hop"
+    assert name("IDM", title_case=False) == "idm"

@@ -5,6 +5,10 @@ Enable it with ``plugins: musicgenre`` (``pip install 'musicgenre[beets]'``); se
 - ``beet musicgenre [QUERY]`` classifies the matching items (``-a``: albums, one vote per album),
   ``-p`` shows the changes without storing them, ``-f`` replaces genres the items already have.
 - ``auto: yes`` classifies items as they are imported (an import stage).
+- ``beet musicgenre-learn -o DIR [QUERY]`` trains a genre model on the library's own genres (``musicgenre learn``'s
+  trainer); ``model: DIR`` then classifies with it. The backbone's window features come from one pass of the
+  configured model over each item, kept in a musicgenre library database (``db``, default ``musicgenre.sqlite``
+  next to the beets library) so that the next run computes only what changed.
 
 Options carry lastgenre's names (``auto``, ``force``, ``keep_existing``, ``count``, ``min_confidence``,
 ``title_case``, ``pretend``, ``source``). Genres another tool or the user set are never replaced unless
@@ -76,6 +80,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
             "source": "album",        # album: one vote per album, inherited by its items; track: per track
             "model": None,            # a shipped model name or a model directory (default: the shipped one)
             "workers": 2,             # files decoded and classified at once
+            "db": None,               # musicgenre-learn's feature store (default: musicgenre.sqlite beside the library)
         })
         self._clf: Any = None
         self._override: dict[str, Any] = {}  # the running command's options (config.set_args would outlive it)
@@ -95,10 +100,15 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
             from musicgenre.pipeline import load
 
             try:  # the same defaults as `musicgenre scan` (ONNX Runtime on the CPU for the shipped model)
-                self._clf = load(self.config["model"].get() or None)
+                self._clf = load(self._model())
             except MusicGenreError as e:  # unknown model name, damaged model directory: one line
                 raise ui.UserError(f"musicgenre: {e}") from None
         return self._clf
+
+    def _model(self) -> str | None:
+        """The configured model: a shipped model's name or a model directory (``~`` expanded), None: the default."""
+        value = self.config["model"].get()
+        return os.path.expanduser(str(value)) if value else None
 
     def _flag(self, key: str) -> bool:
         return bool(self._opt(key))
@@ -138,7 +148,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
             from musicgenre.modeldir import identity
 
             try:
-                self._id = identity(self.config["model"].get() or None)
+                self._id = identity(self._model())
             except MusicGenreError as e:
                 raise ui.UserError(f"musicgenre: {e}") from None
         return self._id
@@ -359,7 +369,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
                               help="store in the library only")
         cmd.parser.add_album_option()
         cmd.func = self._command
-        return [cmd]
+        return [cmd, self._learn_subcommand()]
 
     def _command(self, lib: Library, opts: Any, args: list[str]) -> None:
         self._override = {k: v for k, v in vars(opts).items()
@@ -413,6 +423,195 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
         if write:
             parts.append(f"{written} files written" + (f", {failed_writes} not written" if failed_writes else ""))
         ui.print_("musicgenre: " + ", ".join(parts) + (" (pretend: nothing stored)" if pretend else ""))
+
+    # ---- learning from the library's own genres ----------------------------------------------
+
+    def _learn_subcommand(self) -> ui.Subcommand:
+        cmd = ui.Subcommand("musicgenre-learn", help="train a genre model on the library's own genres "
+                                                     "(then `model: DIR` classifies with it)")
+        cmd.parser.usage = f"{cmd.parser.usage or '%prog [options]'} [QUERY]"
+        cmd.parser.add_option("-o", "--output", dest="output", metavar="DIR",
+                              help="the model directory to write (an existing model directory is replaced)")
+        cmd.parser.add_option("--report", dest="report", metavar="R.json",
+                              help="also write the report: genres, merges, drops, validation, suspects, to_tag")
+        cmd.parser.add_option("--alias", dest="alias", action="append", default=[], metavar="SOURCE=TARGET",
+                              help="read genre SOURCE as TARGET (repeatable)")
+        cmd.parser.add_option("--min-files", dest="min_files", type="int", default=20, metavar="N",
+                              help="drop genres with fewer than N items (default 20)")
+        cmd.parser.add_option("--min-artists", dest="min_artists", type="int", default=3, metavar="N",
+                              help="drop genres with fewer than N artists (default 3)")
+        cmd.parser.add_option("--folds", dest="folds", type="int", default=5, metavar="N",
+                              help="validation folds, grouped by artist (default 5)")
+        cmd.parser.add_option("--db", dest="db", metavar="LIB",
+                              help="the musicgenre library database holding the features (default: the config's "
+                                   "db, else musicgenre.sqlite next to the beets library); missing ones are added")
+        cmd.func = self._learn_command
+        return cmd
+
+    def _features_db(self, lib: Library, given: str | None) -> Path:
+        """Where the items' window features are kept: ``--db``, else the config's ``db``, else
+        ``musicgenre.sqlite`` next to the beets library (beets' config folder for a library in memory)."""
+        if given:
+            return Path(given).expanduser()
+        if self.config["db"].get():
+            return Path(self.config["db"].as_filename())
+        library = os.fsdecode(lib.path)
+        if library == ":memory:":
+            from beets import config
+
+            return Path(config.config_dir()) / "musicgenre.sqlite"
+        return Path(library).expanduser().resolve().parent / "musicgenre.sqlite"
+
+    @staticmethod
+    def _track_tags(item: Item, path: str, file_tags: dict[str, Any] | None = None) -> Any:
+        """What the trainer reads of one item: beets' own genres (``genres``, or the ``genre`` string of older
+        data), artist fields and ``genre_source`` (musicgenre's own genres are never labels). ``file_tags``
+        (what the features database read from the file): a file carrying the mark of ``musicgenre scan
+        --write-tags`` whose genres beets took from it is ours too."""
+        from musicgenre.learn.vocabulary import TrackTags
+
+        genres = [g for g in (item.get("genres", with_album=False) or []) if g]
+        if not genres and item.get("genre", with_album=False):  # older beets: one (possibly joined) string
+            genres = [str(item.get("genre", with_album=False))]
+        ours = bool(file_tags and file_tags.get("genre_ours")
+                    and {g.casefold() for g in file_tags.get("genres") or []} == {g.casefold() for g in genres})
+        return TrackTags(path=path, genres=genres, artist=item.get("artist") or None,
+                         album_artist=item.get("albumartist") or None, album=item.get("album") or None,
+                         musicbrainz_artist_id=item.get("mb_artistid") or None,
+                         musicbrainz_album_id=item.get("mb_albumid") or None, genre_ours=ours,
+                         genre_source=item.get("genre_source", with_album=False) or None)
+
+    def _current_features(self, db: Path, backbone: tuple[str, str]) -> dict[str, Any]:
+        """path -> ``FeatureRow`` for the files of ``db`` with current features of ``backbone`` (none when
+        ``db`` does not exist yet)."""
+        from musicgenre.library.db import read_features
+
+        if not db.exists():
+            return {}
+        return {r.path: r for r in read_features(db, backbone=backbone[0], backbone_version=backbone[1])}
+
+    def _learn_command(self, lib: Library, opts: Any, args: list[str]) -> None:
+        import importlib.util
+
+        missing = [m for m in ("sklearn", "onnx", "safetensors") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ui.UserError(f"musicgenre-learn needs {', '.join(missing)}, which is not installed: "
+                               "pip install 'musicgenre[learn]'")
+        from musicgenre.errors import MusicGenreError
+
+        try:
+            self._learn(lib, opts, args)
+        except MusicGenreError as e:  # no genres, too few left, one artist, bad -o: one line, nothing written
+            raise ui.UserError(f"musicgenre-learn: {e}") from None
+
+    def _learn(self, lib: Library, opts: Any, args: list[str]) -> None:
+        import shlex
+
+        from musicgenre._names import printable_name
+        from musicgenre.errors import ParameterError
+        from musicgenre.learn.fit import window_features
+        from musicgenre.learn.run import Library as Features
+        from musicgenre.learn.run import learn, prepare_output
+        from musicgenre.learn.vocabulary import parse_aliases, written_by_us
+        from musicgenre.learn.writer import backbone_identity, base_model
+        from musicgenre.library.db import read_rows
+        from musicgenre.library.scan import scan
+
+        if not opts.output:
+            raise ui.UserError("musicgenre-learn: say where to write the model: -o DIR")
+        if opts.folds < 2:
+            raise ui.UserError("musicgenre-learn: --folds must be at least 2")
+        try:
+            aliases = parse_aliases(opts.alias)
+        except ValueError as e:
+            raise ui.UserError(f"musicgenre-learn: {e}") from None
+        out = Path(opts.output).expanduser()
+        prepare_output(out)  # the checks learn makes, before the features are computed
+        if opts.report and not Path(opts.report).expanduser().resolve().parent.is_dir():
+            raise ParameterError(f"{Path(opts.report).parent}: no such folder for --report")
+        base_model()
+        backbone = backbone_identity()
+
+        items = list(lib.items(args))
+        paths = {item.id: str(Path(os.fsdecode(item.path)).resolve()) for item in items}
+        own = [t for t in (self._track_tags(item, paths[item.id]) for item in items)
+               if t.genres and not written_by_us(t)]
+        if not own:
+            raise ui.UserError(f"musicgenre-learn: no genres to learn from: none of the {len(items)} matched items "
+                               "has genres of its own (those musicgenre set are never used)")
+
+        # the window features: those the database already holds for the file as it is now, the rest from one
+        # pass of the configured model (the scan that `musicgenre scan` runs, into the same database)
+        db = self._features_db(lib, opts.db)
+        have = self._current_features(db, backbone)
+        stats = {r["path"]: (r["size"], r["mtime"]) for r in read_rows(db)} if have else {}
+        todo = []
+        for item in items:
+            path = paths[item.id]
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None
+            if path not in have or st is None or stats.get(path) != (st.st_size, st.st_mtime):
+                todo.append(Path(path))
+        self._log.info("{}: features of {} items stored, {} to compute", printable_name(db), len(items) - len(todo),
+                       len(todo))
+        if todo:
+            clf = self.classifier
+            gives = getattr(clf, "feature_backbone", None)
+            if gives is None or tuple(gives) != backbone:
+                what = "no embeddings" if gives is None else f"the embeddings of {' '.join(gives)}"
+                raise ui.UserError(f"musicgenre-learn: model {clf.name} {clf.version} gives {what}; learning reads "
+                                   f"those of {' '.join(backbone)}: set musicgenre's model to a shipped model or one "
+                                   "learned before")
+            db.parent.mkdir(parents=True, exist_ok=True)
+            summary = scan(todo, db, clf, workers=self.config["workers"].get(int), progress=sys.stderr.isatty())
+            self._log.info("{}: {}", printable_name(db), summary.line())
+            have = self._current_features(db, backbone)
+
+        tracks, features = [], {}
+        no_features = no_tags = 0
+        for item in items:
+            row = have.get(paths[item.id])
+            if row is None:  # unreadable, or no window above the silence threshold
+                no_features += 1
+            elif row.tag_logits is None or len(row.embedding) == 0:
+                no_tags += 1
+            else:
+                tracks.append(self._track_tags(item, row.path, row.tags))
+                features[row.path] = window_features(row.embedding, row.tag_logits)
+        skipped = {k: v for k, v in (("no features (unreadable or silent files)", no_features),
+                                     ("no tag logits stored", no_tags)) if v}
+        if not tracks:
+            raise ui.UserError(f"musicgenre-learn: none of the {len(items)} matched items has features "
+                               "(unreadable or silent files)")
+
+        words = ["beet", "musicgenre-learn", "-o", str(opts.output)] + [w for a in opts.alias for w in ("--alias", a)]
+        chosen = (("--min-files", opts.min_files, 20), ("--min-artists", opts.min_artists, 3),
+                  ("--folds", opts.folds, 5))
+        words += [w for flag, v, default in chosen if v != default for w in (flag, str(v))]
+        done = learn(db, out, report_path=Path(opts.report).expanduser() if opts.report else None, aliases=aliases,
+                     min_files=opts.min_files, min_artists=opts.min_artists, folds=opts.folds,
+                     command=shlex.join(words + args), say=lambda line: self._log.info("{}", line),
+                     library=Features(tracks, features, backbone, skipped))
+        for w in done.warnings:
+            self._log.warning("{}", w)
+        rep = done.report
+        val = rep["validation"]
+        sure = val["confident"]
+        right = "-" if sure["accuracy"] is None else f"{sure['accuracy']:.3f}"
+        lines = [f"{printable_name(done.out)}: {len(rep['genres'])} genres from {val['files']} items "
+                 f"({val['groups']} artists); out of fold ({val['folds']} folds by artist"
+                 f"{', LEAKY' if val['leaky'] else ''}): top-1 {val['top1']:.3f}, macro-F1 {val['macro_f1']:.3f}; "
+                 f"confident (>= {sure['min_confidence']:g}) {sure['share']:.0%}, right {right}"]
+        lines += [f"  {genre:<20} precision {m['precision']:.3f}  recall {m['recall']:.3f}  n={m['n']}"
+                  for genre, m in val["per_genre"].items()]
+        lines += [f"  dropped {d['genre']}: {d['reason']}" for d in rep["dropped"]]
+        lines.append(f"{len(rep['suspects'])} likely mis-tags, {len(rep['to_tag'])} items to tag"
+                     + (f": {opts.report}" if opts.report else " (--report R.json lists them)"))
+        lines.append(f"classify with it: set `musicgenre: {{model: {done.out}}}` in the beets config, then "
+                     "`beet musicgenre` (genres of your own are kept)")
+        ui.print_("\n".join(lines))
 
     # ---- importing ----------------------------------------------------------------------------
 

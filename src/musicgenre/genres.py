@@ -60,7 +60,11 @@ def canonical(label: str) -> str:
 
 
 def display(label: str) -> str:
-    """The name shown to people and written into tags by default (``hiphop`` -> ``Hip Hop``)."""
+    """The name shown to people and written into tags by default (``hiphop`` -> ``Hip Hop``). A label that is
+    not all lowercase is already in its owner's words (a model ``musicgenre learn`` trained: "IDM",
+    "Drum & Bass") and is kept as it is."""
+    if label != label.lower():
+        return label.strip()
     return canonical(label).title()
 
 

@@ -114,9 +114,11 @@ def check_vocabulary(vocab: Vocabulary, lib: Library, *, min_files: int, min_art
 
 def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapping[str, str] | None = None,
           min_files: int = 20, min_artists: int = 3, folds: int = 5, command: str = "musicgenre learn",
-          say: Callable[[str], None] = lambda _: None) -> Learned:
+          say: Callable[[str], None] = lambda _: None, library: Library | None = None) -> Learned:
     """The whole run (module docstring). ``say`` gets progress lines. Errors (``MusicGenreError``,
-    ``ParameterError``) come before anything is written."""
+    ``ParameterError``) come before anything is written. ``library``: the files, tags and features to learn from
+    when they are not ``db``'s own (the beets plugin: beets' genres over features stored in ``db``); they must
+    come from the shipped backbone."""
     from .writer import backbone_identity, base_model, write_model_dir
 
     if folds < 2:
@@ -125,7 +127,10 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
     if report_path is not None and not Path(report_path).resolve().parent.is_dir():
         raise ParameterError(f"{Path(report_path).parent}: no such folder for --report")
     base_model()  # the shipped graph the model reuses: checked before the work
-    lib = load_library(db, backbone_identity())
+    backbone = backbone_identity()
+    lib = load_library(db, backbone) if library is None else library
+    if lib.backbone != backbone:
+        raise MusicGenreError(f"features from {' '.join(lib.backbone)}; this musicgenre learns on {' '.join(backbone)}")
     say(f"{db}: {len(lib.tracks)} files with stored features")
     try:
         vocab = build_vocabulary(lib.tracks, aliases=aliases, min_files=min_files, min_artists=min_artists)
