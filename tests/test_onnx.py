@@ -140,7 +140,8 @@ def test_onnx_backend_runs_without_torch(example_windows: np.ndarray, onnx_model
 def test_config_records_the_shipped_export() -> None:
     entry = json.loads((SHIPPED / "config.json").read_text())["onnx"]
     assert entry["file"] == "model.onnx" and len(entry["sha256"]) == 64
-    assert entry["outputs"] == ["logits", "tags"]
+    assert entry["outputs"] == ["logits", "tags", "embedding"]
+    assert entry["backbone"] == {"name": "MSD_musicnn", "version": "0.1.0"}  # what scan stores features under
 
 
 @pytest.mark.slow

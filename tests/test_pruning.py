@@ -61,7 +61,7 @@ def _run(module: torch.nn.Module, x: np.ndarray) -> dict[str, torch.Tensor]:
 def test_shipped_model_is_pruned(shipped) -> None:
     _, pruned, _ = shipped
     assert isinstance(pruned.backbone, PrunedMusicnn)
-    # the MSD tagger's live filters (issue #20): of the 40 + 21 timbral and 25 / 36 / 41 temporal filters with
+    # the MSD tagger's live filters: of the 40 + 21 timbral and 25 / 36 / 41 temporal filters with
     # non-zero weights, 23 + 14 and 3 / 7 / 17 can move their channel by more than NEGLIGIBLE_CHANGE; 20 of 64
     # channels live in mid conv 1
     assert pruned.backbone.live_channels == {"front": [23, 14, 3, 7, 17], "mid": [20, 64, 64]}

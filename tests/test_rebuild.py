@@ -24,7 +24,7 @@ RECIPE = ROOT / "recipes" / "musicnn-genre.toml"
 # valid-partition figures (top-1) in clips. benchmarks/results/rebuild.json (2.3): on this machine the rebuild
 # is bit-exact; with the features perturbed by 1e-6 (relative; three noise seeds) the example scores move by at
 # most 0.0072, the valid clips' by 0.0020, no label and no validation figure changes. A fresh clone elsewhere
-# moved 2.2's example scores by 0.0105 (issue 19): the tolerance leaves about 5x that.
+# moved 2.2's example scores by 0.0105: the tolerance leaves about 5x that.
 SCORE_TOL = 0.05
 TOP1_TOL_CLIPS = 2
 
