@@ -99,34 +99,22 @@ def build(data: Path, folder: Path) -> dict[str, tuple[Path, int]]:
 
 def evaluate(db: Path, min_files: int) -> dict[str, Any]:
     from musicgenre.learn import fit
-    from musicgenre.learn.run import load_library
-    from musicgenre.learn.vocabulary import build_vocabulary, group_keys
+    from musicgenre.learn.run import labelled, load_library
+    from musicgenre.learn.vocabulary import build_vocabulary
     from musicgenre.learn.writer import backbone_identity
     from musicgenre.prediction import DEFAULT_MIN_CONFIDENCE
     from musicgenre.train.metrics import report
 
     lib = load_library(db, backbone_identity())
     vocab = build_vocabulary(lib.tracks, min_files=min_files)
-    labels = sorted(vocab.genres, key=str.casefold)
-    index = {g: i for i, g in enumerate(labels)}
-    paths = sorted(vocab.labels)
-    y = np.array([index[vocab.labels[p]] for p in paths])
-    groups = group_keys(lib.tracks)
-    windows = fit.WindowSet.from_files([lib.features[p] for p in paths])
-    fold = fit.assign_folds(y, [groups[p] for p in paths], 5)
+    d = labelled(vocab, lib)
+    labels, paths, y, windows = d.labels, d.paths, d.y, d.windows
+    fold = fit.assign_folds(y, d.groups, 5)
     out: dict[str, Any] = {"genres": {g.name: g.files for g in vocab.kept}, "files": len(paths),
-                           "artists": len({groups[p] for p in paths}), "folds": int(fold.max()) + 1, "by_c": {}}
+                           "artists": len(set(d.groups)), "folds": int(fold.max()) + 1, "by_c": {}}
     for c in GRID:
-        oof = np.zeros((len(windows.x), len(labels)), np.float32)
-        owner = windows.owner
-        for f in range(int(fold.max()) + 1):
-            train = np.flatnonzero(fold != f)
-            head = fit.fit_head(windows.take(train), y[train], len(labels), c=c)
-            rows = np.isin(owner, np.flatnonzero(fold == f))
-            oof[rows] = head.logits(windows.x[rows])
-        clips = windows.split(oof)
-        t_file, by_file = fit.crossfit_calibration(clips, y, fold)
-        probs = np.stack([fit.clip_probabilities([z], float(t), b)[0] for z, t, b in zip(clips, t_file, by_file)])
+        oof = fit.out_of_fold_logits(windows, y, fold, len(labels), c=c)
+        t_file, probs = fit.crossfit_probabilities(windows.split(oof), y, fold)
         rep = report(y, probs.argmax(1), labels)
         sure = probs.max(1) >= DEFAULT_MIN_CONFIDENCE
         right = probs.argmax(1) == y

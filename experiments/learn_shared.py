@@ -407,23 +407,16 @@ def out_of_fold(db: Path) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]
     vocabulary, folds, cross-fitted calibration and aggregation): the labelled paths, their tags (label
     indices), the (files, L) scores and the genres."""
     from musicgenre.learn import fit
-    from musicgenre.learn.run import load_library
-    from musicgenre.learn.vocabulary import build_vocabulary, group_keys
+    from musicgenre.learn.run import labelled, load_library
+    from musicgenre.learn.vocabulary import build_vocabulary
     from musicgenre.learn.writer import backbone_identity
 
     lib = load_library(db, backbone_identity())
-    vocab = build_vocabulary(lib.tracks, min_files=MIN_FILES, min_artists=MIN_ARTISTS)
-    labels = sorted(vocab.genres, key=lambda g: (g.casefold(), g))
-    index = {g: i for i, g in enumerate(labels)}
-    paths = sorted(vocab.labels)
-    y = np.array([index[vocab.labels[p]] for p in paths])
-    groups = group_keys(lib.tracks)
-    windows = fit.WindowSet.from_files([lib.features[p] for p in paths])
-    fold = fit.assign_folds(y, [groups[p] for p in paths], 5)
-    clips = windows.split(fit.out_of_fold_logits(windows, y, fold, len(labels)))
-    t_file, by_file = fit.crossfit_calibration(clips, y, fold)
-    probs = np.stack([fit.clip_probabilities([z], float(t), b)[0] for z, t, b in zip(clips, t_file, by_file)])
-    return paths, y, probs, labels
+    d = labelled(build_vocabulary(lib.tracks, min_files=MIN_FILES, min_artists=MIN_ARTISTS), lib)
+    fold = fit.assign_folds(d.y, d.groups, 5)
+    clips = d.windows.split(fit.out_of_fold_logits(d.windows, d.y, fold, len(d.labels)))
+    _, probs = fit.crossfit_probabilities(clips, d.y, fold)
+    return d.paths, d.y, probs, d.labels
 
 
 def relabelled(db: Path, out: Path, genres: dict[str, list[str]]) -> Path:

@@ -166,9 +166,10 @@ def assign_folds(y: np.ndarray, groups: Sequence[str], folds: int, *, seed: int 
     return out
 
 
-def out_of_fold_logits(windows: WindowSet, y: np.ndarray, fold: np.ndarray, n_classes: int, *,
+def out_of_fold_logits(windows: WindowSet, y: np.ndarray, fold: np.ndarray, n_classes: int, *, c: float = C,
                        say: Callable[[str], None] = lambda _: None) -> np.ndarray:
-    """Every window's logits from the head trained on the other folds' files: (windows, L)."""
+    """Every window's logits from the head trained (at inverse strength ``c``) on the other folds' files:
+    (windows, L)."""
     out = np.zeros((len(windows.x), n_classes), np.float32)
     owner = windows.owner
     k = int(fold.max()) + 1
@@ -176,7 +177,7 @@ def out_of_fold_logits(windows: WindowSet, y: np.ndarray, fold: np.ndarray, n_cl
         held = np.flatnonzero(fold == f)
         train = np.flatnonzero(fold != f)
         say(f"fold {f + 1}/{k}: training on {len(train)} files, scoring {len(held)}")
-        head = fit_head(windows.take(train), y[train], n_classes)
+        head = fit_head(windows.take(train), y[train], n_classes, c=c)
         rows = np.isin(owner, held)
         out[rows] = head.logits(windows.x[rows])
     return out
@@ -283,6 +284,15 @@ def crossfit_calibration(clip_logits: Sequence[np.ndarray], y: np.ndarray, fold:
         t0[held] = t
         by_n[held] = temps + [temps[-1]] * (MAX_WINDOWS - len(temps))
     return t0, by_n
+
+
+def crossfit_probabilities(clip_logits: Sequence[np.ndarray], y: np.ndarray, fold: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Each file's out-of-fold scores as ``predict`` makes them, at the calibration fitted on the other folds
+    (``crossfit_calibration``): (window temperature per file, (files, L) scores)."""
+    t_file, by_file = crossfit_calibration(clip_logits, y, fold)
+    probs = np.stack([clip_probabilities([z], float(t), b)[0] for z, t, b in zip(clip_logits, t_file, by_file)])
+    return t_file, probs
 
 
 def clip_probabilities(clip_logits: Sequence[np.ndarray], temperature: float, by_windows: Sequence[float]

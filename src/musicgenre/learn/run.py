@@ -96,6 +96,28 @@ class Learned:
     warnings: list[str]
 
 
+@dataclass
+class Labelled:
+    """The files a model learns from: its genres (the owner's names, in a fixed order), the labelled paths (sorted),
+    their label indices ``y``, artist groups and stored windows."""
+
+    labels: list[str]
+    paths: list[str]
+    y: np.ndarray
+    groups: list[str]
+    windows: fit.WindowSet
+
+
+def labelled(vocab: Vocabulary, lib: Library) -> Labelled:
+    """The labelled files of ``vocab`` with their features from ``lib``."""
+    labels = sorted(vocab.genres, key=lambda g: (g.casefold(), g))
+    index = {g: i for i, g in enumerate(labels)}
+    paths = sorted(vocab.labels)
+    groups_of = group_keys(lib.tracks)
+    return Labelled(labels, paths, np.array([index[vocab.labels[p]] for p in paths]), [groups_of[p] for p in paths],
+                    fit.WindowSet.from_files([lib.features[p] for p in paths]))
+
+
 def check_vocabulary(vocab: Vocabulary, lib: Library, *, min_files: int, min_artists: int) -> None:
     """The clear errors before any work: no genre tags at all, fewer than two genres left."""
     n = len(lib.tracks)
@@ -137,14 +159,9 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
     except ValueError as e:
         raise ParameterError(str(e)) from None
     check_vocabulary(vocab, lib, min_files=min_files, min_artists=min_artists)
-    labels = sorted(vocab.genres, key=lambda g: (g.casefold(), g))
-    index = {g: i for i, g in enumerate(labels)}
-    paths = sorted(vocab.labels)
-    y = np.array([index[vocab.labels[p]] for p in paths])
-    groups_of = group_keys(lib.tracks)
-    groups = [groups_of[p] for p in paths]
+    data = labelled(vocab, lib)
+    labels, paths, y, groups, windows = data.labels, data.paths, data.y, data.groups, data.windows
     leak = grouping_leaks(lib.tracks, vocab.labels)
-    windows = fit.WindowSet.from_files([lib.features[p] for p in paths])
     say(f"{len(paths)} labelled files ({len(windows.x)} windows) in {len(labels)} genres, "
         f"{len(set(groups))} artist groups; {len(vocab.dropped)} genres dropped, {len(vocab.ambiguous)} files with "
         "several genres left out")
@@ -163,8 +180,7 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
     clip_logits = windows.split(oof)
     say("calibrating out of fold")
     t0, temps = fit.fit_window_calibration(clip_logits, y)
-    t_file, by_file = fit.crossfit_calibration(clip_logits, y, fold)
-    probs = np.stack([fit.clip_probabilities([z], float(t), b)[0] for z, t, b in zip(clip_logits, t_file, by_file)])
+    _, probs = fit.crossfit_probabilities(clip_logits, y, fold)
     val = validation(probs, y, oof, np.repeat(y, windows.counts), labels, min_confidence=DEFAULT_MIN_CONFIDENCE,
                      folds=k, groups=len(set(groups)), leak=leak)
     say(f"final fit on all {len(paths)} labelled files")
