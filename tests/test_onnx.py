@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -173,3 +174,40 @@ def test_thread_count_reaches_the_session() -> None:
         return int(clf.model.runner.session.get_session_options().intra_op_num_threads)
 
     assert threads(load(threads=1)) == 1 and threads(load()) == DEFAULT_THREADS
+
+
+@pytest.mark.parametrize(("cores", "workers", "want"), [(2, 1, None), (2, 2, 1), (2, 3, 1), (4, 2, None),
+                                                        (3, 2, 1), (16, 2, None), (8, 8, 1)])
+def test_threads_per_worker_leaves_no_core_oversubscribed(monkeypatch, cores: int, workers: int, want) -> None:
+    """Inference threads shrink to one per worker only when the workers already fill the cores (each also has
+    its decoder thread); otherwise the backend keeps its default (None)."""
+    from musicgenre.runtime import threads_per_worker
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert threads_per_worker(workers) == want
+
+
+@pytest.mark.parametrize("command", ["predict", "scan"])
+def test_batch_commands_load_one_inference_thread_per_worker_on_two_cores(monkeypatch, tmp_path, command) -> None:
+    """``predict`` and ``scan`` over several files with 2 workers on 2 cores ask for 1 intra-op thread; one file
+    keeps the default (both cores for its model)."""
+    import musicgenre.pipeline
+    from musicgenre.cli import main
+
+    class Loaded(Exception):
+        pass
+
+    asked: list[object] = []
+
+    def fake_load(*args, **kwargs):
+        asked.append(kwargs.get("threads"))
+        raise Loaded
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(musicgenre.pipeline, "load", fake_load)
+    clips = sorted(str(p) for p in EXAMPLES.glob("*.ogg"))
+    extra = ["--db", str(tmp_path / "lib.db")] if command == "scan" else []
+    for inputs in (clips[:2], clips[:1]):
+        with pytest.raises(Loaded):
+            main([command, "-q", "--workers", "2", *extra, *inputs])
+    assert asked == [1, None]

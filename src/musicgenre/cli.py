@@ -28,6 +28,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .audio import find_audio_files
     from .output import render
     from .pipeline import load, predict_many
+    from .runtime import threads_per_worker
 
     if args.top_k < 1:
         raise ParameterError("--top-k must be at least 1")
@@ -40,7 +41,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         _err("nothing to classify: no audio files in the given paths")
         return 1
-    clf = load(args.model, device=args.device, backend=args.backend, min_confidence=args.min_confidence)
+    clf = load(args.model, device=args.device, backend=args.backend, min_confidence=args.min_confidence,
+               threads=threads_per_worker(min(args.workers, len(files))))
     fmt = dict(top_k=args.top_k, segments=args.segments)
     stream = args.output is None and args.format in ("table", "jsonl")  # print each result as it comes
     bar = None
@@ -121,6 +123,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from .library.scan import scan
     from .library.tags import TagWriter
     from .pipeline import load
+    from .runtime import threads_per_worker
 
     errors: list[str] = []
     files = list(find_audio_files(args.dirs, errors=errors))
@@ -137,7 +140,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         summary = scan_ray(files, args.db, args.model, address=args.address, shards=args.shards,
                            device=args.device, tagger=tagger, quiet=args.quiet)
     else:
-        clf = load(args.model, device=args.device, backend=args.backend)
+        clf = load(args.model, device=args.device, backend=args.backend,
+                   threads=threads_per_worker(min(args.workers, len(files))))
         summary = scan(files, args.db, clf, workers=args.workers, tagger=tagger,
                        progress=sys.stderr.isatty() and not args.quiet)
     print(f"{args.db}: {summary.line()}", file=sys.stderr)
