@@ -124,6 +124,8 @@ def test_kill_and_resume_every_file_exactly_once(tmp_path):
 class _Pred:
     label = "jazz"
     scores = {"jazz": 0.8123, "blues": 0.1877}
+    status = "confident"
+    closest_tags: list[str] = []
 
 
 @pytest.mark.parametrize("suffix", [".mp3", ".flac", ".ogg", ".opus", ".m4a"])

@@ -119,14 +119,16 @@ def test_database_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) ->
 
     con = connect(db)
     try:
-        assert schema_version(con) == SCHEMA_VERSION == 1
+        assert schema_version(con) == SCHEMA_VERSION == 2
         assert {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} >= {
             "tracks", "features", "file_tags"}
     finally:
         con.close()
-    assert list(read_rows(db)) == before and len(before) == 4  # no row lost or changed
+    after = list(read_rows(db))  # no row lost or changed; the new status column is NULL in the old rows
+    assert [{k: v for k, v in r.items() if k != "status"} for r in after] == before and len(before) == 4
+    assert all(r["status"] is None for r in after)
     connect(db).close()  # opening it again changes nothing
-    assert list(read_rows(db)) == before
+    assert list(read_rows(db)) == after
 
     con = sqlite3.connect(db)
     con.execute("PRAGMA user_version = 99")

@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from beets import plugins, ui
 from beets.dbcore import types
@@ -60,7 +60,16 @@ def _describe(obj: LibModel) -> str:
 class Outcome:
     """What happened to one object (item or album) in one run, for the summary line."""
 
-    SET, UNCERTAIN, KEPT, DONE, FAILED = "set", "uncertain", "kept", "done", "failed"
+    SET, UNCERTAIN, UNKNOWN, KEPT, DONE, FAILED = "set", "uncertain", "unknown", "kept", "done", "failed"
+
+
+class Call(NamedTuple):
+    """One classified object: its genre scores and, when the model found it unlike all its genres (status
+    "unknown"), the genre tags it sounds like instead (``unknown`` True)."""
+
+    scores: dict[str, float]
+    unknown: bool = False
+    closest: tuple[str, ...] = ()
 
 
 class MusicGenrePlugin(plugins.BeetsPlugin):
@@ -168,8 +177,12 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
             return Outcome.DONE if self._clf_matches(obj) else None
         return Outcome.KEPT
 
-    def _apply(self, obj: LibModel, scores: dict[str, float]) -> str:
-        """Set the genres and attributes that ``scores`` call for on ``obj`` (not stored)."""
+    def _apply(self, obj: LibModel, call: Call) -> str:
+        """Set the genres and attributes that ``call`` calls for on ``obj`` (not stored); an unknown call, like
+        an uncertain one, sets nothing."""
+        if call.unknown:
+            return Outcome.UNKNOWN
+        scores = call.scores
         genres = self._genres_for(scores)
         if genres is None:
             return Outcome.UNCERTAIN
@@ -190,7 +203,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
     # ---- classifying --------------------------------------------------------------------------
 
     def _predict(self, items: Sequence[Item], progress: bool = False) -> dict[Any, Any]:
-        """item id -> scores (label -> probability), or the one-line reason it failed."""
+        """item id -> its ``Call`` (scores, unknown or not), or the one-line reason it failed."""
         from musicgenre.pipeline import predict_many
 
         paths = [os.fsdecode(item.path) for item in items]
@@ -205,7 +218,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
             if isinstance(result, Exception):
                 out[item.id] = str(result)
             else:
-                out[item.id] = dict(result.scores)
+                out[item.id] = Call(dict(result.scores), result.status == "unknown", tuple(result.closest_tags))
             if bar is not None:
                 bar.update()
         if bar is not None:
@@ -216,12 +229,16 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
         self._log.error("{}", reason if os.fsdecode(item.path) in reason else f"{os.fsdecode(item.path)}: {reason}")
         return Outcome.FAILED
 
-    def _uncertain(self, obj: LibModel, scores: dict[str, float]) -> None:
-        """List an uncertain object (a warning while importing, where info lines are not shown)."""
+    def _uncertain(self, obj: LibModel, call: Call) -> None:
+        """List an uncertain or unknown object (a warning while importing, where info lines are not shown)."""
         from musicgenre.genres import display
 
-        label, score = max(scores.items(), key=lambda kv: kv[1])
         say = self._log.warning if self._importing else self._log.info
+        if call.unknown:
+            hint = f"; closest tags: {', '.join(call.closest)}" if call.closest else ""
+            say("{}: unknown (none of the model's genres{}); keeps its genres", _describe(obj), hint)
+            return
+        label, score = max(call.scores.items(), key=lambda kv: kv[1])
         say("{}: uncertain ({} {:.2f} < {:.2f}); keeps its genres", _describe(obj), display(label), score,
             self._min_confidence())
 
@@ -247,7 +264,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
                     outcome = self._fail(item, result)
                 else:
                     outcome = self._apply(item, result)
-                    if outcome == Outcome.UNCERTAIN:
+                    if outcome in (Outcome.UNCERTAIN, Outcome.UNKNOWN):
                         self._uncertain(item, result)
                     elif outcome == Outcome.SET:
                         self._show(item)
@@ -284,11 +301,15 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
                 self._fail(item, results[item.id])
         if not good:
             return counts
-        labels = list(next(iter(good.values())))
-        vote = dict(zip(labels, np.mean([[r[k] for k in labels] for r in good.values()], axis=0).tolist()))
+        labels = list(next(iter(good.values())).scores)
+        unknown = [r for r in good.values() if r.unknown]
+        # the album is judged as a whole: unknown when most of its tracks are
+        vote = Call(dict(zip(labels, np.mean([[r.scores[k] for k in labels] for r in good.values()],
+                                             axis=0).tolist())),
+                    2 * len(unknown) > len(good), unknown[0].closest if unknown else ())
         album_outcome = self._apply(album, vote) if standing is None else standing
         with batch():
-            if album_outcome == Outcome.UNCERTAIN:
+            if album_outcome in (Outcome.UNCERTAIN, Outcome.UNKNOWN):
                 self._uncertain(album, vote)
             elif album_outcome == Outcome.SET:
                 self._show(album)
@@ -416,7 +437,8 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
             counts = self.process_items(list(lib.items(args)), store=store, progress=True, batch=lib.transaction)
         what = "would be set" if pretend else "set"
         parts = [f"{counts.get(Outcome.SET, 0)} {what}",
-                 f"{counts.get(Outcome.UNCERTAIN, 0)} uncertain (kept as they were)",
+                 f"{counts.get(Outcome.UNCERTAIN, 0)} uncertain and {counts.get(Outcome.UNKNOWN, 0)} unknown "
+                 "(kept as they were)",
                  f"{counts.get(Outcome.KEPT, 0)} kept their own genres",
                  f"{counts.get(Outcome.DONE, 0)} already done",
                  f"{counts.get(Outcome.FAILED, 0)} failed"]

@@ -86,10 +86,13 @@ class Ensemble:
         tag_names = [t for p in preds for t in p.tags]
         tags = merge_tags(tag_names, np.array([v for p in preds for v in p.tags.values()]))
         scores, segments = sorted_scores(self.labels, probs), _combine_segments(preds, self.labels)
-        status, agreement = confidence(scores, [s.label for s in segments], self.min_confidence)
+        status, agreement, closest = confidence(scores, [s.label for s in segments], self.min_confidence)
+        unknown = [p for p in preds if p.status == "unknown"]
+        if unknown:  # a member that finds the recording unlike all its genres makes the ensemble's call unknown
+            status, closest = "unknown", unknown[0].closest_tags
         return Prediction(source=preds[0].source, scores=scores, tags=tags, segments=segments,
                           duration=preds[0].duration, model=self.name, status=status, agreement=agreement,
-                          warnings=preds[0].warnings)
+                          closest_tags=closest, warnings=preds[0].warnings)
 
 
 def _combine_segments(preds: list[Prediction], labels: list[str]) -> list[Segment]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ._io import sha256_file, write_atomic, write_json
 from .errors import ParameterError, WeightsError
 from .features import FeatureConfig
+from .openset import OpenSet
 
 if TYPE_CHECKING:
     import torch
@@ -36,7 +37,7 @@ WEIGHTS = "model.safetensors"
 # Keys a card types; every other key of config.json (description, licence, training, metrics, source,
 # reference, ...) is kept as it was read, in ``extra``.
 _HEAD = ("name", "version", "architecture", "model_args", "members", "labels", "features", "temperature",
-         "temperature_by_windows")
+         "temperature_by_windows", "open_set")
 _TAIL = ("weights", "sha256", "onnx", "tags")
 
 
@@ -73,6 +74,7 @@ class ModelCard:
     members: tuple[str, ...] = ()
     temperature: float | None = None
     temperature_by_windows: tuple[float, ...] = ()
+    open_set: OpenSet | None = None  # the "unknown" detector (openset.py); None: a model without one
     weights: str | None = None
     sha256: str | None = None
     onnx: OnnxEntry | None = None
@@ -118,6 +120,8 @@ class ModelCard:
             head["temperature"] = self.temperature
         if self.temperature_by_windows:
             head["temperature_by_windows"] = list(self.temperature_by_windows)
+        if self.open_set is not None:
+            head["open_set"] = self.open_set.to_dict()
         tail: dict[str, Any] = {}
         if self.weights is not None:
             tail["weights"] = self.weights
@@ -148,7 +152,7 @@ class ModelCard:
 def _as_json(changes: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in changes.items():
-        if isinstance(v, FeatureConfig | OnnxEntry):
+        if isinstance(v, FeatureConfig | OnnxEntry | OpenSet):
             v = v.to_dict()
         elif isinstance(v, tuple):
             v = list(v)
@@ -229,6 +233,7 @@ def from_dict(cfg: Mapping[str, Any], *, where: str = CONFIG) -> ModelCard:
         members=_strings(cfg, "members", where, required=ensemble),
         temperature=None if temperature is None else float(temperature),
         temperature_by_windows=tuple(float(t) for t in by_windows),
+        open_set=None if cfg.get("open_set") is None else OpenSet.from_dict(cfg["open_set"], where=where),
         weights=_want(cfg, "weights", str, where, required=False),  # set by save; a model needs it to load
         sha256=_want(cfg, "sha256", str, where, required=False),
         onnx=onnx,

@@ -26,12 +26,19 @@ def render(preds: Sequence[Prediction], fmt: str, *, top_k: int, top_tags: int =
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["source", "rank", "genre", "score", "duration", "model"])
+        w.writerow(["source", "rank", "genre", "score", "duration", "model", "status"])
         for p in preds:
             for rank, (label, score) in enumerate(p.top(top_k), 1):
-                w.writerow([printable_name(p.source), rank, label, f"{score:.6f}", f"{p.duration:.3f}", p.model])
+                w.writerow([printable_name(p.source), rank, label, f"{score:.6f}", f"{p.duration:.3f}", p.model,
+                            p.status])
         return buf.getvalue()
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def unknown_note(p: Prediction) -> str:
+    """What an "unknown" call says in words (the table and the web page)."""
+    hint = f" (closest tags: {', '.join(p.closest_tags)})" if p.closest_tags else ""
+    return f"none of this model's genres{hint}: the scores below are its nearest genres, not a call"
 
 
 def _table(p: Prediction, top_k: int, top_tags: int) -> str:
@@ -41,6 +48,8 @@ def _table(p: Prediction, top_k: int, top_tags: int) -> str:
     width = max(len(name) for name, _ in top)
     for name, score in top:
         lines.append(f"  {name:<{width}}  {score:6.1%}  {'#' * round(score * 30)}")
+    if p.status == "unknown":
+        lines.append(f"  {unknown_note(p)}")
     tags = descriptive_tags(p.tags, p.scores)  # no genre word beside the answer; JSON keeps every tag
     if tags and top_tags:
         lines.append("  tags: " + ", ".join(f"{t} {s:.2f}" for t, s in list(tags.items())[:top_tags]))

@@ -114,19 +114,21 @@ class Classifier:
     >>> clf.predict("song.mp3").top(3)                # [("classical", 0.66), ("jazz", 0.33), ...]
     """
 
-    def __init__(self, model: LoadedModel, *, min_confidence: float | None = None) -> None:
+    def __init__(self, model: LoadedModel, *, min_confidence: float | None = None, unknown: bool = True) -> None:
         self.model = model
         self.min_confidence = check_min_confidence(min_confidence)
+        # the card's "unknown" detector (openset.py); ``unknown=False``: always a genre, confident or uncertain
+        self.open_set = model.card.open_set if unknown else None
         self._feature_backbone: tuple[str, str] | None | object = _UNKNOWN
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
                         batch_size: int | None = None, min_confidence: float | None = None,
-                        threads: int | None = None) -> Predictor:
+                        threads: int | None = None, unknown: bool = True) -> Predictor:
         """Same as ``musicgenre.load``: a shipped model by name (default ``musicnn-gtzan``) or a model
         directory; an ensemble directory gives an ``Ensemble``."""
         return load(name_or_dir, device=device, backend=backend, batch_size=batch_size,
-                    min_confidence=min_confidence, threads=threads)
+                    min_confidence=min_confidence, threads=threads, unknown=unknown)
 
     @property
     def labels(self) -> list[str]:
@@ -227,20 +229,23 @@ class Classifier:
                             sorted_scores(self.labels, probs[i])) for i in np.flatnonzero(loud)]
         tag_scores = {} if tags is None else merge_tags(self.model.tag_names, tags[loud].mean(axis=0))
         ranked = sorted_scores(self.labels, scores)
-        status, agreement = confidence(ranked, [s.label for s in segments], self.min_confidence)
+        status, agreement, closest = confidence(ranked, [s.label for s in segments], self.min_confidence,
+                                                self.open_set, tag_scores)
         return Prediction(source=windows.name, scores=ranked, tags=tag_scores, segments=segments, duration=seconds,
-                          model=self.name, status=status, agreement=agreement, warnings=info.warnings,
+                          model=self.name, status=status, agreement=agreement, closest_tags=closest,
+                          warnings=info.warnings,
                           features=None if sampler is None else sampler.result())
 
 
 def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend: str = "auto",
-         batch_size: int | None = None, min_confidence: float | None = None, threads: int | None = None
-         ) -> Predictor:
+         batch_size: int | None = None, min_confidence: float | None = None, threads: int | None = None,
+         unknown: bool = True) -> Predictor:
     """A ready ``Predictor``: a shipped model by name (default ``musicnn-gtzan``), a trained model directory,
     or an ensemble directory. ``backend`` "auto" runs shipped models in ONNX Runtime on the CPU (no torch
     needed) and everything else in torch; ``device`` "cuda" needs torch with CUDA. A track whose top score
-    is below ``min_confidence`` (default ``DEFAULT_MIN_CONFIDENCE``) gets the status "uncertain".
-    ``threads``: the backend's intra-op threads: ONNX Runtime's for this model (default 2);
+    is below ``min_confidence`` (default ``DEFAULT_MIN_CONFIDENCE``) gets the status "uncertain"; one unlike
+    every genre of the model (its card's open-set detector, ``openset.py``) "unknown", unless ``unknown`` is
+    False. ``threads``: the backend's intra-op threads: ONNX Runtime's for this model (default 2);
     torch's are process-wide (``torch.set_num_threads``), set only when given."""
     from .loader import load_model
     from .modeldir import locate
@@ -250,7 +255,7 @@ def load(name_or_dir: str | Path | None = None, *, device: str = "auto", backend
 
     def load_one(member: Path, member_card: ModelCard) -> Classifier:
         return Classifier(load_model(member, member_card, device=device, backend=backend, batch_size=batch_size,
-                                     threads=threads), min_confidence=min_confidence)
+                                     threads=threads), min_confidence=min_confidence, unknown=unknown)
 
     if card.is_ensemble:
         from .ensemble import Ensemble

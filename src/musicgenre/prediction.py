@@ -4,13 +4,17 @@ an ``Ensemble``) follows."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from .audio import AudioSource
 from .errors import ParameterError
+
+if TYPE_CHECKING:
+    from .openset import OpenSet
 
 
 @dataclass
@@ -60,8 +64,10 @@ class Prediction:
     ``scores`` holds every genre's probability, highest first (mean over the analysed windows);
     ``tags`` the backbone's tag probabilities (highest first; every tag, genre words included: what is shown
     beside an answer leaves those out, ``genres.descriptive_tags``); ``segments`` one entry per window.
-    ``status`` is "confident" when the top score reaches the predictor's ``min_confidence``, else
-    "uncertain"; ``agreement`` is the share of analysed windows whose own top genre is ``label``;
+    ``status`` is "unknown" when the model's open-set detector (``openset.OpenSet``) finds the recording unlike
+    every genre it was trained on (``closest_tags`` then names the genre tags it sounds like instead), else
+    "confident" when the top score reaches the predictor's ``min_confidence``, else "uncertain" (``STATUSES``);
+    ``agreement`` is the share of analysed windows whose own top genre is ``label``;
     ``features`` the backbone's embeddings (``WindowFeatures``) when the model gives them.
     """
 
@@ -73,6 +79,7 @@ class Prediction:
     model: str = ""
     status: str = "confident"
     agreement: float = 1.0
+    closest_tags: list[str] = field(default_factory=list)  # status "unknown": the genre tags it sounds like
     warnings: list[str] = field(default_factory=list)  # e.g. a damaged or truncated input: what was analysed
     # the backbone's embeddings and tag logits (a Classifier whose model outputs an embedding; None otherwise,
     # ensembles included): stored by the library scan, never part of the JSON output (``to_dict``)
@@ -100,6 +107,7 @@ class Prediction:
             "source": self.source,
             "label": self.label,
             "status": self.status,
+            "closest_tags": list(self.closest_tags),
             "agreement": round(self.agreement, 4),
             "scores": dict(self.top(top_k or len(self.scores))),
             "tags": dict(list(self.tags.items())[:top_tags]),
@@ -137,11 +145,19 @@ class Predictor(Protocol):
 DEFAULT_MIN_CONFIDENCE = 0.8
 
 
-def confidence(scores: dict[str, float], window_labels: list[str], min_confidence: float) -> tuple[str, float]:
-    """(status, agreement) of a track from its sorted scores and its windows' own top genres."""
+STATUSES = ("confident", "uncertain", "unknown")  # what ``Prediction.status`` can be
+
+
+def confidence(scores: dict[str, float], window_labels: list[str], min_confidence: float,
+               open_set: OpenSet | None = None, tags: Mapping[str, float] | None = None
+               ) -> tuple[str, float, list[str]]:
+    """(status, agreement, closest tags) of a track from its sorted scores, its windows' own top genres and,
+    with an ``open_set`` detector, its tag probabilities (the mean over the same windows)."""
     label, top = next(iter(scores.items()))
     agreement = sum(w == label for w in window_labels) / len(window_labels) if window_labels else 1.0
-    return ("confident" if top >= min_confidence else "uncertain"), agreement
+    if open_set is not None and tags and open_set.is_unknown(tags, len(window_labels)):
+        return "unknown", agreement, open_set.closest(tags)
+    return ("confident" if top >= min_confidence else "uncertain"), agreement, []
 
 
 def sorted_scores(names: list[str], values: np.ndarray) -> dict[str, float]:

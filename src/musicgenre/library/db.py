@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS tracks (
     error         TEXT,   -- NULL when classified; the reason when the file could not be
     scanned_at    TEXT NOT NULL,
     tagged        TEXT,   -- the genre our tags in the file hold; NULL when not (yet) tagged
-    tag_error     TEXT    -- why the last tag write failed (one line); NULL when none failed
+    tag_error     TEXT,   -- why the last tag write failed (one line); NULL when none failed
+    status        TEXT    -- "confident", "uncertain" or "unknown" (Prediction.status); NULL in rows of schema < 2
 );
 CREATE INDEX IF NOT EXISTS tracks_label ON tracks(label);
 CREATE TABLE IF NOT EXISTS features (
@@ -83,9 +84,9 @@ CREATE TABLE IF NOT EXISTS file_tags (
     tags_error   TEXT      -- why the tags could not be read (the other columns are then NULL)
 );
 """
-SCHEMA_VERSION = 1  # PRAGMA user_version; 0: tracks only (every release before features)
+SCHEMA_VERSION = 2  # PRAGMA user_version; 0: tracks only (every release before features); 1: no tracks.status
 COLUMNS = ("path", "size", "mtime", "content_hash", "duration", "model", "model_version", "label", "score",
-           "scores", "tags", "error", "scanned_at", "tagged", "tag_error")
+           "scores", "tags", "error", "scanned_at", "tagged", "tag_error", "status")
 # what a row from row_from_prediction carries beside COLUMNS (the Ray shards hold them too)
 FEATURE_COLUMNS = ("backbone", "backbone_version", "windows", "idx", "embedding", "tag_logits", "mean_embedding",
                    "mean_tag_logits")
@@ -115,13 +116,17 @@ def connect(db: Path) -> sqlite3.Connection:
 
 def _migrate(con: sqlite3.Connection) -> None:
     """Bring a database written by an older version up to ``SCHEMA`` without touching its rows: the oldest
-    lack ``tracks.tagged``/``tag_error``; version 0 lacks ``features`` and ``file_tags`` (created by ``SCHEMA``,
-    empty: the next scan fills them, ``scan.plan``). Then ``user_version`` records ``SCHEMA_VERSION``."""
+    lack ``tracks.tagged``/``tag_error``, versions below 2 ``tracks.status`` (NULL in their rows: read as
+    confident or uncertain by the score, as they were written); version 0 lacks ``features`` and ``file_tags``
+    (created by ``SCHEMA``, empty: the next scan fills them, ``scan.plan``). Then ``user_version`` records
+    ``SCHEMA_VERSION``."""
     have = {r[1] for r in con.execute("PRAGMA table_info(tracks)")}
     if "tagged" not in have:
         con.execute("ALTER TABLE tracks ADD COLUMN tagged TEXT")
     if "tag_error" not in have:
         con.execute("ALTER TABLE tracks ADD COLUMN tag_error TEXT")
+    if "status" not in have:
+        con.execute("ALTER TABLE tracks ADD COLUMN status TEXT")
     if con.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
         con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     con.commit()
@@ -163,7 +168,7 @@ def row_from_prediction(path: str | bytes | os.PathLike, stat: os.stat_result, d
         "scores": None if pred is None else json.dumps(pred.scores),
         "tags": None if pred is None else json.dumps(dict(list(pred.tags.items())[:20])),
         "error": error, "scanned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "tagged": None, "tag_error": None,
+        "tagged": None, "tag_error": None, "status": None if pred is None else pred.status,
         **feature_columns(features),
         **file_tag_columns(None if pred is None else file_tags),
     }

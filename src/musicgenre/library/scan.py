@@ -203,12 +203,14 @@ def tag_pending(con: sqlite3.Connection, files: list[Path], tagger: Any, model: 
     for f in files:
         key = db_key(f.resolve())
         row = con.execute(
-            "SELECT label, scores, content_hash FROM tracks WHERE path = ? AND error IS NULL AND label IS NOT NULL "
-            "AND model = ? AND model_version = ? AND (tagged IS NULL OR tagged != label)", (key, model, version),
+            "SELECT label, scores, content_hash, status FROM tracks WHERE path = ? AND error IS NULL "
+            "AND label IS NOT NULL AND model = ? AND model_version = ? AND (tagged IS NULL OR tagged != label)",
+            (key, model, version),
         ).fetchone()
         if row is None:
             continue
-        outcome = tagger.tag(f, SimpleNamespace(label=row[0], scores=json.loads(row[1])))
+        outcome = tagger.tag(f, SimpleNamespace(label=row[0], scores=json.loads(row[1]), status=row[3] or "",
+                                                closest_tags=[]))
         if outcome in (WRITTEN, WOULD):
             summary.tagged += 1
         if outcome == FAILED:  # recorded in one line and tried again by the next --write-tags run

@@ -35,6 +35,7 @@ TEMP_MARK = ".musicgenre-tmp"
 # What ``TagWriter.tag`` did: the file now holds our tags (WRITTEN, ALREADY), or it does not.
 WRITTEN, ALREADY, WOULD, KEPT, UNSUPPORTED, FAILED = "written", "already", "would", "kept", "unsupported", "failed"
 UNCERTAIN = "uncertain"  # below min_confidence: the file keeps what it had
+UNKNOWN = "unknown"  # none of the model's genres (status "unknown"): the file keeps what it had
 
 
 def temp_copy_path(path: Path) -> Path:
@@ -139,6 +140,10 @@ class TagWriter:
         from ..genres import display, pick_genres
 
         confidence = f"{pred.scores[pred.label]:.3f}"
+        if pred.status == "unknown":
+            hint = f"; closest tags: {', '.join(pred.closest_tags)}" if pred.closest_tags else ""
+            self.report(f"{shown}: unknown (none of the model's genres{hint}); keeps its tags")
+            return UNKNOWN
         genres = pick_genres(pred.scores, min_confidence=self.min_confidence, count=self.count,
                              title_case=self.title_case)
         if genres is None:

@@ -46,6 +46,7 @@ from .metrics import full_report
 if TYPE_CHECKING:
     import torch
 
+    from ..openset import OpenSet
     from .embed import ClipFeatures
 
 if sys.version_info >= (3, 11):
@@ -73,6 +74,9 @@ class Recipe:
     crops: tuple[float, ...] = (0.0,)  # training windows cut from these offsets (s); predict's grid is 0
     # conditions the validation run scores the valid clips under (label agreement with the clean copy, top-1)
     robustness: tuple[str, ...] = ()
+    # Emotify labels left out of the vocabulary whose clips measure the "unknown" detector (openset.py): never
+    # trained on, never fitted on; the figures are those of their valid partition (train partition beside)
+    unknown_genres: tuple[str, ...] = ()
     hidden: int = 128
     dropout: float = 0.3
     epochs: int = 30
@@ -114,7 +118,7 @@ class Recipe:
         for key in ("emotify", "cache"):  # relative to the recipe file, like gtzan
             if flat.get(key) and not Path(flat[key]).is_absolute():
                 flat[key] = str((base / flat[key]).resolve())
-        for key in ("labels", "conditions", "crops", "robustness"):
+        for key in ("labels", "conditions", "crops", "robustness", "unknown_genres"):
             if key in flat:
                 flat[key] = tuple(flat[key])
         flat.update(overrides)
@@ -308,9 +312,84 @@ def validation_run(recipe: Recipe, *, train_on: tuple[str, ...] = ("train",), va
                                        temperature=out["temperature"],
                                        by_windows=out.get("temperature_by_windows", ()),
                                        min_confidence=DEFAULT_MIN_CONFIDENCE)
+    if fit is None and "tags" in recipe.features:
+        out["open_set"] = open_set_run(recipe, head, out["temperature"], out.get("temperature_by_windows", ()),
+                                       [c for c in clips if c.split in train_on and c.source in train_sources],
+                                       va_clips)
     if "window_logits" in out:  # (window_logits and crossfit stay for the benchmarks; not saved)
         out["lengths"] = length_report(out["window_logits"], y, *out["crossfit"], min_confidence=DEFAULT_MIN_CONFIDENCE)
         out["valid_labels"] = y
+    return out
+
+
+def tag_names(recipe: Recipe) -> list[str]:
+    """The backbone's tag vocabulary (its card's labels)."""
+    from ..modeldir import read, weights_dir
+
+    return list(read(weights_dir() / "backbones" / recipe.backbone).labels)
+
+
+def clean_windows(recipe: Recipe, clips: list[Clip]) -> list[tuple[Clip, ClipFeatures]]:
+    """The clean cached features of ``clips`` that have a non-silent window, non-silent windows only."""
+    from .embed import extract
+
+    feats = extract(clips, backbone=recipe.backbone, condition="clean", cache=Path(recipe.cache),
+                    cfg=recipe.feature_config)
+    out = []
+    for c in clips:
+        f = feats.get(c.key)
+        if f is not None and loud_windows(f.peaks).any():
+            keep = loud_windows(f.peaks)
+            out.append((c, dataclasses.replace(f, emb=f.emb[keep], tags=f.tags[keep], peaks=f.peaks[keep],
+                                               pool=f.pool[keep])))
+    return out
+
+
+def fit_open_set(recipe: Recipe, clips: list[Clip]) -> OpenSet | None:
+    """The "unknown" detector fitted on the clean in-vocabulary ``clips`` (openset.fit)."""
+    from ..openset import fit
+    from ..scores import sigmoid
+
+    rows = clean_windows(recipe, clips)
+    return fit([sigmoid(f.tags) for _, f in rows], [recipe.labels.index(c.label) for c, _ in rows],
+               tag_names(recipe), recipe.labels)
+
+
+def unknown_clips(recipe: Recipe) -> list[Clip]:
+    """Emotify clips of the recipe's ``unknown_genres`` (label "", split kept)."""
+    if not recipe.emotify or not recipe.unknown_genres:
+        return []
+    wanted = set(recipe.unknown_genres)
+    return [dataclasses.replace(c, label="") for c in read_emotify_clips(Path(recipe.emotify), {})
+            if c.label in wanted]
+
+
+def open_set_run(recipe: Recipe, head: torch.nn.Module, temperature: float, by_windows: list[float] | tuple[float, ...],
+                 train_clips: list[Clip], valid_clips: list[Clip]) -> dict[str, Any]:
+    """The detector fitted on the training clips, reported on the valid clips and the ``unknown_genres``
+    (their valid partition; their train partition beside it, as a second look)."""
+    from ..openset import report
+    from ..scores import sigmoid
+    from .head import head_function
+
+    detector = fit_open_set(recipe, train_clips)
+    run = head_function(head)
+    names = tag_names(recipe)
+
+    def rows(clips: list[Clip]) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        return [(run(head_input(f, recipe.features)), sigmoid(f.tags),
+                 recipe.labels.index(c.label) if c.label else -1) for c, f in clean_windows(recipe, clips)]
+
+    unknown = unknown_clips(recipe)
+    args: dict[str, Any] = {"temperature": temperature, "by_windows": by_windows,
+                            "min_confidence": DEFAULT_MIN_CONFIDENCE}
+    out: dict[str, Any] = {"method": None if detector is None else detector.to_dict(),
+                           "valid": report(detector, rows(valid_clips + [c for c in unknown if c.split == "valid"]),
+                                           names, **args)}
+    if any(c.split == "train" for c in unknown):
+        out["unknown_genres_train_partition"] = report(
+            detector, rows([c for c in unknown if c.split == "train"]), names, **args)
+    out["unknown_genres"] = list(recipe.unknown_genres)
     return out
 
 
@@ -371,6 +450,9 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
         brief["all"] = {"lengths": val["lengths"]}
     if "robustness" in val:
         brief["all"] = {**brief.get("all", {}), "robustness": val["robustness"]}
+    if "open_set" in val:
+        brief["all"] = {**brief.get("all", {}), "open_set": val["open_set"]}
+    detector = fit_open_set(recipe, clips) if "tags" in recipe.features else None
     counts: dict[str, int] = {}
     for c in final.clips:
         counts[f"{c.source}/{c.label}"] = counts.get(f"{c.source}/{c.label}", 0) + 1
@@ -383,6 +465,7 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
         "features": recipe.feature_config.to_dict(),
         "temperature": round(val["temperature"], 4),
         **({"temperature_by_windows": val["temperature_by_windows"]} if val.get("temperature_by_windows") else {}),
+        **({"open_set": detector.to_dict()} if detector is not None else {}),
         "description": recipe.description,
         "licence": "head: same as musicgenre; backbone: ISC (see backbones/LICENSE-musicnn.txt)",
         "training": {"command": f"musicgenre train --recipe {recipe_file} -o DIR",

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import AudioDecodeError, MusicGenreError, ParameterError
 from ..genres import descriptive_tags
+from ..output import unknown_note
 from ..prediction import Prediction, Predictor
 from .queue import AnalysisQueue
 
@@ -135,7 +136,10 @@ class Analyzer:
                 " (quick mode)." if mode != MODES[0] else f" (the {self.limits.max_seconds:.0f}-s limit).")
         sure = ("a confident call" if pred.status == "confident"
                 else "**uncertain**: a guess, the top genres are close")
-        status = (f"**{pred.label}** ({sure}; {pred.agreement:.0%} of the windows agree) — {pred.duration:.1f} s "
+        answer = f"**{pred.label}** ({sure}; {pred.agreement:.0%} of the windows agree)"
+        if pred.status == "unknown":
+            answer = f"**Unknown**: {unknown_note(pred)}"
+        status = (f"{answer} — {pred.duration:.1f} s "
                   f"of audio in {len(pred.segments)} windows, analysed in {seconds:.2f} s.{note}")
         top5 = dict(pred.top(5))
         # no genre word of the model's beside the answer (the CLI's table does the same; the API keeps all)

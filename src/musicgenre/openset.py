@@ -1,0 +1,171 @@
+"""Open-set detection: the status "unknown" for audio unlike every genre a model was trained on.
+
+The backbone's own tags (MSD MusiCNN's 50 include electronic, dance, house, ambient, soul, funk, folk, punk)
+already say what kind of music a recording is, also for genres the genre head never saw. A model's genre words
+fall in two sets, fitted on its in-vocabulary training clips only (nothing learns what "unknown" sounds like):
+
+- ``own``: genre tags that name one of the model's labels (``genres.is_genre_tag``: rock, hard rock, hip-hop),
+  or that are the strongest genre tag of at least ``OWN_SHARE`` of one label's training clips (MSD's "soul" on
+  GTZAN reggae, "punk" on metal): a tag the model's own genres are known to wear;
+- ``foreign``: every other genre tag (for the ten-genre model: electronic, dance, house, ambient, folk, ...).
+
+A track's novelty is ``max p(foreign) - max p(own)`` over its tag probabilities (the mean over its analysed
+windows: the one aggregation, so a long track is judged as a whole). It is "unknown" when its novelty exceeds
+the threshold for its number of windows: the ``1 - quantile`` quantile of the novelty of the training clips'
+runs of that many windows (a lone window is noisier than a mean of ten, as with the length temperatures), so
+about ``quantile`` of in-vocabulary inputs are called unknown. Chosen on the validation partitions against
+Mahalanobis distances of the embedding and pooled features, kNN, max-logit, energy and the top score
+(experiments/open_set.py, docs/models.md). Numpy only; no second backbone pass (the tags come with the genres).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import WeightsError
+from .genres import canonical, is_genre_tag
+
+# Backbone tags (MSD and MagnaTagATune vocabularies, lower-cased) that name a genre or style of music; the
+# others (moods, instruments, eras, voices) say nothing about which genre a recording lacks.
+GENRE_WORDS = frozenset({
+    "rock", "pop", "alternative", "indie", "electronic", "dance", "alternative rock", "jazz", "metal",
+    "classic rock", "soul", "indie rock", "electronica", "folk", "punk", "blues", "hard rock", "ambient",
+    "experimental", "hip-hop", "country", "easy listening", "funk", "electro", "heavy metal", "progressive rock",
+    "rnb", "indie pop", "house", "chillout", "chill",
+    # MagnaTagATune
+    "classical", "techno", "new age", "opera", "indian", "choral", "classic", "baroque", "world", "oriental",
+})
+OWN_SHARE = 0.2  # a tag that is the strongest genre tag of this share of one label's training clips is "own"
+QUANTILE = 0.05  # share of in-vocabulary training inputs (at each length) called unknown
+MAX_WINDOWS = 10  # thresholds for 1..MAX_WINDOWS windows; longer inputs use the last
+
+
+@dataclass(frozen=True)
+class OpenSet:
+    """A fitted detector (``fit``), stored in the model card's ``open_set`` key."""
+
+    foreign: tuple[str, ...]
+    own: tuple[str, ...]
+    thresholds: tuple[float, ...]  # thresholds[n - 1]: the novelty above which n windows are "unknown"
+    quantile: float = QUANTILE
+
+    def novelty(self, tags: Mapping[str, float]) -> float | None:
+        """``max p(foreign) - max p(own)`` of a track's tag probabilities; None without those tags."""
+        foreign = [tags[t] for t in self.foreign if t in tags]
+        own = [tags[t] for t in self.own if t in tags]
+        if not foreign or not own:
+            return None
+        return max(foreign) - max(own)
+
+    def threshold(self, n_windows: int) -> float:
+        """The novelty threshold for an input of ``n_windows`` analysed windows."""
+        return self.thresholds[min(max(n_windows, 1), len(self.thresholds)) - 1]
+
+    def is_unknown(self, tags: Mapping[str, float], n_windows: int) -> bool:
+        """Whether a track of ``n_windows`` windows with these tag probabilities is none of the model's genres."""
+        score = self.novelty(tags)
+        return score is not None and score > self.threshold(n_windows)
+
+    def closest(self, tags: Mapping[str, float], k: int = 2) -> list[str]:
+        """The foreign genre tags stronger than every own one, strongest first (at most ``k``): what the
+        recording sounds like instead ("electronic", "dance")."""
+        strongest_own = max((tags[t] for t in self.own if t in tags), default=0.0)
+        foreign = sorted((t for t in self.foreign if tags.get(t, 0.0) > strongest_own), key=lambda t: -tags[t])
+        return foreign[:k]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": "foreign-tags", "foreign": list(self.foreign), "own": list(self.own),
+                "quantile": self.quantile, "thresholds_by_windows": [round(t, 5) for t in self.thresholds]}
+
+    @classmethod
+    def from_dict(cls, d: Any, *, where: str = "config.json") -> OpenSet:
+        """Read the card's ``open_set`` entry; a malformed one is a ``WeightsError`` naming ``where``."""
+        try:
+            if d.get("method") != "foreign-tags":
+                raise ValueError(f"unknown method {d.get('method')!r}")
+            foreign = tuple(str(t) for t in d["foreign"])
+            own = tuple(str(t) for t in d["own"])
+            thresholds = tuple(float(t) for t in d["thresholds_by_windows"])
+            if not foreign or not own or not thresholds:
+                raise ValueError("empty foreign, own or thresholds_by_windows")
+            return cls(foreign, own, thresholds, float(d.get("quantile", QUANTILE)))
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise WeightsError(f"{where}: key 'open_set' is invalid ({e})") from None
+
+
+def genre_tags(tag_names: Iterable[str]) -> list[str]:
+    """The backbone tags (lower-cased, in order) that name a genre."""
+    return [t.lower() for t in tag_names if t.lower() in GENRE_WORDS]
+
+
+def runs(n_rows: int, n: int) -> list[slice]:
+    """Non-overlapping runs of ``n`` consecutive windows of a clip of ``n_rows`` windows (none if shorter)."""
+    return [slice(i, i + n) for i in range(0, n_rows - n + 1, n)]
+
+
+def fit(tag_probs: Sequence[np.ndarray], y: Sequence[int], tag_names: Sequence[str], labels: Sequence[str], *,
+        quantile: float = QUANTILE) -> OpenSet | None:
+    """The detector from in-vocabulary training clips: ``tag_probs[i]`` the (windows, tags) tag probabilities of
+    clip i's analysed windows, ``y[i]`` its label index. None when the backbone's tags hold no genre word the
+    model lacks (nothing to tell by)."""
+    names = [t.lower() for t in tag_names]
+    words = genre_tags(names)
+    index = np.array([names.index(t) for t in words])
+    if len(index) == 0 or not tag_probs:
+        return None
+    clip_means = np.stack([np.asarray(p, np.float64).mean(axis=0)[index] for p in tag_probs])
+    strongest = clip_means.argmax(axis=1)
+    labels_of = np.asarray(y)
+    own = {w for w in words if is_genre_tag(w, labels)}
+    for k in np.unique(labels_of):
+        share = np.bincount(strongest[labels_of == k], minlength=len(words)) / np.count_nonzero(labels_of == k)
+        own |= {words[j] for j in np.flatnonzero(share >= OWN_SHARE)}
+    foreign = [w for w in words if w not in own and canonical(w) not in {canonical(lab) for lab in labels}]
+    if not foreign or not own:
+        return None
+    detector = OpenSet(tuple(foreign), tuple(w for w in words if w in own), (0.0,), quantile)
+    thresholds = []
+    for n in range(1, MAX_WINDOWS + 1):
+        scores = [detector.novelty(dict(zip(names, p[s].mean(axis=0)))) for p in tag_probs for s in runs(len(p), n)]
+        if not scores:  # no clip this long: the longest length's threshold holds
+            break
+        thresholds.append(float(np.quantile(np.asarray(scores, np.float64), 1.0 - quantile)))
+    return OpenSet(detector.foreign, detector.own, tuple(thresholds), quantile)
+
+
+def report(detector: OpenSet | None, clips: Sequence[tuple[np.ndarray, np.ndarray, int]], tag_names: Sequence[str],
+           *, temperature: float, by_windows: Sequence[float], min_confidence: float,
+           lengths: Sequence[int | None] = (1, 3, None)) -> dict[str, Any]:
+    """How the detector changes the calls, per input length (``None``: whole clips): ``clips`` holds each clip's
+    (window logits (n, L), tag probabilities (n, T), label index; -1 for a genre the model lacks), non-silent
+    windows only. For in-vocabulary (``known``) and out-of-vocabulary (``unknown_genres``) inputs: n, the share
+    called confident without and with the detector, the share called unknown and (known) confident accuracy."""
+    from .scores import calibrated_clip_scores
+
+    names = [t.lower() for t in tag_names]
+    out: dict[str, Any] = {}
+    for n in lengths:
+        rows = []
+        for logits, tags, y in clips:
+            for s in ([slice(0, len(logits))] if n is None else runs(len(logits), n)):
+                p = calibrated_clip_scores(logits[s], np.ones(s.stop - s.start, bool), temperature, by_windows)
+                probs = dict(zip(names, np.asarray(tags[s], np.float64).mean(axis=0)))
+                unknown = detector is not None and detector.is_unknown(probs, s.stop - s.start)
+                rows.append((y, bool(p.max() >= min_confidence), unknown, int(p.argmax()) == y))
+        part: dict[str, Any] = {}
+        for name, keep in (("known", lambda r: r[0] >= 0), ("unknown_genres", lambda r: r[0] < 0)):
+            sel = [r for r in rows if keep(r)]
+            if not sel:
+                continue
+            confident = [r for r in sel if r[1] and not r[2]]
+            part[name] = {"n": len(sel), "confident_share_without": round(float(np.mean([r[1] for r in sel])), 4),
+                          "confident_share": round(len(confident) / len(sel), 4),
+                          "unknown_share": round(float(np.mean([r[2] for r in sel])), 4)}
+            if name == "known" and confident:
+                part[name]["confident_accuracy"] = round(float(np.mean([r[3] for r in confident])), 4)
+        out["whole" if n is None else str(n)] = part
+    return out
