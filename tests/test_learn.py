@@ -133,6 +133,10 @@ def test_model_card(learned: tuple[Path, dict, str]) -> None:
     assert training["data"]["labelled"] == rep["library"]["labelled"]
     assert training["vocabulary"]["dropped"] == rep["dropped"] and training["vocabulary"]["merged"] == rep["merged"]
     assert card.get("date") == rep["date"]
+    # the "unknown" detector: fitted on the labelled files' stored tags, in the card and the report alike
+    assert card.open_set is not None and card.open_set.to_dict() == rep["open_set"]["method"]
+    assert not set(card.open_set.foreign) & {g.lower() for g in card.labels}
+    assert rep["open_set"]["library"]["1"]["known"]["n"] >= rep["library"]["labelled"]
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "confusion_matrix.png", "model.onnx",
                                                      "model.safetensors"]
 

@@ -44,12 +44,12 @@ def unknown_note(p: Prediction) -> str:
 def _table(p: Prediction, top_k: int, top_tags: int) -> str:
     lines = [f"{printable_name(p.source)}  ({p.duration:.1f} s, {len(p.segments)} windows, {p.status}, "
              f"window agreement {p.agreement:.2f})"]
+    if p.status == "unknown":  # said before the scores, so they do not read as the answer
+        lines.append(f"  {unknown_note(p)}")
     top = [(display(label), score) for label, score in p.top(top_k)]  # "Hip Hop"; JSON and CSV keep the ids
     width = max(len(name) for name, _ in top)
     for name, score in top:
         lines.append(f"  {name:<{width}}  {score:6.1%}  {'#' * round(score * 30)}")
-    if p.status == "unknown":
-        lines.append(f"  {unknown_note(p)}")
     tags = descriptive_tags(p.tags, p.scores)  # no genre word beside the answer; JSON keeps every tag
     if tags and top_tags:
         lines.append("  tags: " + ", ".join(f"{t} {s:.2f}" for t, s in list(tags.items())[:top_tags]))

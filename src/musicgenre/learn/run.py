@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import openset
 from .._io import write_json
 from ..errors import MusicGenreError, ParameterError
 from ..modeldir import CONFIG
 from ..prediction import DEFAULT_MIN_CONFIDENCE
+from ..scores import sigmoid
 from . import fit
 from .report import CONFUSION_PNG, can_draw, draw_confusion, suspects, to_tag, validation, vocabulary_summary
 from .vocabulary import TrackTags, Vocabulary, build_vocabulary, group_keys, grouping_leaks
@@ -193,6 +195,17 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
     else:
         pending_probs = np.zeros((0, len(labels)), np.float32)
 
+    # the "unknown" detector (openset.py) from the labelled files' stored tag logits (the last columns of their
+    # features); its figures use the out-of-fold scores, its thresholds were fitted on these same files
+    tag_names = list(base_model()[1].tags)
+    tag_probs = [sigmoid(lib.features[p][:, -len(tag_names):]) for p in paths] if tag_names else []
+    detector = openset.fit(tag_probs, y.tolist(), tag_names, labels) if tag_names else None
+    open_set = {"method": None if detector is None else detector.to_dict(),
+                "library": openset.report(detector, list(zip(clip_logits, tag_probs, y.tolist())), tag_names,
+                                          temperature=temperature, by_windows=by_windows,
+                                          min_confidence=DEFAULT_MIN_CONFIDENCE, lengths=(1, None)),
+                "note": "in-vocabulary files only (a library holds no genre it lacks); the thresholds were fitted on "
+                        "these files, so the unknown share is about the detector's quantile by construction"}
     date = datetime.now(timezone.utc).date().isoformat()
     rep: dict[str, Any] = {
         "model": str(out), "date": date, "database": str(db),
@@ -201,6 +214,7 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
                     "ours": len(vocab.ours), **({"skipped": lib.skipped} if lib.skipped else {})},
         **vocabulary_summary(vocab),
         "validation": val,
+        "open_set": open_set,
         "suspects": suspects(paths, probs, y, labels, min_confidence=DEFAULT_MIN_CONFIDENCE),
         "to_tag": to_tag(unlabelled, pending_probs, labels),
     }
@@ -209,6 +223,8 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
         warnings.append("no confusion-matrix picture: matplotlib is not installed (pip install 'musicgenre[plots]')")
     extra = card_extra(rep, vocab, date=date, command=command, min_files=min_files, min_artists=min_artists,
                        aliases=aliases, picture=picture)
+    if detector is not None:
+        extra = {"open_set": detector.to_dict(), **extra}
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
