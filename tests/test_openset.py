@@ -105,3 +105,22 @@ def test_shipped_model_carries_a_detector():
     assert not set(card.open_set.foreign) & {"rock", "jazz", "hip-hop", "country", "blues", "metal"}
     figures = card.extra["metrics"]["valid"]["all"]["open_set"]["valid"]
     assert figures["whole"]["unknown_genres"]["n"] == 15 and figures["1"]["known"]["n"] == 960
+
+
+def test_stats_count_unknown_calls_apart(tmp_path):
+    from musicgenre.library.db import COLUMNS, connect, upsert
+    from musicgenre.library.export import UNKNOWN_ROW, stats_text
+
+    db = tmp_path / "lib.sqlite"
+    con = connect(db)
+    base = dict.fromkeys(COLUMNS)
+    upsert(con, [{**base, "path": f"/m/{i}.mp3", "size": 1, "mtime": 1.0, "content_hash": f"{i}", "duration": 30.0,
+                  "model": "m", "model_version": "1", "label": "rock", "score": 0.9, "scores": '{"rock": 0.9}',
+                  "scanned_at": "2026-01-01", "status": status}
+                 for i, status in enumerate(["confident", "unknown", "unknown", None])])
+    con.commit()
+    con.close()
+    text = stats_text(db)
+    assert text.startswith("4 tracks classified")
+    assert any(line.split()[:2] == [UNKNOWN_ROW, "2"] for line in text.splitlines())
+    assert any(line.split()[:2] == ["rock", "2"] for line in text.splitlines())

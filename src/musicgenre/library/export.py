@@ -58,6 +58,9 @@ def export(db: Path, fmt: str, output: Path | None) -> int:
     return len(rows)
 
 
+UNKNOWN_ROW = "(unknown)"  # the stats' row for calls of none of the model's genres (status "unknown")
+
+
 def _counts(db: Path) -> tuple[Counter, int, float]:
     genres: Counter = Counter()
     failed, seconds = 0, 0.0
@@ -65,7 +68,7 @@ def _counts(db: Path) -> tuple[Counter, int, float]:
         if r["error"]:
             failed += 1
         else:
-            genres[r["label"]] += 1
+            genres[UNKNOWN_ROW if r.get("status") == "unknown" else r["label"]] += 1
             seconds += r["duration"] or 0.0
     return genres, failed, seconds
 
