@@ -95,6 +95,9 @@ def test_scan_never_writes_an_unknown_call(tmp_path, have_ffmpeg):
     assert writer.tag(path, pred) == UNKNOWN
     assert path.read_bytes() == before and read_genre(path) == (None, None) and mutagen.File(path) is not None
     assert "unknown (none of the model's genres; closest tags: electronic)" in msgs[0]
+    # scan --write-tags --no-unknown: written under its nearest genre like any other call
+    assert TagWriter(report=msgs.append, unknown=False).tag(path, pred) == "written"
+    assert read_genre(path) == ("Jazz", "0.970")
 
 
 def test_shipped_model_carries_a_detector():

@@ -42,6 +42,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _err("nothing to classify: no audio files in the given paths")
         return 1
     clf = load(args.model, device=args.device, backend=args.backend, min_confidence=args.min_confidence,
+               unknown=not args.no_unknown,
                threads=threads_per_worker(min(args.workers, len(files))))
     fmt = dict(top_k=args.top_k, segments=args.segments)
     stream = args.output is None and args.format in ("table", "jsonl")  # print each result as it comes
@@ -133,7 +134,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.write_tags or args.dry_run:
         tagger = TagWriter(dry_run=args.dry_run, overwrite=args.overwrite_genre,
                            report=lambda m: print(m, file=sys.stderr), min_confidence=args.min_confidence,
-                           count=args.genre_count, separator=args.genre_separator)
+                           count=args.genre_count, separator=args.genre_separator, unknown=not args.no_unknown)
     if args.engine == "ray":
         from .library.ray_engine import scan_ray
 
@@ -387,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
                     f"say so (default {DEFAULT_MAX_MINUTES:g})")
     pr.add_argument("--min-confidence", type=float, default=None, metavar="P",
                     help=f"a top score below P marks a result 'uncertain' (default {DEFAULT_MIN_CONFIDENCE:g})")
+    pr.add_argument("--no-unknown", action="store_true",
+                    help="never call a result 'unknown' (none of the model's genres): always its nearest genre")
     pr.set_defaults(func=cmd_predict)
 
     sv = sub.add_parser("serve", help="start the web app (upload or record a song; JSON API)",
@@ -427,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"write tags only where the top genre's probability reaches P (default "
                     f"{DEFAULT_MIN_CONFIDENCE:g}); "
                     "uncertain files keep their tags and are listed")
+    sc.add_argument("--no-unknown", action="store_true",
+                    help="with --write-tags: also write calls of none of the model's genres (status 'unknown', "
+                    "kept in the database as such) under their nearest genre")
     sc.add_argument("--genre-count", type=int, default=1, metavar="N",
                     help="write up to N genres (runner-ups need a probability of at least 0.25; default 1)")
     sc.add_argument("--genre-separator", default=None, metavar="SEP",

@@ -104,7 +104,7 @@ class TagWriter:
 
     def __init__(self, *, dry_run: bool = False, overwrite: bool = False,
                  report: Callable[[str], None] = print, min_confidence: float | None = None, count: int = 1,
-                 title_case: bool = True, separator: str | None = None) -> None:
+                 title_case: bool = True, separator: str | None = None, unknown: bool = True) -> None:
         from ..prediction import check_min_confidence
 
         self.dry_run = dry_run
@@ -114,6 +114,7 @@ class TagWriter:
         self.count = count
         self.title_case = title_case
         self.separator = separator
+        self.unknown = unknown  # False: an "unknown" call is written under its nearest genre like any other
         self.last_error: str | None = None  # the one-line reason of the last FAILED outcome
 
     def write(self, path: Path, pred: Any) -> int:
@@ -140,7 +141,7 @@ class TagWriter:
         from ..genres import display, pick_genres
 
         confidence = f"{pred.scores[pred.label]:.3f}"
-        if pred.status == "unknown":
+        if self.unknown and pred.status == "unknown":
             hint = f"; closest tags: {', '.join(pred.closest_tags)}" if pred.closest_tags else ""
             self.report(f"{shown}: unknown (none of the model's genres{hint}); keeps its tags")
             return UNKNOWN
