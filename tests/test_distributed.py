@@ -62,11 +62,11 @@ def test_ray_scan_matches_local_scan(local_ray, classifier, tmp_path):
 
     # --write-tags after the classifying runs: tags the 5 taggable files (not the WAVs), no new job
     tagged = scan_ray(all_files, db, None, shards=tmp_path / "shards3",
-                     tagger=TagWriter(report=lambda m: None, min_confidence=0.0))
+                     tagger=TagWriter(report=lambda m: None, min_confidence=0.0, unknown=False))
     assert (tagged.done, tagged.skipped, tagged.tagged) == (0, 8, 5)
     assert read_genre(odd)[0] == display(ray_rows[str(odd)]["label"])
     again = scan_ray(all_files, db, None, shards=tmp_path / "shards4",
-                    tagger=TagWriter(report=lambda m: None, min_confidence=0.0))
+                    tagger=TagWriter(report=lambda m: None, min_confidence=0.0, unknown=False))
     assert (again.done, again.skipped, again.tagged) == (0, 8, 0)
 
 

@@ -67,6 +67,7 @@ def test_pick_genres_is_confident_only():
 class _Pred:
     label = "hiphop"
     scores = {"hiphop": 0.7, "rnb": 0.26, "pop": 0.04}
+    status = "confident"
 
 
 def _native(path: Path) -> list[str]:
