@@ -14,8 +14,8 @@ windows: the one aggregation, so a long track is judged as a whole). It is "unkn
 the threshold for its number of windows: the ``1 - quantile`` quantile of the novelty of the training clips'
 runs of that many windows (a lone window is noisier than a mean of ten, as with the length temperatures), so
 about ``quantile`` of in-vocabulary inputs are called unknown. Chosen on the validation partitions against
-Mahalanobis distances of the embedding and pooled features, kNN, max-logit, energy and the top score
-(experiments/open_set.py, docs/models.md). Numpy only; no second backbone pass (the tags come with the genres).
+Mahalanobis distances of the embedding and pooled features, kNN, max-logit, energy and the top score (a one-off
+comparison, not kept as a script: docs/models.md). Numpy only; no second backbone pass (the tags come with the genres).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .errors import WeightsError
-from .genres import canonical, is_genre_tag
+from .genres import is_genre_tag
 
 # Backbone tags (MSD and MagnaTagATune vocabularies, lower-cased) that name a genre or style of music; the
 # others (moods, instruments, eras, voices) say nothing about which genre a recording lacks.
@@ -124,7 +124,7 @@ def fit(tag_probs: Sequence[np.ndarray], y: Sequence[int], tag_names: Sequence[s
     for k in np.unique(labels_of):
         share = np.bincount(strongest[labels_of == k], minlength=len(words)) / np.count_nonzero(labels_of == k)
         own |= {words[j] for j in np.flatnonzero(share >= OWN_SHARE)}
-    foreign = [w for w in words if w not in own and canonical(w) not in {canonical(lab) for lab in labels}]
+    foreign = [w for w in words if w not in own]  # (a tag that is a label's name is own: is_genre_tag)
     if not foreign or not own:
         return None
     detector = OpenSet(tuple(foreign), tuple(w for w in words if w in own), (0.0,), quantile)
