@@ -37,6 +37,18 @@ def test_fit_splits_genre_tags_into_own_and_foreign_from_names_and_data():
     assert len(det.thresholds) == 10 and det.quantile == QUANTILE
 
 
+def test_scene_words_are_no_genre_and_top_widens_own():
+    """"indie" and "alternative" name a scene worn by rock, pop, folk and electronic alike: never foreign. With
+    ``top=2`` a tag second on enough of a label's clips is own too (the comparison in openset_choice.py)."""
+    tags = TAGS + ["indie", "alternative"]
+    clips, ys = _clips(np.random.default_rng(0))
+    clips = [np.concatenate([p, np.full((len(p), 2), 0.4 if y == 0 else 0.0)], axis=1) for p, y in zip(clips, ys)]
+    det = fit(clips, ys, tags, LABELS)
+    assert det is not None and "indie" not in det.own + det.foreign and "alternative" not in det.foreign
+    wide = fit(clips, ys, tags, LABELS, words={"rock", "jazz", "soul", "electronic", "dance", "indie"}, top=2)
+    assert wide is not None and "indie" in wide.own and "indie" not in det.own and "electronic" in wide.foreign
+
+
 def test_in_vocabulary_inputs_are_rarely_unknown_and_foreign_ones_are():
     rng = np.random.default_rng(1)
     det = fit(*_clips(rng), TAGS, LABELS)
