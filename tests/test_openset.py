@@ -34,7 +34,22 @@ def test_fit_splits_genre_tags_into_own_and_foreign_from_names_and_data():
     assert det is not None
     assert set(det.own) == {"rock", "jazz", "soul"}  # soul: the strongest genre tag of most reggae clips
     assert set(det.foreign) == {"electronic", "dance"}  # moods and instruments are no genre words
+    assert det.genres == tuple(LABELS) and det.own_by_genre == (("rock",), ("jazz",), ("soul",))
     assert len(det.thresholds) == 10 and det.quantile == QUANTILE
+
+
+def test_novelty_weighs_the_called_genres_own_tags_and_every_foreign_tag():
+    det = OpenSet(("electronic", "chillout"), ("rock", "jazz", "soul"), (0.2,), genres=("rock", "jazz", "reggae"),
+                  own_by_genre=(("rock",), ("jazz",), ("soul",)))
+    tags = {"electronic": 0.3, "chillout": 0.2, "jazz": 0.35, "soul": 0.02, "rock": 0.01}
+    # called jazz, its own jazz tag outweighs the foreign ones; called reggae, nothing of reggae's is there
+    assert not det.is_unknown(tags, 3, "jazz") and det.is_unknown(tags, 3, "reggae")
+    assert det.novelty(tags, "reggae") == pytest.approx(1 - 0.7 * 0.8 - 0.02)  # noisy-or: 0.44 - 0.02
+    assert det.closest(tags, "reggae") == ["electronic", "chillout"] and det.closest(tags, "jazz") == []
+    # a v1 card (method foreign-tags): max foreign - max own over every genre's tags, whatever the call
+    v1 = OpenSet.from_dict({"method": "foreign-tags", "foreign": ["electronic", "chillout"], "own": ["rock", "jazz"],
+                            "thresholds_by_windows": [0.2]})
+    assert v1.genres == () and v1.novelty(tags, "reggae") == pytest.approx(0.3 - 0.35)
 
 
 def test_scene_words_are_no_genre_and_top_widens_own():
@@ -68,11 +83,13 @@ def test_no_detector_without_foreign_genre_words():
 
 
 def test_card_entry_round_trips_and_a_bad_one_names_the_file():
-    det = OpenSet(("electronic",), ("rock",), (0.2, 0.1))
-    assert OpenSet.from_dict(json.loads(json.dumps(det.to_dict()))) == OpenSet(("electronic",), ("rock",),
-                                                                                 (0.2, 0.1))
+    det = OpenSet(("electronic",), ("rock",), (0.2, 0.1), genres=("rock", "jazz"), own_by_genre=(("rock",), ()))
+    assert OpenSet.from_dict(json.loads(json.dumps(det.to_dict()))) == det
+    v1 = OpenSet(("electronic",), ("rock",), (0.2, 0.1))
+    assert OpenSet.from_dict(json.loads(json.dumps(v1.to_dict()))) == v1 and v1.to_dict()["method"] == "foreign-tags"
     assert det.threshold(1) == 0.2 and det.threshold(50) == 0.1
     for bad in ({}, {"method": "foreign-tags", "foreign": [], "own": ["rock"], "thresholds_by_windows": [0.1]},
+                {"method": "foreign-tags-by-genre", "foreign": ["x"], "own": ["rock"], "thresholds_by_windows": [0.1]},
                 {"method": "energy"}, [1, 2]):
         with pytest.raises(WeightsError, match="x/config.json.*open_set"):
             OpenSet.from_dict(bad, where="x/config.json")

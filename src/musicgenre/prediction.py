@@ -155,8 +155,8 @@ def confidence(scores: dict[str, float], window_labels: list[str], min_confidenc
     with an ``open_set`` detector, its tag probabilities (the mean over the same windows)."""
     label, top = next(iter(scores.items()))
     agreement = sum(w == label for w in window_labels) / len(window_labels) if window_labels else 1.0
-    if open_set is not None and tags and open_set.is_unknown(tags, len(window_labels)):
-        return "unknown", agreement, open_set.closest(tags)
+    if open_set is not None and tags and open_set.is_unknown(tags, len(window_labels), label):
+        return "unknown", agreement, open_set.closest(tags, label)
     return ("confident" if top >= min_confidence else "uncertain"), agreement, []
 
 
