@@ -26,6 +26,7 @@ most 5 points, confident calls right >= 0.90.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from typing import Any
 
@@ -85,6 +86,7 @@ class Knn:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     recipe = dataclasses.replace(Recipe.load(RESULTS.parents[1] / "recipes" / "musicnn-genre.toml"), robustness=())
     out = validation_run(recipe)
     run = head_function(out["head"])
