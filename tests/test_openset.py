@@ -102,6 +102,13 @@ def test_status_unknown_outranks_confident_and_is_shown_plainly():
     assert confidence(scores, ["rock"] * 4, 0.8, det, tags) == ("unknown", 1.0, ["electronic", "dance"])
     assert confidence(scores, ["rock"] * 4, 0.8, det, {"rock": 0.5, "electronic": 0.1})[0] == "confident"
     assert confidence(scores, ["rock"] * 4, 0.8)[0] == "confident"  # a model without a detector
+    # the called genre's own tags decide: the same tags are "jazz" when jazz is the call, unknown when rock is
+    by_genre = OpenSet(("electronic", "dance"), ("rock", "jazz"), (0.3,), genres=("rock", "jazz"),
+                       own_by_genre=(("rock",), ("jazz",)))
+    jazzy = {"electronic": 0.3, "dance": 0.1, "jazz": 0.5, "rock": 0.01}
+    assert confidence({"jazz": 0.9, "rock": 0.1}, ["jazz"], 0.8, by_genre, jazzy)[0] == "confident"
+    assert confidence({"rock": 0.9, "jazz": 0.1}, ["rock"], 0.8, by_genre, jazzy) == ("unknown", 1.0,
+                                                                                ["electronic", "dance"])
     pred = Prediction("a.mp3", scores, tags=tags, status="unknown", closest_tags=["electronic", "dance"])
     d = json.loads(render([pred], "json", top_k=2))[0]
     assert d["status"] == "unknown" and d["closest_tags"] == ["electronic", "dance"] and d["scores"]

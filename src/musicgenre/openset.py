@@ -140,11 +140,6 @@ class OpenSet:
             raise WeightsError(f"{where}: key 'open_set' is invalid ({e})") from None
 
 
-def genre_tags(tag_names: Iterable[str]) -> list[str]:
-    """The backbone tags (lower-cased, in order) that name a genre."""
-    return [t.lower() for t in tag_names if t.lower() in GENRE_WORDS]
-
-
 def runs(n_rows: int, n: int) -> list[slice]:
     """Non-overlapping runs of ``n`` consecutive windows of a clip of ``n_rows`` windows (none if shorter)."""
     return [slice(i, i + n) for i in range(0, n_rows - n + 1, n)]
