@@ -245,6 +245,9 @@ def test_writing_tags_keeps_the_features(torch_classifier, tmp_path: Path) -> No
     assert (s.done, s.tagged) == (1, 1)
     (row,) = read_features(db)
     assert row.tags["genres"] == ["Classical"] and row.tags["genre_ours"] is True and row.tagged == "classical"
+    (means,) = read_features(db, windows=False)  # what similar's index reads: the means, not the window arrays
+    assert means.embedding is None and means.tag_logits is None and row.embedding is not None
+    assert np.array_equal(means.mean_embedding, row.mean_embedding) and means.tags == row.tags
     assert read_file_tags(lib / "c.ogg")["genre_ours"] is True
     assert scan([lib / "c.ogg"], db, torch_classifier).skipped == 1
 

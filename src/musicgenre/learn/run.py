@@ -65,7 +65,7 @@ def load_library(db: Path, backbone: tuple[str, str]) -> Library:
         if (r.backbone, r.backbone_version) != backbone:
             others[(r.backbone, r.backbone_version)] = others.get((r.backbone, r.backbone_version), 0) + 1
             continue
-        if r.tag_logits is None or len(r.embedding) == 0:
+        if r.tag_logits is None or r.embedding is None or len(r.embedding) == 0:
             no_tags += 1
             continue
         t = r.tags

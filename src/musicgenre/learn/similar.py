@@ -142,7 +142,7 @@ def build_index(rows: Iterable[Any], hashes: Mapping[str, str] | None = None) ->
     ``backbone_version``, ``model``, ``model_version`` and ``tags`` (the file's own: ``genres``, ``artist``);
     ``hashes``: path -> content hash (``tracks.content_hash``, which current features share)."""
     hashes = hashes or {}
-    # per backbone, only what the index keeps (a row's window arrays would hold ~5 KB each: 500 MB at 100,000)
+    # per backbone, only what the index keeps (library_index does not even read the rows' window arrays)
     by_backbone: dict[tuple[str, str], list[tuple[np.ndarray, bytes, bytes, bytes, tuple[str, str]]]] = {}
     for r in rows:
         by_backbone.setdefault((r.backbone, r.backbone_version), []).append((
@@ -250,7 +250,7 @@ def library_index(db: str | os.PathLike, *, cache: bool = True) -> LibraryIndex:
         index = _load(cache_path(db), sig) if cache else None
         if index is None:
             hashes = {from_db(p): h for p, h in con.execute("SELECT path, content_hash FROM tracks")}
-            index = build_index(read_features(con), hashes)
+            index = build_index(read_features(con, windows=False), hashes)
             if cache and len(index):
                 try:
                     _save(cache_path(db), index, sig)

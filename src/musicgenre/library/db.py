@@ -90,6 +90,7 @@ COLUMNS = ("path", "size", "mtime", "content_hash", "duration", "model", "model_
 # what a row from row_from_prediction carries beside COLUMNS (the Ray shards hold them too)
 FEATURE_COLUMNS = ("backbone", "backbone_version", "windows", "idx", "embedding", "tag_logits", "mean_embedding",
                    "mean_tag_logits")
+WINDOW_COLUMNS = ("embedding", "tag_logits")  # the per-window arrays: most of a features row's bytes
 FILE_TAG_COLUMNS = ("genres", "genre_ours", "artist", "album_artist", "album", "mb_artist_id", "mb_album_id",
                     "mb_track_id", "tags_error")
 ROW_COLUMNS = COLUMNS + FEATURE_COLUMNS + FILE_TAG_COLUMNS
@@ -276,17 +277,19 @@ class FeatureRow:
     backbone_version: str
     windows: int  # non-silent windows in the track (what the means cover)
     index: np.ndarray  # (k,) int32: the sampled windows' positions
-    embedding: np.ndarray  # (k, d) float16
+    embedding: np.ndarray | None  # (k, d) float16; None when read with windows=False
     tag_logits: np.ndarray | None  # (k, t) float16
     mean_embedding: np.ndarray  # (d,) float16
     mean_tag_logits: np.ndarray | None  # (t,) float16
 
 
 def read_features(source: Path | sqlite3.Connection, *, backbone: str | None = None,
-                  backbone_version: str | None = None) -> Iterator[FeatureRow]:
+                  backbone_version: str | None = None, windows: bool = True) -> Iterator[FeatureRow]:
     """Every file with current features (computed from the content its ``tracks`` row describes), in path order;
     only those of ``backbone`` (and ``backbone_version``) when given. ``source``: an open connection or a
-    database file (opened read-only). What ``learn`` and ``similar`` read."""
+    database file (opened read-only). What ``learn`` and ``similar`` read. ``windows=False`` leaves the per-window
+    arrays unread (``embedding`` and ``tag_logits`` None): ``similar`` needs only the means, and the windows are
+    most of a row's bytes."""
     con = source if isinstance(source, sqlite3.Connection) else _open_ro(Path(source))
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -304,7 +307,8 @@ def read_features(source: Path | sqlite3.Connection, *, backbone: str | None = N
             where.append(f"f.{column} = ?")
             args.append(value)
     sql = (f"SELECT t.path, t.label, t.scores, t.model, t.model_version, t.duration, t.tagged, "
-           f"{', '.join('f.' + c for c in FEATURE_COLUMNS)}, ft.content_hash IS NOT NULL, "
+           f"{', '.join('f.' + c if windows or c not in WINDOW_COLUMNS else 'NULL' for c in FEATURE_COLUMNS)}, "
+           "ft.content_hash IS NOT NULL, "
            f"{', '.join('ft.' + c for c in FILE_TAG_COLUMNS)} "
            "FROM tracks t JOIN features f ON f.path = t.path "
            "LEFT JOIN file_tags ft ON ft.path = t.path AND ft.content_hash = t.content_hash "
