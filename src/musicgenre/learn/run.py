@@ -150,7 +150,7 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
     target = prepare_output(out)
     if report_path is not None and not Path(report_path).resolve().parent.is_dir():
         raise ParameterError(f"{Path(report_path).parent}: no such folder for --report")
-    base_model()  # the shipped graph the model reuses: checked before the work
+    base = base_model()  # the shipped graph the model reuses: checked before the work, read once
     backbone = backbone_identity()
     lib = load_library(db, backbone) if library is None else library
     if lib.backbone != backbone:
@@ -197,7 +197,7 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
 
     # the "unknown" detector (openset.py) from the labelled files' stored tag logits (the last columns of their
     # features); its figures use the out-of-fold scores, its thresholds were fitted on these same files
-    tag_names = list(base_model()[1].tags)
+    tag_names = list(base[1].tags)
     tag_probs = [sigmoid(lib.features[p][:, -len(tag_names):]) for p in paths] if tag_names else []
     detector = openset.fit(tag_probs, y.tolist(), tag_names, labels) if tag_names else None
     open_set = {"method": None if detector is None else detector.to_dict(),
@@ -229,7 +229,7 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         card = write_model_dir(tmp, head, labels, temperature=temperature, temperature_by_windows=by_windows,
-                               name=target.name, extra=extra)
+                               name=target.name, extra=extra, checked_base=base)
         if picture:
             draw_confusion(val, tmp / CONFUSION_PNG)
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700: a model folder is as readable as any other

@@ -136,14 +136,16 @@ def check_graph(data: bytes, head: Head, features: Any) -> float:
 
 
 def write_model_dir(directory: Path, head: Head, labels: Sequence[str], *, temperature: float,
-                    temperature_by_windows: Sequence[float], name: str, extra: Mapping[str, Any]) -> ModelCard:
+                    temperature_by_windows: Sequence[float], name: str, extra: Mapping[str, Any],
+                    checked_base: tuple[Path, ModelCard] | None = None) -> ModelCard:
     """Write the learned model into ``directory`` (which must exist and be empty): weights, ONNX graph (checked
     first), then config.json through ``ModelCard.save``. The version is the weights' sha256 (first 12 digits):
-    the same data gives the same version, and a library scanned with another head is classified again."""
+    the same data gives the same version, and a library scanned with another head is classified again.
+    ``checked_base``: ``base_model()``'s result when the caller already has it."""
     import onnx
     from safetensors.numpy import save
 
-    base_path, base = base_model()
+    base_path, base = checked_base if checked_base is not None else base_model()
     assert base.onnx is not None and base.features is not None  # base_model checked both
     graph = head_graph(onnx.load(str(onnx_file(base_path, base))), head, len(labels))
     data = graph.SerializeToString()
