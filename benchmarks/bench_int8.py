@@ -71,16 +71,21 @@ def temporal_convs(path: Path) -> list[str]:
 
 def quantise(src: Path, folder: Path, cal: np.ndarray, input_name: str) -> dict[str, dict[str, Any]]:
     """Every variant's file and how it was made."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    import shutil
+
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from export_onnx import quantize_int8  # the export script's own int8 (what `export_onnx.py --int8` writes)
+
+    shutil.copy(src, folder / "model.onnx")
+    made: dict[str, dict[str, Any]] = {"dynamic": {
+        "file": quantize_int8(folder, filename="dynamic.onnx"),
+        "how": "quantize_dynamic, QInt8 weights (scripts/export_onnx.py quantize_int8)", "excluded": []}}
     pre = folder / "pre.onnx"
     quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
     temporal = temporal_convs(pre)
-    made: dict[str, dict[str, Any]] = {}
-    out = folder / "dynamic.onnx"
-    quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8)
-    made["dynamic"] = {"file": out, "how": "quantize_dynamic, QInt8 weights", "excluded": []}
     specs = {"static_all": (None, [], CalibrationMethod.MinMax),
              "static_conv_gemm": (["Conv", "Gemm"], [], CalibrationMethod.MinMax),
              "static_no_temporal": (["Conv", "Gemm"], temporal, CalibrationMethod.MinMax),

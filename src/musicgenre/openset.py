@@ -154,7 +154,8 @@ def fit(tag_probs: Sequence[np.ndarray], y: Sequence[int], tag_names: Sequence[s
     genre tags counts towards ``OWN_SHARE``) and ``by_genre=False`` (the v1 detector) are there for the
     comparison in experiments/openset_choice.py; the defaults are what ships."""
     names = [t.lower() for t in tag_names]
-    words = [t for t in names if t in set(words)]
+    vocabulary = set(words)
+    words = [t for t in names if t in vocabulary]
     index = np.array([names.index(t) for t in words])
     if len(index) == 0 or not tag_probs:
         return None
