@@ -455,7 +455,8 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
         cmd.parser.add_option("-o", "--output", dest="output", metavar="DIR",
                               help="the model directory to write (an existing model directory is replaced)")
         cmd.parser.add_option("--report", dest="report", metavar="R.json",
-                              help="also write the report: genres, merges, drops, validation, suspects, to_tag")
+                              help="also write the report: genres, merges, drops, validation, suspects, left_out, "
+                              "to_tag")
         cmd.parser.add_option("--alias", dest="alias", action="append", default=[], metavar="SOURCE=TARGET",
                               help="read genre SOURCE as TARGET (repeatable)")
         cmd.parser.add_option("--min-files", dest="min_files", type="int", default=20, metavar="N",
@@ -532,6 +533,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
         from musicgenre._names import printable_name
         from musicgenre.errors import ParameterError
         from musicgenre.learn.fit import window_features
+        from musicgenre.learn.report import summary_lines
         from musicgenre.learn.run import Library as Features
         from musicgenre.learn.run import learn, prepare_output
         from musicgenre.learn.vocabulary import parse_aliases, written_by_us
@@ -618,19 +620,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
                      library=Features(tracks, features, backbone, skipped))
         for w in done.warnings:
             self._log.warning("{}", w)
-        rep = done.report
-        val = rep["validation"]
-        sure = val["confident"]
-        right = "-" if sure["accuracy"] is None else f"{sure['accuracy']:.3f}"
-        lines = [f"{printable_name(done.out)}: {len(rep['genres'])} genres from {val['files']} items "
-                 f"({val['groups']} artists); out of fold ({val['folds']} folds by artist"
-                 f"{', LEAKY' if val['leaky'] else ''}): top-1 {val['top1']:.3f}, macro-F1 {val['macro_f1']:.3f}; "
-                 f"confident (>= {sure['min_confidence']:g}) {sure['share']:.0%}, right {right}"]
-        lines += [f"  {genre:<20} precision {m['precision']:.3f}  recall {m['recall']:.3f}  n={m['n']}"
-                  for genre, m in val["per_genre"].items()]
-        lines += [f"  dropped {d['genre']}: {d['reason']}" for d in rep["dropped"]]
-        lines.append(f"{len(rep['suspects'])} likely mis-tags, {len(rep['to_tag'])} items to tag"
-                     + (f": {opts.report}" if opts.report else " (--report R.json lists them)"))
+        lines = summary_lines(done.report, printable_name(done.out), items="items", report=opts.report)
         lines.append(f"classify with it: set `musicgenre: {{model: {done.out}}}` in the beets config, then "
                      "`beet musicgenre` (genres of your own are kept)")
         ui.print_("\n".join(lines))

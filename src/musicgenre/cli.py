@@ -284,6 +284,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         raise ParameterError(f"learn needs {', '.join(missing)}, which is not installed: "
                              "pip install 'musicgenre[learn]'")
     from ._names import printable_name
+    from .learn.report import summary_lines
     from .learn.run import learn
     from .learn.vocabulary import parse_aliases
 
@@ -305,21 +306,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
                  min_artists=args.min_artists, folds=args.folds, command=command, say=say)
     for w in done.warnings:
         print(f"musicgenre: warning: {w}", file=sys.stderr)
-    rep = done.report
-    val = rep["validation"]
-    sure = val["confident"]
-    right = "-" if sure["accuracy"] is None else f"{sure['accuracy']:.3f}"
-    print(f"{printable_name(done.out)}: {len(rep['genres'])} genres from {val['files']} files ({val['groups']} "
-          f"artists); out of fold ({val['folds']} folds by artist{', LEAKY' if val['leaky'] else ''}): "
-          f"top-1 {val['top1']:.3f}, "
-          f"macro-F1 {val['macro_f1']:.3f}; confident (>= {sure['min_confidence']:g}) {sure['share']:.0%}, "
-          f"right {right}")
-    for genre, m in val["per_genre"].items():
-        print(f"  {genre:<20} precision {m['precision']:.3f}  recall {m['recall']:.3f}  n={m['n']}")
-    for d in rep["dropped"]:
-        print(f"  dropped {d['genre']}: {d['reason']}")
-    print(f"{len(rep['suspects'])} likely mis-tags, {len(rep['to_tag'])} files to tag"
-          + (f": {args.report}" if args.report else " (--report R.json lists them)"))
+    print("\n".join(summary_lines(done.report, printable_name(done.out), report=args.report)))
     return 0
 
 
@@ -532,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--db", type=Path, required=True, help="library database written by `musicgenre scan`")
     le.add_argument("-o", "--output", "--out", type=Path, required=True, help="model directory to write")
     le.add_argument("--report", type=Path, help="also write the report (genres, merged, dropped, validation, "
-                    "suspects, to_tag) as JSON here")
+                    "suspects, left_out, to_tag) as JSON here")
     le.add_argument("--alias", action="append", default=[], metavar="SOURCE=TARGET",
                     help="treat genre SOURCE as TARGET (repeatable), e.g. --alias Electronica=Electronic")
     le.add_argument("--min-files", type=int, default=20, help="drop genres with fewer files (default 20)")

@@ -37,6 +37,7 @@ C = 0.001  # inverse L2 strength (sample weights average 1 per window); chosen o
 MAX_ITER = 500
 TOL = 1e-4
 MAX_WINDOWS = 10  # length temperatures fitted: T_1 .. T_10, longer inputs use T_10 (as the shipped model)
+JUDGED_SHARE = 0.5  # a fold's model judges a tag only where it trained on at least half of that genre's files
 ABSENT_LOGIT = -1e4  # the logit of a genre a fold's training files lack: that fold never names it
 STD_FLOOR = 1e-6  # a feature constant over the training windows is left unscaled
 WINDOW_GRID = np.exp(np.linspace(np.log(0.25), np.log(8.0), 61))  # calibrate.fit_temperature's default grid
@@ -163,6 +164,20 @@ def assign_folds(y: np.ndarray, groups: Sequence[str], folds: int, *, seed: int 
         splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         for fold, (_, held) in enumerate(splitter.split(np.zeros(len(y)), y, codes)):
             out[held] = fold
+    return out
+
+
+def judged(y: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """Whether the out-of-fold model can judge each file's tag: the other folds hold at least ``JUDGED_SHARE`` of
+    its genre's files. Where most of a genre is one artist (so one fold), the model that scores that artist
+    learned the genre from a handful of other files, or only from other files' mis-tags, and contradicts the
+    whole artist: that is not evidence against the tags."""
+    total = np.bincount(y)
+    out = np.zeros(len(y), bool)
+    for f in np.unique(fold):
+        held = fold == f
+        others = np.bincount(y[~held], minlength=len(total))
+        out[held] = others[y[held]] >= JUDGED_SHARE * total[y[held]]
     return out
 
 

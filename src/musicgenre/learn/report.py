@@ -5,8 +5,10 @@ The report's keys: ``genres`` (kept, with their file and artist counts), ``merge
 vocabulary's decisions, with reasons), ``validation`` (out of fold: top-1, per genre precision, recall and n,
 the confusion matrix, the confident share and its accuracy at the package's threshold; ``leaky`` with its
 reasons when the folds could not keep artists apart), ``suspects`` (labelled files whose tag the out-of-fold
-model contradicts with confidence, most certain first: the likely mis-tags) and ``to_tag`` (files without a
-genre of their owner's, the model's least sure first: where a tag by hand teaches it most).
+model contradicts with confidence, most certain first: the likely mis-tags), ``left_out`` (the files the final
+head did not train on: their tag is doubtful), ``not_learned`` (genres all of whose tags are doubtful) and
+``to_tag`` (files without a genre of their owner's, the model's least sure first: where a tag by hand teaches it
+most).
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ from ..train.metrics import report
 from .vocabulary import Leakage, Vocabulary
 
 CONFUSION_PNG = "confusion_matrix.png"
+# A suspect (listed for its owner): the out-of-fold model is at least 90% sure the tag is wrong. Doubtful (left
+# out of the final fit): at least ``DEFAULT_MIN_CONFIDENCE`` sure. Chosen on the shared-data library
+# (docs/learn.md, "Shown on the shared data").
+SUSPECT_AT_MOST = 0.1
 
 
 def validation(probs: np.ndarray, y: np.ndarray, window_logits: np.ndarray, window_y: np.ndarray,
-               labels: Sequence[str], *, min_confidence: float, folds: int, groups: int, leak: Leakage
-               ) -> dict[str, Any]:
+               labels: Sequence[str], *, min_confidence: float, folds: int, groups: int, leak: Leakage,
+               judged: np.ndarray) -> dict[str, Any]:
     """The out-of-fold figures: ``probs`` (files, L) calibrated clip scores, ``y`` the tags; ``window_logits``
-    (windows, L) with ``window_y`` for the window top-1."""
+    (windows, L) with ``window_y`` for the window top-1; ``judged`` the files whose tag the folds could judge
+    (``fit.judged``)."""
     pred = probs.argmax(1)
     rep = report(y, pred, list(labels))
     top = probs.max(1)
@@ -42,6 +49,7 @@ def validation(probs: np.ndarray, y: np.ndarray, window_logits: np.ndarray, wind
         "leaky": leak.leaky,
         **({"leaky_reasons": list(leak.reasons)} if leak.leaky else {}),
         "folds": folds, "groups": groups, "files": int(len(y)), "windows": int(len(window_y)),
+        "judged": int(judged.sum()),
         "top1": round(rep["accuracy"], 4),
         "window_top1": round(float((window_logits.argmax(1) == window_y).mean()), 4),
         "macro_f1": round(rep["macro_f1"], 4),
@@ -58,17 +66,22 @@ def validation(probs: np.ndarray, y: np.ndarray, window_logits: np.ndarray, wind
     }
 
 
-def suspects(paths: Sequence[str], probs: np.ndarray, y: np.ndarray, labels: Sequence[str], *,
-             min_confidence: float) -> list[dict[str, Any]]:
-    """Labelled files whose tag the out-of-fold model contradicts with confidence: it gives the tagged genre at
-    most ``1 - min_confidence`` (it is at least ``min_confidence`` sure the tag is wrong) and calls another
-    genre; most certain first (lowest probability of the tag; ties by path). Not "another genre at
-    ``min_confidence``": on a library whose genres overlap the model is rarely that sure of any one genre, yet
-    quite sure which one a file is not (docs/learn.md)."""
-    pred = probs.argmax(1)
+def contradicted(probs: np.ndarray, y: np.ndarray, judged: np.ndarray, at_most: float) -> np.ndarray:
+    """Files whose tag the out-of-fold model contradicts: it could judge the tag (``fit.judged``), calls another
+    genre and gives the tagged one at most ``at_most`` (it is at least 1 - ``at_most`` sure the tag is wrong).
+    Not "another genre at 0.8": on a library whose genres overlap the model is rarely that sure of any one genre,
+    yet quite sure which one a file is not (docs/learn.md)."""
     tagged = probs[np.arange(len(y)), y] if len(y) else np.zeros(0)
-    hits = [i for i in range(len(y)) if pred[i] != y[i] and tagged[i] <= 1.0 - min_confidence]
-    hits.sort(key=lambda i: (float(tagged[i]), paths[i]))
+    return (probs.argmax(1) != y) & (tagged <= at_most) & judged
+
+
+def listed(paths: Sequence[str], probs: np.ndarray, y: np.ndarray, labels: Sequence[str], which: np.ndarray
+           ) -> list[dict[str, Any]]:
+    """The files of mask ``which`` as the report lists them, most certain first (lowest probability of the tag;
+    ties by path)."""
+    tagged = probs[np.arange(len(y)), y] if len(y) else np.zeros(0)
+    pred = probs.argmax(1) if len(y) else np.zeros(0, int)
+    hits = sorted(np.flatnonzero(which).tolist(), key=lambda i: (float(tagged[i]), paths[i]))
     return [{"path": paths[i], "tagged": labels[y[i]], "predicted": labels[pred[i]],
              "probability": round(float(probs[i, pred[i]]), 4),
              "tagged_probability": round(float(tagged[i]), 4)} for i in hits]
@@ -91,6 +104,27 @@ def vocabulary_summary(vocab: Vocabulary) -> dict[str, Any]:
         "dropped": [{"genre": d.genre, "files": d.files, "artists": d.artists, "reason": d.reason}
                     for d in vocab.dropped],
     }
+
+
+def summary_lines(rep: dict[str, Any], name: str, *, items: str = "files", report: object = None) -> list[str]:
+    """What ``learn`` prints (the CLI and the beets command): the out-of-fold figures, per genre, the drops and
+    the counts of the report's lists. ``items``: what the library holds ("files", "items")."""
+    val = rep["validation"]
+    sure = val["confident"]
+    right = "-" if sure["accuracy"] is None else f"{sure['accuracy']:.3f}"
+    lines = [f"{name}: {len(rep['genres'])} genres from {val['files']} {items} ({val['groups']} artists); out of fold "
+             f"({val['folds']} folds by artist{', LEAKY' if val['leaky'] else ''}): top-1 {val['top1']:.3f}, "
+             f"macro-F1 {val['macro_f1']:.3f}; confident (>= {sure['min_confidence']:g}) {sure['share']:.0%}, "
+             f"right {right}"]
+    lines += [f"  {genre:<20} precision {m['precision']:.3f}  recall {m['recall']:.3f}  n={m['n']}"
+              for genre, m in val["per_genre"].items()]
+    lines += [f"  dropped {d['genre']}: {d['reason']}" for d in rep["dropped"]]
+    lines += [f"  not learned {d['genre']} ({d['files']} {items}): {d['reason']}" for d in rep["not_learned"]]
+    left = len(rep["left_out"])
+    lines.append(f"{len(rep['suspects'])} likely mis-tags, {len(rep['to_tag'])} {items} to tag"
+                 + (f", {left} {items} with a doubtful tag not trained on" if left else "")
+                 + (f": {report}" if report else " (--report R.json lists them)"))
+    return lines
 
 
 def can_draw() -> bool:

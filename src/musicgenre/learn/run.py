@@ -26,7 +26,17 @@ from ..modeldir import CONFIG
 from ..prediction import DEFAULT_MIN_CONFIDENCE
 from ..scores import sigmoid
 from . import fit
-from .report import CONFUSION_PNG, can_draw, draw_confusion, suspects, to_tag, validation, vocabulary_summary
+from .report import (
+    CONFUSION_PNG,
+    SUSPECT_AT_MOST,
+    can_draw,
+    contradicted,
+    draw_confusion,
+    listed,
+    to_tag,
+    validation,
+    vocabulary_summary,
+)
 from .vocabulary import TrackTags, Vocabulary, build_vocabulary, group_keys, grouping_leaks
 
 
@@ -180,13 +190,25 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
     k = int(fold.max()) + 1
     oof = fit.out_of_fold_logits(windows, y, fold, len(labels), say=say)
     clip_logits = windows.split(oof)
-    say("calibrating out of fold")
-    t0, temps = fit.fit_window_calibration(clip_logits, y)
     _, probs = fit.crossfit_probabilities(clip_logits, y, fold)
+    judged = fit.judged(y, fold)
     val = validation(probs, y, oof, np.repeat(y, windows.counts), labels, min_confidence=DEFAULT_MIN_CONFIDENCE,
-                     folds=k, groups=len(set(groups)), leak=leak)
-    say(f"final fit on all {len(paths)} labelled files")
-    head = fit.fit_head(windows, y, len(labels))
+                     folds=k, groups=len(set(groups)), leak=leak, judged=judged)
+    # The final head, its calibration and the "unknown" detector learn from the files whose tag the folds did not
+    # doubt (cleaned training, as cleanlab's CleanLearning): a mis-tag in a genre of a few files would redraw it. A
+    # genre whose every tag is doubted is not learned (the head never calls it): its tags mostly sit on other music.
+    keep = ~contradicted(probs, y, judged, 1.0 - DEFAULT_MIN_CONFIDENCE)
+    kept = np.flatnonzero(keep)
+    not_learned: list[dict[str, Any]] = [{"genre": g, "files": int((y == i).sum()),
+                    "reason": "the folds doubt every one of its tags (see left_out): the model never calls it"}
+                   for i, g in enumerate(labels) if not keep[y == i].any()]
+    if len(labels) - len(not_learned) < 2:
+        raise MusicGenreError("fewer than two genres left to learn: the out-of-fold model doubts every tag of "
+                              + ", ".join(d["genre"] for d in not_learned) + "; check those tags, then learn again")
+    say(f"calibrating out of fold; final fit on {len(kept)} of {len(paths)} labelled files "
+        f"({len(paths) - len(kept)} with a doubtful tag left out)")
+    t0, temps = fit.fit_window_calibration([clip_logits[i] for i in kept], y[kept])
+    head = fit.fit_head(windows.take(kept), y[kept], len(labels))
     temperature, by_windows = float(f"{t0:.4g}"), fit.rounded(temps)
     unlabelled = sorted(set(vocab.untagged) | set(vocab.ours))
     if unlabelled:
@@ -199,7 +221,7 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
     # features); its figures use the out-of-fold scores, its thresholds were fitted on these same files
     tag_names = list(base[1].tags)
     tag_probs = [sigmoid(lib.features[p][:, -len(tag_names):]) for p in paths] if tag_names else []
-    detector = openset.fit(tag_probs, y.tolist(), tag_names, labels) if tag_names else None
+    detector = openset.fit([tag_probs[i] for i in kept], y[kept].tolist(), tag_names, labels) if tag_names else None
     open_set = {"method": None if detector is None else detector.to_dict(),
                 "library": openset.report(detector, list(zip(clip_logits, tag_probs, y.tolist())), tag_names,
                                           temperature=temperature, by_windows=by_windows,
@@ -210,12 +232,15 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
     rep: dict[str, Any] = {
         "model": str(out), "date": date, "database": str(db),
         "library": {"files": len(lib.tracks), "labelled": len(paths), "windows": int(len(windows.x)),
-                    "artists": len(set(groups)), "ambiguous": len(vocab.ambiguous), "untagged": len(vocab.untagged),
+                    "trained": len(kept), "artists": len(set(groups)), "ambiguous": len(vocab.ambiguous),
+                    "untagged": len(vocab.untagged),
                     "ours": len(vocab.ours), **({"skipped": lib.skipped} if lib.skipped else {})},
         **vocabulary_summary(vocab),
         "validation": val,
         "open_set": open_set,
-        "suspects": suspects(paths, probs, y, labels, min_confidence=DEFAULT_MIN_CONFIDENCE),
+        "suspects": listed(paths, probs, y, labels, contradicted(probs, y, judged, SUSPECT_AT_MOST)),
+        "left_out": listed(paths, probs, y, labels, ~keep),
+        "not_learned": not_learned,
         "to_tag": to_tag(unlabelled, pending_probs, labels),
     }
     picture = can_draw()
@@ -262,14 +287,17 @@ def card_extra(rep: dict[str, Any], vocab: Vocabulary, *, date: str, command: st
                    "backbones/LICENSE-musicnn.txt)",
         "training": {
             "command": command,
-            "data": {k: lib[k] for k in ("files", "labelled", "windows", "artists", "ambiguous", "untagged", "ours")},
+            "data": {k: lib[k] for k in ("files", "labelled", "trained", "windows", "artists", "ambiguous", "untagged",
+                                         "ours")},
             "head": (f"multinomial logistic regression (scikit-learn {sklearn_version}, lbfgs, C={fit.C}, "
                      "class-balanced by file) on each stored window's embedding ++ tag logits, standardised; "
-                     "every window carries its file's label"),
+                     "every window carries its file's label; files whose tag the out-of-fold model doubted "
+                     f"(>= {DEFAULT_MIN_CONFIDENCE} sure it is wrong) left out"),
             "calibration": ("window temperature and per-length temperatures (train.calibrate's fit, "
-                            "aggregate_at=window) fitted on the out-of-fold window logits"),
+                            "aggregate_at=window) fitted on the out-of-fold window logits of the files trained on"),
             "min_files": min_files, "min_artists": min_artists, "aliases": dict(aliases or {}),
             "vocabulary": {"genres": rep["genres"], "merged": rep["merged"], "dropped": rep["dropped"]},
+            "not_learned": rep["not_learned"],
         },
         "metrics": {
             "protocol": val["protocol"],
