@@ -8,9 +8,9 @@ Targets (the LEARN issue): (a) GTZAN fault-filtered valid top-1 within 0.03 of t
 run (0.806, n=67); (b) Emotify valid electronic recall >= 0.8 and top-1 >= 0.75 on its other genres; (c) the
 report's suspects hold at least half of the flipped files and at most three times as many files as were flipped;
 (d) ``similar``: at least 3 of a file's 5 nearest neighbours share its genre, averaged over the library.
-Only (d) is met (3.3 of 5, every flip seed); the slow test asserts it, and the measured figures of (a) to (c),
-not met on any of five flip seeds (experiments/results/learn-shared.json), are asserted only to be what the
-script reports and are shown as a warning: see docs/learn.md for the figures and why.
+(b), (c) and (d) are met on all five flip seeds (experiments/results/learn-shared.json) and the slow test asserts
+them for seed 0; (a), met on none (0.58-0.73), is measured and shown as a warning: see docs/learn.md for the
+figures and why.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import pytest
 from .conftest import ROOT, tone, write_audio
 
 DATA = ROOT.parent / "shared" / "data"
-NOT_MET = ("a", "b_electronic", "b_others", "c")  # measured, reported, not asserted (docs/learn.md)
+NOT_MET = ("a",)  # measured, reported, not asserted (docs/learn.md)
 
 
 def load_experiment() -> ModuleType:
@@ -134,6 +134,9 @@ def test_learn_on_the_shared_data(exp: ModuleType, tmp_path: Path) -> None:
     assert d["files"] == 356
     assert d["mean_share"] >= 3 / 5, f"(d) {d['mean_sharing']:.2f} of 5 neighbours share the file's genre"
     assert d["met"]
+    b, c = r["b_emotify_valid"], r["c_suspects"]
+    assert b["met_electronic"] and b["met_others"], f"(b) {b['electronic_found']}/15 electronic, {b['others_right']}/44"
+    assert c["met"], f"(c) {c['flipped_found']} of {c['flipped']} flipped files in {c['suspects']} suspects"
 
     unmet = [k for k in NOT_MET if not r["met"][k]]
     if unmet:
