@@ -548,6 +548,7 @@ def run(data: Path, work: Path, *, seeds: tuple[int, ...] = (SEED,), diagnostics
             "out_of_fold": {k: val[k] for k in ("folds", "groups", "files", "top1", "window_top1", "macro_f1",
                                                 "ece", "confident", "leaky")},
             "per_genre_out_of_fold": val["per_genre"],
+            "not_learned": rep["not_learned"],
             "card_pop_rock": card_pop_rock(model),
         },
     }
