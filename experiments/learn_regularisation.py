@@ -99,6 +99,7 @@ def build(data: Path, folder: Path) -> dict[str, tuple[Path, int]]:
 
 def evaluate(db: Path, min_files: int) -> dict[str, Any]:
     from musicgenre.learn import fit
+    from musicgenre.learn.report import SUSPECT_AT_MOST, contradicted, listed
     from musicgenre.learn.run import labelled, load_library
     from musicgenre.learn.vocabulary import build_vocabulary
     from musicgenre.learn.writer import backbone_identity
@@ -127,6 +128,13 @@ def evaluate(db: Path, min_files: int) -> dict[str, Any]:
             "window_temperature_median": round(float(np.median(t_file)), 3),
         }
         print(f"  C={c:g}: {out['by_c'][str(c)]}")
+        if c == fit.C:  # what `learn` lists for its owner at the shipped C (docs/learn.md)
+            judged = fit.judged(y, fold)
+            wrong = contradicted(probs, y, judged, SUSPECT_AT_MOST)
+            sus = listed([Path(p).name for p in paths], probs, y, labels, wrong)
+            out["at_learn_c"] = {
+                "c": c, "judged": int(judged.sum()), "suspects": sus,
+                "left_out": int(contradicted(probs, y, judged, 1.0 - DEFAULT_MIN_CONFIDENCE).sum())}
     return out
 
 
