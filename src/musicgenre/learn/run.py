@@ -199,9 +199,9 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
     # genre whose every tag is doubted is not learned (the head never calls it): its tags mostly sit on other music.
     keep = ~contradicted(probs, y, judged, 1.0 - DEFAULT_MIN_CONFIDENCE)
     kept = np.flatnonzero(keep)
-    not_learned: list[dict[str, Any]] = [{"genre": g, "files": int((y == i).sum()),
-                    "reason": "the folds doubt every one of its tags (see left_out): the model never calls it"}
-                   for i, g in enumerate(labels) if not keep[y == i].any()]
+    why = "the folds doubt every one of its tags (see left_out): the model never calls it"
+    not_learned: list[dict[str, Any]] = [{"genre": g, "files": int((y == i).sum()), "reason": why}
+                                         for i, g in enumerate(labels) if not keep[y == i].any()]
     if len(labels) - len(not_learned) < 2:
         raise MusicGenreError("fewer than two genres left to learn: the out-of-fold model doubts every tag of "
                               + ", ".join(d["genre"] for d in not_learned) + "; check those tags, then learn again")
