@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def _benchmarks_common() -> ModuleType:
@@ -39,4 +44,16 @@ fmt_ci = _shared.fmt_ci
 stability = _shared.stability
 takes_from = _shared.takes_from
 
-__all__ = ["RESULTS", "ROOT", "best_of", "brief", "fmt_ci", "stability", "takes_from", "timed", "write_results"]
+
+
+def in_work_folder(work: Path | None, job: Callable[[Path], T]) -> T:
+    """``job(folder)`` in ``work`` (made if missing, kept after the run) or, without one, in a temporary folder."""
+    if work is not None:
+        work.mkdir(parents=True, exist_ok=True)
+        return job(work)
+    with tempfile.TemporaryDirectory() as tmp:
+        return job(Path(tmp))
+
+
+__all__ = ["RESULTS", "ROOT", "best_of", "brief", "fmt_ci", "in_work_folder", "stability", "takes_from", "timed",
+           "write_results"]
