@@ -71,6 +71,19 @@ def test_report_keys_and_vocabulary(learned: tuple[Path, dict, str], library: tu
     assert rep["library"]["ours"] == 4 and rep["library"]["untagged"] == len(made["untagged"])
 
 
+def test_a_rare_genre_backs_off_to_a_named_parent(library: tuple[Path, dict], tmp_path: Path) -> None:
+    db, _ = library
+    out, report = tmp_path / "m", tmp_path / "r.json"
+    assert learn(db, out, "--parent", "Polka=Folk Music", "--parent", "Folk Music=Jazz", report=report) == 0
+    rep = json.loads(report.read_text())
+    assert rep["dropped"] == []  # Polka (6 files) -> Folk Music (no files of its own, too rare) -> Jazz
+    assert [(m["into"], m["from"], m["how"]) for m in rep["merged"] if m["how"] == "parent"] == [
+        ("Jazz", ["Polka"], "parent")]
+    card = json.loads((out / "config.json").read_text())
+    assert card["training"]["parents"] == {"Polka": "Folk Music", "Folk Music": "Jazz"}
+    assert "--parent 'Polka=Folk Music'" in card["training"]["command"]
+
+
 def test_validation_is_out_of_fold_by_artist(learned: tuple[Path, dict, str]) -> None:
     _, rep, err = learned
     val = rep["validation"]

@@ -183,6 +183,34 @@ def test_rare_genres_are_dropped_with_the_reason():
         vocab(tracks("Polka", 19), min_files=0)
 
 
+def test_a_rare_genre_backs_off_to_the_parent_the_owner_named():
+    library = [tracks("Electronic", 25), tracks("Synthwave", 8), tracks("Vaporwave", 4), tracks("Rock", 30),
+               tracks("Jazz", 25)]
+    parents = {"Synthwave": "Electronic", "Vaporwave": "Synthwave", "Jazz": "Blues"}
+    v = vocab(*library, parents=parents)
+    # Synthwave (8 files) is too rare: its files and, through it, Vaporwave's count as Electronic; Jazz is kept
+    assert sorted(v.genres) == ["Electronic", "Jazz", "Rock"]
+    assert {g.name: g.files for g in v.kept} == {"Electronic": 37, "Rock": 30, "Jazz": 25}
+    merges = sorted((m.into, m.from_, m.files) for m in v.merged if m.how == "parent")
+    assert merges == [("Electronic", ("Synthwave",), 8), ("Electronic", ("Vaporwave",), 4)]
+    assert not v.dropped
+    # a parent too rare itself backs off to its own parent; without parents the rare genres are dropped
+    chain = vocab(tracks("Synthwave", 8), tracks("Vaporwave", 14), tracks("Rock", 30),
+                  parents={"Synthwave": "Vaporwave", "Vaporwave": "Electronic"})
+    assert sorted(chain.genres) == ["Electronic", "Rock"] and {g.name: g.files for g in chain.kept}["Electronic"] == 22
+    assert sorted(d.genre for d in vocab(*library).dropped) == ["Synthwave", "Vaporwave"]
+
+
+def test_a_genre_given_both_an_alias_and_a_parent_is_refused():
+    with pytest.raises(ValueError, match="both --alias and --parent"):
+        vocab(tracks("Synthwave", 8), tracks("Rock", 30), aliases={"Synthwave": "Electronic"},
+              parents={"synthwave": "Rock"})
+    with pytest.raises(ValueError, match="cycle"):
+        vocab(tracks("A", 8), tracks("Rock", 30), parents={"A": "B", "B": "A"})
+    with pytest.raises(ValueError, match="--parent"):
+        parse_aliases(["Synthwave"], flag="--parent")
+
+
 def test_files_with_several_kept_genres_are_ambiguous_not_trained():
     both = tracks(["Rock", "Jazz"], 5)
     v = vocab(tracks("Rock", 25), tracks("Jazz", 25), both)

@@ -459,6 +459,8 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
                               "to_tag")
         cmd.parser.add_option("--alias", dest="alias", action="append", default=[], metavar="SOURCE=TARGET",
                               help="read genre SOURCE as TARGET (repeatable)")
+        cmd.parser.add_option("--parent", dest="parent", action="append", default=[], metavar="GENRE=PARENT",
+                              help="a GENRE too rare to keep is learned as PARENT instead (repeatable)")
         cmd.parser.add_option("--min-files", dest="min_files", type="int", default=20, metavar="N",
                               help="drop genres with fewer than N items (default 20)")
         cmd.parser.add_option("--min-artists", dest="min_artists", type="int", default=3, metavar="N",
@@ -547,6 +549,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
             raise ui.UserError("musicgenre-learn: --folds must be at least 2")
         try:
             aliases = parse_aliases(opts.alias)
+            parents = parse_aliases(opts.parent, flag="--parent")
         except ValueError as e:
             raise ui.UserError(f"musicgenre-learn: {e}") from None
         out = Path(opts.output).expanduser()
@@ -611,13 +614,14 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
                                "(unreadable or silent files)")
 
         words = ["beet", "musicgenre-learn", "-o", str(opts.output)] + [w for a in opts.alias for w in ("--alias", a)]
+        words += [w for a in opts.parent for w in ("--parent", a)]
         chosen = (("--min-files", opts.min_files, 20), ("--min-artists", opts.min_artists, 3),
                   ("--folds", opts.folds, 5))
         words += [w for flag, v, default in chosen if v != default for w in (flag, str(v))]
         done = learn(db, out, report_path=Path(opts.report).expanduser() if opts.report else None, aliases=aliases,
                      min_files=opts.min_files, min_artists=opts.min_artists, folds=opts.folds,
                      command=shlex.join(words + args), say=lambda line: self._log.info("{}", line),
-                     library=Features(tracks, features, backbone, skipped))
+                     library=Features(tracks, features, backbone, skipped), parents=parents)
         for w in done.warnings:
             self._log.warning("{}", w)
         lines = summary_lines(done.report, printable_name(done.out), items="items", report=opts.report)

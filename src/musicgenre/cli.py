@@ -290,6 +290,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
     try:
         aliases = parse_aliases(args.alias)
+        parents = parse_aliases(args.parent, flag="--parent")
     except ValueError as e:
         raise ParameterError(str(e)) from None
 
@@ -298,12 +299,12 @@ def cmd_learn(args: argparse.Namespace) -> int:
             print(f"learn: {line}", file=sys.stderr)
 
     words = ["musicgenre", "learn", "--db", str(args.db), "-o", str(args.output)]
-    words += [w for a in args.alias for w in ("--alias", a)]
+    words += [w for a in args.alias for w in ("--alias", a)] + [w for a in args.parent for w in ("--parent", a)]
     words += [w for flag, v, default in (("--min-files", args.min_files, 20), ("--min-artists", args.min_artists, 3),
                                          ("--folds", args.folds, 5)) if v != default for w in (flag, str(v))]
     command = shlex.join(words)
     done = learn(args.db, args.output, report_path=args.report, aliases=aliases, min_files=args.min_files,
-                 min_artists=args.min_artists, folds=args.folds, command=command, say=say)
+                 min_artists=args.min_artists, folds=args.folds, command=command, say=say, parents=parents)
     for w in done.warnings:
         print(f"musicgenre: warning: {w}", file=sys.stderr)
     print("\n".join(summary_lines(done.report, printable_name(done.out), report=args.report)))
@@ -522,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "suspects, left_out, to_tag) as JSON here")
     le.add_argument("--alias", action="append", default=[], metavar="SOURCE=TARGET",
                     help="treat genre SOURCE as TARGET (repeatable), e.g. --alias Electronica=Electronic")
+    le.add_argument("--parent", action="append", default=[], metavar="GENRE=PARENT",
+                    help="a GENRE too rare to keep (--min-files, --min-artists) is learned as PARENT instead "
+                    "(repeatable), e.g. --parent Synthwave=Electronic")
     le.add_argument("--min-files", type=int, default=20, help="drop genres with fewer files (default 20)")
     le.add_argument("--min-artists", type=int, default=3, help="drop genres with fewer artists (default 3)")
     le.add_argument("--folds", type=int, default=5, help="validation folds, grouped by artist (default 5)")

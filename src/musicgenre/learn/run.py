@@ -148,7 +148,8 @@ def check_vocabulary(vocab: Vocabulary, lib: Library, *, min_files: int, min_art
 
 def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapping[str, str] | None = None,
           min_files: int = 20, min_artists: int = 3, folds: int = 5, command: str = "musicgenre learn",
-          say: Callable[[str], None] = lambda _: None, library: Library | None = None) -> Learned:
+          say: Callable[[str], None] = lambda _: None, library: Library | None = None,
+          parents: Mapping[str, str] | None = None) -> Learned:
     """The whole run (module docstring). ``say`` gets progress lines. Errors (``MusicGenreError``,
     ``ParameterError``) come before anything is written. ``library``: the files, tags and features to learn from
     when they are not ``db``'s own (the beets plugin: beets' genres over features stored in ``db``); they must
@@ -167,7 +168,8 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
         raise MusicGenreError(f"features from {' '.join(lib.backbone)}; this musicgenre learns on {' '.join(backbone)}")
     say(f"{db}: {len(lib.tracks)} files with stored features")
     try:
-        vocab = build_vocabulary(lib.tracks, aliases=aliases, min_files=min_files, min_artists=min_artists)
+        vocab = build_vocabulary(lib.tracks, aliases=aliases, min_files=min_files, min_artists=min_artists,
+                                 parents=parents)
     except ValueError as e:
         raise ParameterError(str(e)) from None
     check_vocabulary(vocab, lib, min_files=min_files, min_artists=min_artists)
@@ -247,7 +249,7 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
     if not picture:
         warnings.append("no confusion-matrix picture: matplotlib is not installed (pip install 'musicgenre[plots]')")
     extra = card_extra(rep, vocab, date=date, command=command, min_files=min_files, min_artists=min_artists,
-                       aliases=aliases, picture=picture)
+                       aliases=aliases, parents=parents, picture=picture)
     if detector is not None:
         extra = {"open_set": detector.to_dict(), **extra}
 
@@ -269,7 +271,8 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
 
 
 def card_extra(rep: dict[str, Any], vocab: Vocabulary, *, date: str, command: str, min_files: int,
-               min_artists: int, aliases: Mapping[str, str] | None, picture: bool) -> dict[str, Any]:
+               min_artists: int, aliases: Mapping[str, str] | None, parents: Mapping[str, str] | None,
+               picture: bool) -> dict[str, Any]:
     """The card's own keys beside the typed ones: description, date, licence, training (data size, vocabulary:
     what was merged and dropped), metrics (per-genre validation precision, recall, n; confusion matrix)."""
     from sklearn import __version__ as sklearn_version
@@ -296,6 +299,7 @@ def card_extra(rep: dict[str, Any], vocab: Vocabulary, *, date: str, command: st
             "calibration": ("window temperature and per-length temperatures (train.calibrate's fit, "
                             "aggregate_at=window) fitted on the out-of-fold window logits of the files trained on"),
             "min_files": min_files, "min_artists": min_artists, "aliases": dict(aliases or {}),
+            "parents": dict(parents or {}),
             "vocabulary": {"genres": rep["genres"], "merged": rep["merged"], "dropped": rep["dropped"]},
             "not_learned": rep["not_learned"],
         },

@@ -53,6 +53,7 @@ __all__ = [
 OUR_SOURCE = "musicgenre"  # beets' genre_source for genres the plugin set (beetsplug.musicgenre.SOURCE)
 DEFAULT_MIN_FILES = 20
 DEFAULT_MIN_ARTISTS = 3
+NOT_A_GENRE = "not a genre"  # a dropped genre's reason when its value says "no genre" ("Unknown", "Misc")
 
 
 @dataclass
@@ -92,7 +93,8 @@ class GenreCount:
 @dataclass(frozen=True)
 class Merge:
     """Spellings merged into one genre. ``how``: "spelling" (same canonical key), "alias" (the user's
-    ``--alias``) or "id3" (numeric ID3 codes). ``files``: files that carried one of ``from_``."""
+    ``--alias``), "parent" (a genre too rare to keep, backed off to the parent the user named with ``--parent``)
+    or "id3" (numeric ID3 codes). ``files``: files that carried one of ``from_``."""
 
     into: str
     from_: tuple[str, ...]
@@ -245,13 +247,14 @@ def genre_names(value: str) -> list[str]:
 
 # ---- aliases --------------------------------------------------------------------------------------
 
-def parse_aliases(specs: Iterable[str]) -> dict[str, str]:
-    """``--alias`` values ("Electronica=Electronic") -> {source: target}; ValueError for a malformed one."""
+def parse_aliases(specs: Iterable[str], *, flag: str = "--alias") -> dict[str, str]:
+    """``--alias`` values ("Electronica=Electronic"), or ``--parent`` values ("Synthwave=Electronic") ->
+    {source: target}; ValueError for a malformed one."""
     out: dict[str, str] = {}
     for spec in specs:
         source, eq, target = spec.partition("=")
         if not eq or not canonical_key(source) or not canonical_key(target):
-            raise ValueError(f"--alias {spec!r}: expected SOURCE=TARGET, both genre names")
+            raise ValueError(f"{flag} {spec!r}: expected SOURCE=TARGET, both genre names")
         out[_tidy(source)] = _tidy(target)
     return out
 
@@ -447,13 +450,34 @@ def _reason(files: int, artists: int, total_files: int, total_artists: int, min_
 
 
 def build_vocabulary(tracks: Iterable[TrackTags], *, aliases: Mapping[str, str] | None = None,
-                     min_files: int = DEFAULT_MIN_FILES, min_artists: int = DEFAULT_MIN_ARTISTS) -> Vocabulary:
+                     min_files: int = DEFAULT_MIN_FILES, min_artists: int = DEFAULT_MIN_ARTISTS,
+                     parents: Mapping[str, str] | None = None) -> Vocabulary:
     """The vocabulary and labels a library's own genre tags give (the rules: this module's docstring).
-    ``aliases``: {source: target} as ``parse_aliases`` reads ``--alias``; ValueError for a bad one."""
+    ``aliases``: {source: target} as ``parse_aliases`` reads ``--alias``; ``parents``: {genre: parent} as it
+    reads ``--parent``: a genre dropped as too rare is read as its parent instead (and the parent as its own
+    parent, if that is too rare too), as an alias that applies only then. ValueError for a bad one."""
     if min_files < 1 or min_artists < 1:
         raise ValueError("--min-files and --min-artists must be at least 1")
-    alias = resolve_aliases(aliases or {})
+    aliases, parents = dict(aliases or {}), dict(parents or {})
+    twice = {canonical_key(a) for a in aliases} & {canonical_key(p) for p in parents}
+    if twice:
+        raise ValueError(f"{', '.join(sorted(twice))}: given both --alias and --parent; keep one")
+    resolve_aliases({**aliases, **parents})  # a cycle or a genre sent to two places fails before any work
     tracks = list(tracks)
+    backed: dict[str, str] = {}
+    while True:
+        vocab = _vocabulary(tracks, {**aliases, **backed}, min_files, min_artists, {canonical_key(c) for c in backed})
+        rare = {canonical_key(d.genre) for d in vocab.dropped if d.reason != NOT_A_GENRE}
+        more = {c: p for c, p in parents.items() if c not in backed and canonical_key(c) in rare}
+        if not more:
+            return vocab
+        backed.update(more)
+
+
+def _vocabulary(tracks: list[TrackTags], aliases: Mapping[str, str], min_files: int, min_artists: int,
+                backed: set[str]) -> Vocabulary:
+    """``build_vocabulary`` for one set of aliases; the source keys in ``backed`` are parents' merges."""
+    alias = resolve_aliases(aliases)
     groups = group_keys(tracks)
     seen = _Seen()
     ours, untagged = [], []
@@ -489,7 +513,7 @@ def build_vocabulary(tracks: Iterable[TrackTags], *, aliases: Mapping[str, str] 
     for key, paths in holders.items():  # not a genre, or too rare even counting every file
         n, a = len(paths), artists(paths)
         if key in NOT_GENRES:
-            drop(key, "not a genre")
+            drop(key, NOT_A_GENRE)
         elif n < min_files or a < min_artists:
             drop(key, _reason(n, a, n, a, min_files, min_artists))
         else:
@@ -521,7 +545,7 @@ def build_vocabulary(tracks: Iterable[TrackTags], *, aliases: Mapping[str, str] 
               for k in kept]
     return Vocabulary(
         kept=sorted(counts, key=lambda g: (-g.files, g.name.casefold())),
-        merged=_merges(seen, alias, display),
+        merged=_merges(seen, alias, display, backed),
         dropped=sorted(dropped, key=lambda d: (-d.files, d.genre.casefold())),
         labels=labels, ambiguous=ambiguous,
         splits=[Split(value, into, len(paths)) for value, (into, paths) in seen.splits.items()],
@@ -529,8 +553,10 @@ def build_vocabulary(tracks: Iterable[TrackTags], *, aliases: Mapping[str, str] 
     )
 
 
-def _merges(seen: _Seen, alias: Mapping[str, tuple[str, str]], display: Callable[[str], str]) -> list[Merge]:
-    """Every merge made, biggest first: spellings of one word, alias sources, ID3 codes."""
+def _merges(seen: _Seen, alias: Mapping[str, tuple[str, str]], display: Callable[[str], str],
+            backed: set[str]) -> list[Merge]:
+    """Every merge made, biggest first: spellings of one word, alias sources (parents' for ``backed`` keys), ID3
+    codes."""
     out = []
     for key, spellings in seen.spellings.items():
         target = alias[key][0] if key in alias else key
@@ -538,7 +564,8 @@ def _merges(seen: _Seen, alias: Mapping[str, tuple[str, str]], display: Callable
         others = [s for s in _by_files(spellings) if key != target or s != into]
         if others:
             files = set().union(*(spellings[s] for s in others))
-            out.append(Merge(into, tuple(others), len(files), "alias" if key != target else "spelling"))
+            how = "spelling" if key == target else "parent" if key in backed else "alias"
+            out.append(Merge(into, tuple(others), len(files), how))
         codes = seen.codes.get(key, {})
         if codes:
             out.append(Merge(into, tuple(_by_files(codes)), len(set().union(*codes.values())), "id3"))
