@@ -26,6 +26,11 @@ make its co-tagged files single-genre, so the thresholds are applied in rounds, 
 with the fewest such files, all ties together): a "Rock; Pop" file becomes a Rock example once Pop is too
 rare to keep, and two genres that always co-occur go together rather than one winning by a coin toss.
 
+**Parents.** A genre too rare to keep that the owner gave a parent (``--parent "Synthwave=Electronic"``) is read
+as that parent, as an alias that applies only to rare genres (a parent too rare itself backs off in turn): the
+thresholds are applied, the rare genres with a parent become aliases of it, and the vocabulary is built again
+until no more back off.
+
 **Our own tags never become labels** (``written_by_us``): ``scan --write-tags`` writes MUSICGENRE_CONFIDENCE
 beside every GENRE it writes, the beets plugin records ``genre_source: musicgenre``, and the library database
 records the genre it wrote in ``tagged``. Learning from them would teach the model its own guesses.
