@@ -106,7 +106,8 @@ def vocabulary_summary(vocab: Vocabulary) -> dict[str, Any]:
     }
 
 
-def summary_lines(rep: dict[str, Any], name: str, *, items: str = "files", report: object = None) -> list[str]:
+def summary_lines(rep: dict[str, Any], name: str, *, items: str = "files", report: str | Path | None = None
+                  ) -> list[str]:
     """What ``learn`` prints (the CLI and the beets command): the out-of-fold figures, per genre, the drops and
     the counts of the report's lists. ``items``: what the library holds ("files", "items")."""
     val = rep["validation"]

@@ -2,8 +2,9 @@
 
 ``load_library`` reads what ``scan`` stored (``library.db.read_features``: each file's stored windows and its own
 tags); ``learn`` checks it (clear errors, nothing written), builds the vocabulary, validates out of fold,
-calibrates, fits the final head, and publishes the model directory atomically: it is built in a hidden folder
-next to ``out`` and renamed into place only when complete (the report is written just before).
+leaves out the files whose tag the folds doubt, calibrates, fits the final head, and publishes the model
+directory atomically: it is built in a hidden folder next to ``out`` and renamed into place only when complete
+(the report is written just before).
 """
 
 from __future__ import annotations
