@@ -109,12 +109,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .web.server import serve
 
     check_port_free(args.host, args.port)  # before the model loads: fail fast
+    library = None
+    if args.db is not None:
+        from .learn.review import is_learned
+        from .web.library_view import LibraryConfig
+
+        learned = Path(args.model) if args.model and is_learned(Path(args.model)) else None
+        library = LibraryConfig(db=args.db, model=learned, allow_writes=args.allow_writes)
+    elif args.allow_writes:
+        raise ParameterError("--allow-writes needs --db (the library whose files the page may write)")
     clf = load(args.model, device=args.device, backend=args.backend)
     limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_minutes * 60, workers=args.concurrency,
                     queue=args.queue, timeout_s=args.timeout)
     connections = ConnectionLimits(max_connections=args.max_connections, header_timeout_s=args.header_timeout,
                                    body_timeout_s=args.body_timeout, min_body_bytes_per_s=args.min_upload_kbps * 1000)
-    serve(clf, host=args.host, port=args.port, limits=limits, connections=connections)
+    serve(clf, host=args.host, port=args.port, limits=limits, connections=connections, library=library)
+    return 0
+
+
+def cmd_library_undo(args: argparse.Namespace) -> int:
+    """`musicgenre library undo`: revert the latest genre the Library view wrote (file and database)."""
+    from ._names import printable_name
+    from .library.undo import edits, undo
+
+    if args.list:
+        for e in edits(args.db, limit=args.list):
+            state = f"undone {e.undone_at}" if e.undone_at else "in place"
+            print(f"{e.id}\t{e.written_at}\t{printable_name(e.path)}\t{'; '.join(e.old_genres) or '-'} -> "
+                  f"{'; '.join(e.new_genres)}\t{state}")
+        return 0
+    e = undo(args.db, edit_id=args.id)
+    print(f"{printable_name(e.path)}: genre {'; '.join(e.new_genres)!r} -> {'; '.join(e.old_genres) or 'none'!r} "
+          f"(undid write {e.id})")
     return 0
 
 
@@ -403,7 +429,25 @@ def build_parser() -> argparse.ArgumentParser:
                     "--min-upload-kbps; else HTTP 408 (default 30)")
     sv.add_argument("--min-upload-kbps", type=float, default=10.0,
                     help="slowest accepted average upload rate, KB/s (default 10)")
+    sv.add_argument("--db", type=Path, default=None,
+                    help="library database written by `musicgenre scan`: adds the Library view (/library) with its "
+                    "genres, likely mis-tags (with -m a model directory from `musicgenre learn`), similar tracks "
+                    "and map")
+    sv.add_argument("--allow-writes", action="store_true",
+                    help="let the Library view write genres into your files (each write is logged: "
+                    "`musicgenre library undo` reverts it); read-only without it")
     sv.set_defaults(func=cmd_serve)
+
+    lb = sub.add_parser("library", help="the Library view's writes: undo them, list them",
+                        description="Revert a genre the Library view (`serve --db ... --allow-writes`) wrote: the "
+                        "file's tags and the database go back together.")
+    lb_sub = lb.add_subparsers(dest="library_command", required=True, metavar="ACTION")
+    un = lb_sub.add_parser("undo", help="revert the latest genre write (or --id N)")
+    un.add_argument("--db", type=Path, required=True, help="library database written by `musicgenre scan`")
+    un.add_argument("--id", type=int, default=None, help="the write to revert (default: the latest not undone)")
+    un.add_argument("--list", type=int, nargs="?", const=20, default=None, metavar="N",
+                    help="list the latest N writes (default 20) instead of undoing")
+    un.set_defaults(func=cmd_library_undo)
 
     sc = sub.add_parser("scan", help="classify a music library into SQLite (incremental, resumable)",
                         parents=[model_flags, backend_flag, batch_flags],

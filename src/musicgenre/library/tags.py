@@ -73,7 +73,9 @@ def read_genre(path: Path) -> tuple[str | None, str | None]:
     return ("; ".join(genres) or None), conf
 
 
-def _set(path: Path, genres: list[str], confidence: str) -> None:
+def _set(path: Path, genres: list[str], confidence: str | None) -> None:
+    """Set the genre field to ``genres`` and ``MUSICGENRE_CONFIDENCE`` to ``confidence`` (None: remove it, the
+    genres are then the owner's); every other tag stays as it is."""
     import mutagen
     from mutagen.id3 import TCON, TXXX
     from mutagen.mp4 import MP4FreeForm
@@ -85,15 +87,37 @@ def _set(path: Path, genres: list[str], confidence: str) -> None:
         f.add_tags()
     suffix = path.suffix.lower()
     if suffix == ".mp3":
-        f.tags.setall("TCON", [TCON(encoding=3, text=list(genres))])  # ID3v2.4: one frame, several values
-        f.tags.setall(f"TXXX:{CONFIDENCE_KEY}", [TXXX(encoding=3, desc=CONFIDENCE_KEY, text=[confidence])])
+        f.tags.setall("TCON", [TCON(encoding=3, text=list(genres))] if genres else [])  # ID3v2.4: one frame
+        f.tags.setall(f"TXXX:{CONFIDENCE_KEY}",
+                      [TXXX(encoding=3, desc=CONFIDENCE_KEY, text=[confidence])] if confidence is not None else [])
     elif suffix in (".m4a", ".mp4"):
-        f.tags["\xa9gen"] = list(genres)
-        f.tags[_MP4_CONF] = [MP4FreeForm(confidence.encode())]
+        _put(f.tags, "\xa9gen", list(genres))
+        _put(f.tags, _MP4_CONF, None if confidence is None else [MP4FreeForm(confidence.encode())])
     else:
-        f.tags["GENRE"] = list(genres)  # one GENRE field per genre
-        f.tags[CONFIDENCE_KEY] = [confidence]
+        _put(f.tags, "GENRE", list(genres))  # one GENRE field per genre
+        _put(f.tags, CONFIDENCE_KEY, None if confidence is None else [confidence])
     f.save()
+
+
+def _put(tags: Any, key: str, values: list[Any] | None) -> None:
+    if values:
+        tags[key] = values
+    elif key in tags:
+        del tags[key]
+
+
+def write_genres(path: Path, genres: list[str], *, confidence: str | None = None) -> None:
+    """Set a file's genres exactly (``confidence`` None: as the owner's, without our mark), the other tags kept,
+    through ``safe_edit`` (copy, verify, atomic swap). What the library page writes and undoes (``undo.py``);
+    MusicGenreError or OSError when the file is left unchanged."""
+    if Path(path).suffix.lower() not in TAGGABLE:
+        raise MusicGenreError(f"tag writing is not supported for {printable_name(Path(path).suffix)} files")
+
+    def verify(tmp: Path) -> None:
+        if read_genres(tmp) != (list(genres), confidence):
+            raise MusicGenreError("tags did not read back")
+
+    safe_edit(Path(path), lambda tmp: _set(tmp, list(genres), confidence), verify)
 
 
 class TagWriter:
@@ -184,12 +208,7 @@ class TagWriter:
     @staticmethod
     def _safe_write(path: Path, genres: list[str], confidence: str) -> None:
         """Write ``genres`` and ``confidence`` through ``safe_edit``: the original is never half-written."""
-
-        def verify(tmp: Path) -> None:
-            if read_genres(tmp) != (list(genres), confidence):
-                raise MusicGenreError("tags did not read back")
-
-        safe_edit(path, lambda tmp: _set(tmp, genres, confidence), verify)
+        write_genres(path, genres, confidence=confidence)
 
 
 def safe_edit(path: Path, edit: Callable[[Path], None], verify: Callable[[Path], None]) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import AudioDecodeError, MusicGenreError, ParameterError
+from ..errors import AudioDecodeError, MusicGenreError, ParameterError, Reason
 from ..genres import descriptive_tags
 from ..output import unknown_note
 from ..prediction import Prediction, Predictor
@@ -128,6 +128,10 @@ class Analyzer:
 
         try:
             pred, seconds, cut, spec, timeline = self.jobs.run(job, paths=(str(path),))
+        except AudioDecodeError as e:
+            if e.reason in CANNOT_JUDGE:  # a recording too short or too quiet: said on the page, no genre shown
+                return {}, None, None, {}, cannot_judge(e)
+            raise gr.Error(str(e).replace(str(path), Path(path).name)) from None
         except MusicGenreError as e:
             raise gr.Error(str(e).replace(str(path), Path(path).name)) from None
         note = ""
@@ -145,6 +149,21 @@ class Analyzer:
         # no genre word of the model's beside the answer (the CLI's table does the same; the API keeps all)
         tags = dict(list(descriptive_tags(pred.tags, pred.scores).items())[:10])
         return top5, spec, timeline, tags, status
+
+
+CANNOT_JUDGE = (Reason.TOO_SHORT, Reason.NO_MUSIC)
+
+
+def cannot_judge(e: AudioDecodeError) -> str:
+    """The page's status for audio that gets no genre: too short (under ``windows.MIN_SECONDS``), or silent or not
+    music (``pipeline``'s evidence rule; a recording whose peak stays below -60 dBFS is silent to it)."""
+    if e.reason is Reason.TOO_SHORT:
+        head = "**Too short to judge**: no genre given"
+        hint = "record or upload a few seconds or more (a genre needs at least one 3-s window to be sure of)"
+    else:
+        head = "**Too quiet to judge** (or no music in it): no genre given"
+        hint = "record closer to the music or turn it up, then try again"
+    return f"{head} ({e.detail or e.reason.value}); {hint}."
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import signal
 import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +35,9 @@ from .analyzer import Analyzer, Limits, check_port_free, import_gradio
 from .connections import ConnectionLimits, guarded_protocol
 from .queue import Abandoned, AnalysisQueue, Busy, TimedOut
 from .ui import build_app
+
+if TYPE_CHECKING:
+    from .library_view import LibraryConfig
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +68,10 @@ def _counting(receive: Callable[[], Awaitable[Message]], limit: int) -> Callable
 
 
 def build_server(classifier: Predictor, limits: Limits = Limits(), *, jobs: AnalysisQueue | None = None,
-                 workdir: Path | None = None) -> FastAPI:
+                 workdir: Path | None = None, library: Optional["LibraryConfig"] = None) -> FastAPI:
     """FastAPI app: ``POST /api/classify`` (multipart field ``file``) -> ``Prediction.to_dict()`` JSON.
-    ``jobs`` is shared with the Gradio page; ``workdir`` holds uploads while they are analysed."""
+    ``jobs`` is shared with the Gradio page; ``workdir`` holds uploads while they are analysed; ``library`` adds
+    the Library view and its API (``library_view.py``)."""
     gr = import_gradio()
 
     jobs = jobs or limits.queue_for_jobs()
@@ -137,7 +141,11 @@ def build_server(classifier: Predictor, limits: Limits = Limits(), *, jobs: Anal
         out.update(source=name, seconds=round(seconds, 3), truncated=cut)
         return out
 
-    return gr.mount_gradio_app(app, build_app(classifier, limits, jobs), path="/",
+    if library is not None:  # before the page is mounted at "/", which would answer every other path
+        from .library_view import build_router
+
+        app.include_router(build_router(library))
+    return gr.mount_gradio_app(app, build_app(classifier, limits, jobs, library=library is not None), path="/",
                                max_file_size=limits.max_upload_bytes)
 
 
@@ -193,7 +201,7 @@ def uvicorn_config(app: Any, *, host: str, port: int, connections: ConnectionLim
 
 
 def serve(classifier: Predictor, *, host: str, port: int, limits: Limits = Limits(),
-          connections: ConnectionLimits | None = None) -> None:
+          connections: ConnectionLimits | None = None, library: Optional["LibraryConfig"] = None) -> None:
     """Run the server until SIGINT/SIGTERM; then stop running analyses (their decoders are killed)
     and delete every temporary file: API uploads and the page's upload cache live in one private
     folder, removed on the way out (and by the next start if this process is killed)."""
@@ -209,9 +217,12 @@ def serve(classifier: Predictor, *, host: str, port: int, limits: Limits = Limit
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))  # gradio reads it when the app is built
     jobs = limits.queue_for_jobs()
     try:
-        app = build_server(classifier, limits, jobs=jobs, workdir=workdir)
+        app = build_server(classifier, limits, jobs=jobs, workdir=workdir, library=library)
         print(f"musicgenre web app on http://{host}:{port}/  (JSON API: POST http://{host}:{port}/api/classify)",
               flush=True)
+        if library is not None:
+            writes = "writes on" if library.allow_writes else "read-only: --allow-writes to write tags"
+            print(f"library view on http://{host}:{port}/library  ({library.db}; {writes})", flush=True)
         uvicorn.Server(uvicorn_config(app, host=host, port=port, connections=connections)).run()
     finally:
         jobs.close()

@@ -9,8 +9,10 @@ from .analyzer import MODES, Analyzer, Limits, import_gradio
 from .queue import AnalysisQueue
 
 
-def build_app(classifier: Predictor, limits: Limits = Limits(), jobs: AnalysisQueue | None = None) -> Any:
-    """The Gradio Blocks page; its analyses go through ``jobs`` (shared with the JSON API)."""
+def build_app(classifier: Predictor, limits: Limits = Limits(), jobs: AnalysisQueue | None = None, *,
+              library: bool = False) -> Any:
+    """The Gradio Blocks page; its analyses go through ``jobs`` (shared with the JSON API). ``library``: link the
+    Library view (``serve --db``)."""
     gr = import_gradio()
 
     analyzer = Analyzer(classifier, limits, jobs)
@@ -20,6 +22,7 @@ def build_app(classifier: Predictor, limits: Limits = Limits(), jobs: AnalysisQu
             f"# musicgenre\nUpload a song (MP3, WAV, FLAC, OGG, Opus, M4A) or record one, then press **Analyze**. "
             f"Model: `{classifier.name}` ({len(classifier.labels)} genres). "
             f"Limits: {limits.max_upload_mb:g} MB per file, the first {limits.max_seconds / 60:g} min are analysed."
+            + (" Your library: [Library view](/library)." if library else "")
         )
         with gr.Row():
             with gr.Column():
