@@ -59,6 +59,21 @@ def write_audio(path: Path, y: np.ndarray, sr: int) -> Path:
     return path
 
 
+def chromium(*flags: str):
+    """Headless Chromium (Debian's chromium + chromium-driver) driven by Selenium, offline; ``flags`` added."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.fail("chromium and chromium-driver must be installed by the test set-up (see README)")
+    from selenium import webdriver
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1280,1800", "--autoplay-policy=no-user-gesture-required", *flags):
+        opts.add_argument(flag)
+    return webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=shutil.which("chromedriver")))
+
+
 @pytest.fixture(scope="session")
 def classifier():
     from musicgenre import Classifier

@@ -26,7 +26,7 @@ from musicgenre.cli import main
 from musicgenre.library.db import file_hash
 from musicgenre.library.tags import read_genres
 
-from .conftest import FIXTURES, load_benchmark
+from .conftest import FIXTURES, chromium, load_benchmark
 
 pytest.importorskip("fastapi", reason="web extra not installed")
 pytest.importorskip("sklearn")
@@ -356,20 +356,6 @@ def library_server(classifier, config):
     finally:
         server.should_exit = True
         thread.join(10)
-
-
-def chromium(*flags: str):
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.fail("chromium and chromium-driver must be installed by the test set-up (see README)")
-    from selenium import webdriver
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1280,1800", "--autoplay-policy=no-user-gesture-required", *flags):
-        opts.add_argument(flag)
-    return webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=shutil.which("chromedriver")))
 
 
 def test_browser_library_view_write_and_undo(classifier, lib: dict) -> None:
