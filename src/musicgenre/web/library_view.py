@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse
@@ -41,7 +41,7 @@ class LibraryConfig:
     whether the page may write."""
 
     db: Path
-    model: Optional[Path] = None
+    model: Path | None = None
     allow_writes: bool = False
 
 
@@ -55,7 +55,7 @@ class KeepRequest(BaseModel):
 
 
 class UndoRequest(BaseModel):
-    id: Optional[int] = None
+    id: int | None = None
 
 
 def page_html() -> str:
