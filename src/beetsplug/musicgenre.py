@@ -72,6 +72,26 @@ class Call(NamedTuple):
     closest: tuple[str, ...] = ()
 
 
+class _LearnSubcommand(ui.Subcommand):
+    """``musicgenre-learn``: its learn flags (``musicgenre.learn.options``, the one place learn's defaults are
+    written) join the parser only when the command runs or shows its help, so other commands import nothing."""
+
+    def _learn_flags(self) -> None:
+        if not getattr(self, "_flags_added", False):
+            from musicgenre.learn.options import add_options
+
+            add_options(self.parser)
+            self._flags_added = True
+
+    def parse_args(self, args: list[str]) -> Any:
+        self._learn_flags()
+        return super().parse_args(args)
+
+    def print_help(self) -> None:
+        self._learn_flags()
+        super().print_help()
+
+
 class MusicGenrePlugin(plugins.BeetsPlugin):
     item_types = _TYPES
     album_types = _TYPES
@@ -449,7 +469,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
     # ---- learning from the library's own genres ----------------------------------------------
 
     def _learn_subcommand(self) -> ui.Subcommand:
-        cmd = ui.Subcommand("musicgenre-learn", help="train a genre model on the library's own genres "
+        cmd = _LearnSubcommand("musicgenre-learn", help="train a genre model on the library's own genres "
                                                      "(then `model: DIR` classifies with it)")
         cmd.parser.usage = f"{cmd.parser.usage or '%prog [options]'} [QUERY]"
         cmd.parser.add_option("-o", "--output", dest="output", metavar="DIR",
@@ -457,9 +477,6 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
         cmd.parser.add_option("--report", dest="report", metavar="R.json",
                               help="also write the report: genres, merges, drops, validation, suspects, left_out, "
                               "to_tag")
-        from musicgenre.learn.options import add_options
-
-        add_options(cmd.parser)
         cmd.parser.add_option("--db", dest="db", metavar="LIB",
                               help="the musicgenre library database holding the features (default: the config's "
                                    "db, else musicgenre.sqlite next to the beets library); missing ones are added")
