@@ -109,7 +109,7 @@ def evaluate(db: Path, min_files: int) -> dict[str, Any]:
     from musicgenre.prediction import DEFAULT_MIN_CONFIDENCE
 
     lib = load_library(db, backbone_identity())
-    vocab = build_vocabulary(lib.tracks, min_files=min_files)
+    vocab = build_vocabulary(lib.tracks, min_files=min_files, min_artists=3)  # the thresholds of the runs reported
     d = labelled(vocab, lib)
     labels, paths, y, windows = d.labels, d.paths, d.y, d.windows
     fold = assign_folds(y, d.groups, 5)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -122,8 +123,8 @@ def main() -> None:
     write_results(RESULTS / "openset-choice.json", results)
 
 
-def fit_variant(tag_probs: list[np.ndarray], y: list[int], tag_names: list[str], labels: list[str], *,
-                quantile: float, words: set[str], top: int, by_genre: bool) -> OpenSet | None:
+def fit_variant(tag_probs: Sequence[np.ndarray], y: Sequence[int], tag_names: Sequence[str], labels: Sequence[str],
+                *, quantile: float, words: Iterable[str], top: int, by_genre: bool) -> OpenSet | None:
     """A detector variant (``evaluation.openset.fit`` is the shipped one: these genre ``words``, ``top`` 1,
     ``by_genre``): the genre tags each label owns, then the novelty thresholds; ``by_genre=False``: the v1
     detector (every genre's own tags for every call)."""
