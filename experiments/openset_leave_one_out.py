@@ -11,7 +11,8 @@ and Emotify's clips mapped to G, leave the heads, the calibration and the detect
   as a second look, G's train-partition clips (never trained or fitted on either): the unknown music;
 - the remaining genres' valid clips: what the detector costs on known music.
 
-Reported per left-out genre and input length (1, 3 windows, whole clips; ``evaluation.openset.report``): the share of G's
+Reported per left-out genre and input length (1, 3 windows, whole clips; ``evaluation.openset.report``): the share
+of G's
 clips called confidently (a genre at >= 0.8 and not unknown), the share called unknown; the known clips'
 confident share and confident accuracy. The shipped model's figure for music outside its genres is Emotify
 electronic valid (the recipe's ``unknown_genres``); this is the same question asked of ten other genres.
