@@ -98,7 +98,7 @@ def shipped(recipe: Recipe, model: str) -> dict[str, Any]:
 def confidence(recipe: Recipe) -> dict[str, Any]:
     """Validation run: per input length (1, 3, 10 windows, whole clips), the share of confident calls and how
     often they are right at several thresholds, with out-of-fold calibration (folds by artist)."""
-    from musicgenre.train.calibrate import length_report
+    from musicgenre.evaluation.calibration import length_report
 
     val = validation_run(recipe)
     out: dict[str, Any] = {"n": len(val["valid_labels"]), "temperature": val["temperature"],

@@ -14,7 +14,7 @@ shipped model. Timed:
 - ``read_features_s``: the whole library read back the way ``learn`` reads it (``library.db.read_features``),
   which is why queries do not read the database each time; ``read_means_s``: the same without the window
   arrays (``windows=False``), the way the index is built;
-- ``cold``: the first query after the library changed (``learn.similar.similar`` for the real library file, in
+- ``cold``: the first query after the library changed (``library.similar.similar`` for the real library file, in
   this process): the index read from the database (every current mean embedding, the files' genre and artist
   tags), normalised and written next to it (``LIB.db.similar.npz``), then the search;
 - ``warm``: the same query with the index file in place: the library's signature checked, the index loaded,
@@ -117,9 +117,9 @@ def run(n: int, folder: Path, repeats: int, queries: int) -> dict[str, Any]:
     import soundfile as sf
 
     from musicgenre import load
-    from musicgenre.learn.similar import cache_path, precision_at_k, similar
     from musicgenre.library.db import read_features
     from musicgenre.library.scan import scan
+    from musicgenre.library.similar import cache_path, precision_at_k, similar
 
     db = folder / f"lib-{n}.db"
     t0 = time.perf_counter()

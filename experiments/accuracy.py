@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from _common import RESULTS, ROOT, brief, fmt_ci, takes_from, write_results
+from musicgenre.evaluation.metrics import report
 from musicgenre.models.genre import GatedHeads
 from musicgenre.train.head import train_head
-from musicgenre.train.metrics import report
 from musicgenre.train.recipe import (
     Recipe,
     WindowSet,

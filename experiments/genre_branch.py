@@ -50,6 +50,7 @@ from musicgenre._io import write_atomic
 from musicgenre.audio import load_audio
 from musicgenre.data.corpus import Clip
 from musicgenre.errors import MusicGenreError
+from musicgenre.evaluation.metrics import report
 from musicgenre.features import FeatureConfig
 from musicgenre.loader import load_backbone
 from musicgenre.models.genre import GatedHeads
@@ -57,7 +58,6 @@ from musicgenre.models.prune import PrunedMusicnn, prune_constant_channels
 from musicgenre.scores import clip_scores, loud_windows, softmax
 from musicgenre.train.degrade import degrade
 from musicgenre.train.head import class_weights, train_head, window_logits
-from musicgenre.train.metrics import report
 from musicgenre.train.recipe import Recipe, assemble, training_set
 from musicgenre.windows import Windows
 

@@ -98,19 +98,21 @@ def build(data: Path, folder: Path) -> dict[str, tuple[Path, int]]:
 
 
 def evaluate(db: Path, min_files: int) -> dict[str, Any]:
+    from musicgenre.evaluation.folds import assign_folds
+    from musicgenre.evaluation.metrics import report
     from musicgenre.learn import fit
     from musicgenre.learn.report import SUSPECT_AT_MOST, contradicted, listed
-    from musicgenre.learn.run import labelled, load_library
+    from musicgenre.learn.run import labelled
     from musicgenre.learn.vocabulary import build_vocabulary
     from musicgenre.learn.writer import backbone_identity
+    from musicgenre.library.learning import read_stored as load_library
     from musicgenre.prediction import DEFAULT_MIN_CONFIDENCE
-    from musicgenre.train.metrics import report
 
     lib = load_library(db, backbone_identity())
-    vocab = build_vocabulary(lib.tracks, min_files=min_files)
+    vocab = build_vocabulary(lib.tracks, min_files=min_files, min_artists=3)  # the thresholds of the runs reported
     d = labelled(vocab, lib)
     labels, paths, y, windows = d.labels, d.paths, d.y, d.windows
-    fold = fit.assign_folds(y, d.groups, 5)
+    fold = assign_folds(y, d.groups, 5)
     out: dict[str, Any] = {"genres": {g.name: g.files for g in vocab.kept}, "files": len(paths),
                            "artists": len(set(d.groups)), "folds": int(fold.max()) + 1, "by_c": {}}
     for c in GRID:

@@ -246,7 +246,8 @@ def build_library(data: Path, folder: Path, entries: list[Entry]) -> list[Path]:
 
 def keys(value: str) -> set[str]:
     """A genre value's genre keys (``canonical_key`` of each name it holds), "Unknown" and the like left out."""
-    from musicgenre.learn.vocabulary import NOT_GENRES, canonical_key, genre_names
+    from musicgenre.genres.values import canonical_key, genre_names
+    from musicgenre.genres.words import NOT_GENRES
 
     return {k for k in (canonical_key(n) for n in genre_names(value)) if k and k not in NOT_GENRES}
 
@@ -254,7 +255,7 @@ def keys(value: str) -> set[str]:
 def predicted(model: Path, paths: list[str]) -> list[str]:
     """The learned model's top genre (its key) for each file, by ``musicgenre.load(DIR).predict``."""
     from musicgenre import load
-    from musicgenre.learn.vocabulary import canonical_key
+    from musicgenre.genres.values import canonical_key
     from musicgenre.pipeline import predict_many
 
     clf = load(str(model))
@@ -372,8 +373,8 @@ def score_similar(db: Path, folder: Path, entries: list[Entry]) -> dict[str, Any
     """(d): the ``similar`` command's K neighbours of every library file (its stored embedding, itself left out),
     the share that share one of its genres (the library's tags, flips included; beside it, by the files' true
     genres); and ``precision_at_k``."""
-    from musicgenre.learn.similar import library_index, precision_at_k, similar
     from musicgenre.library.db import read_features
+    from musicgenre.library.similar import library_index, precision_at_k, similar
 
     index = library_index(db)
     own = {index.path(i): index.genres(i) for i in range(len(index))}
@@ -406,9 +407,9 @@ def magnatune_vocabulary(db: Path, entries: list[Entry], folder: Path) -> dict[s
     of Emotify's label, as ``build_vocabulary`` reads them (``--min-files 10``, ``--min-artists 3``), without
     and with aliases: what ``learn``'s report would list."""
     from musicgenre.learn.report import vocabulary_summary
-    from musicgenre.learn.run import load_library
     from musicgenre.learn.vocabulary import build_vocabulary
     from musicgenre.learn.writer import backbone_identity
+    from musicgenre.library.learning import read_stored as load_library
 
     by_path = {str((folder / e.rel).resolve()): e for e in entries}
     tracks = []
@@ -428,7 +429,7 @@ def card_pop_rock(model: Path) -> dict[str, Any]:
     """What the card (config.json, out-of-fold) says about Pop and Rock, and their confusion."""
     import json
 
-    from musicgenre.learn.vocabulary import canonical_key
+    from musicgenre.genres.values import canonical_key
 
     card = json.loads((model / "config.json").read_text())
     metrics = card["metrics"]
@@ -446,14 +447,16 @@ def out_of_fold(db: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray
     """``learn``'s own out-of-fold file scores, recomputed with its functions (``learn.fit``; the same
     vocabulary, folds, cross-fitted calibration and aggregation): the labelled paths, their tags (label
     indices), the (files, L) scores and which tags the folds could judge (``fit.judged``)."""
+    from musicgenre.evaluation.folds import assign_folds
     from musicgenre.learn import fit
-    from musicgenre.learn.run import labelled, load_library
+    from musicgenre.learn.run import labelled
     from musicgenre.learn.vocabulary import build_vocabulary
     from musicgenre.learn.writer import backbone_identity
+    from musicgenre.library.learning import read_stored as load_library
 
     lib = load_library(db, backbone_identity())
     d = labelled(build_vocabulary(lib.tracks, min_files=MIN_FILES, min_artists=MIN_ARTISTS), lib)
-    fold = fit.assign_folds(d.y, d.groups, 5)
+    fold = assign_folds(d.y, d.groups, 5)
     clips = d.windows.split(fit.out_of_fold_logits(d.windows, d.y, fold, len(d.labels)))
     _, probs = fit.crossfit_probabilities(clips, d.y, fold)
     return d.paths, d.y, probs, fit.judged(d.y, fold)
@@ -482,7 +485,6 @@ def relabelled(db: Path, out: Path, genres: dict[str, list[str]]) -> Path:
 def variants(db: Path, entries: list[Entry], folder: Path, work: Path, data: Path) -> dict[str, Any]:
     """Where the figures are lost: the same scan learned with the flips undone, and also without Emotify's pop
     (its files untagged: the shipped recipe's label set plus electronic)."""
-    from musicgenre.learn.run import learn
 
     truth = {str((folder / e.rel).resolve()): [e.spelled] for e in entries}
     no_pop = {p: ([] if e.source == "emotify" and e.truth == "pop" else truth[p])
@@ -490,7 +492,7 @@ def variants(db: Path, entries: list[Entry], folder: Path, work: Path, data: Pat
     out = {}
     for name, genres in (("no_flips", truth), ("no_flips_no_emotify_pop", no_pop)):
         vdb = relabelled(db, work / f"library-{name}.db", genres)
-        rep = learn(vdb, work / f"learned-{name}", **learn_args()).report
+        rep = run_learn(vdb, work / f"learned-{name}")
         scored = score_valid(work / f"learned-{name}", data)
         a, b = scored["a_gtzan_valid"], scored["b_emotify_valid"]
         out[name] = {"genres": len(rep["genres"]), "labelled": rep["library"]["labelled"],
@@ -514,10 +516,18 @@ def evaluate(db: Path, model: Path, report: dict[str, Any], entries: list[Entry]
     return out
 
 
-def learn_args() -> dict[str, Any]:
-    return {"min_files": MIN_FILES, "min_artists": MIN_ARTISTS,
-            "command": f"musicgenre learn --db LIB -o DIR --report R.json --min-files {MIN_FILES} "
-                       f"--min-artists {MIN_ARTISTS}"}
+def run_learn(db: Path, out: Path, report: Path | None = None) -> dict[str, Any]:
+    """``musicgenre learn --db DB -o OUT --min-files MIN_FILES --min-artists MIN_ARTISTS``: its report."""
+    from functools import partial
+
+    from musicgenre.learn.options import LearnOptions
+    from musicgenre.learn.run import learn
+    from musicgenre.library.learning import read_stored
+
+    options = LearnOptions(db=db, out=out, report=report, min_files=MIN_FILES, min_artists=MIN_ARTISTS,
+                           command=f"musicgenre learn --db LIB -o DIR --report R.json --min-files {MIN_FILES} "
+                                   f"--min-artists {MIN_ARTISTS}")
+    return learn(options, read=partial(read_stored, db)).report.as_dict()
 
 
 def brief_figures(r: dict[str, Any]) -> dict[str, Any]:
@@ -540,7 +550,6 @@ def run(data: Path, work: Path, *, seeds: tuple[int, ...] = (SEED,), diagnostics
     files in a copy of the database (as a rescan after retagging would store them: the audio, so the features,
     are the same) and is learned and scored the same way. ``diagnostics``: also the second vocabulary and the
     variants without flips and without Emotify's pop. The results dict."""
-    from musicgenre.learn.run import learn
 
     times: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -558,7 +567,7 @@ def run(data: Path, work: Path, *, seeds: tuple[int, ...] = (SEED,), diagnostics
 
     t = time.perf_counter()
     model = work / "learned"
-    rep = learn(db, model, report_path=work / "learn-report.json", **learn_args()).report
+    rep = run_learn(db, model, work / "learn-report.json")
     times["learn"] = time.perf_counter() - t
     val = rep["validation"]
     say(f"learn: {len(rep['genres'])} genres, {rep['library']['labelled']} labelled files; out of fold top-1 "
@@ -594,7 +603,7 @@ def run(data: Path, work: Path, *, seeds: tuple[int, ...] = (SEED,), diagnostics
             flipped = library_entries(data, seed=seed)
             vdb = relabelled(db, work / f"library-seed{seed}.db",
                              {str((folder / e.rel).resolve()): [e.written] for e in flipped})
-            vrep = learn(vdb, work / f"learned-seed{seed}", **learn_args()).report
+            vrep = run_learn(vdb, work / f"learned-seed{seed}")
             by_seed[str(seed)] = brief_figures(evaluate(vdb, work / f"learned-seed{seed}", vrep, flipped, folder,
                                                         data))
             say(f"seed {seed}: {by_seed[str(seed)]}")
@@ -647,8 +656,8 @@ ALPHA_GRID = (1e-3, 1e-1, 1.0, 10.0)
 
 def scanned(files: list[Path], db: Path) -> dict[str, np.ndarray]:
     """Each file's stored windows (embedding ++ tag logits) after ``musicgenre scan`` (incremental)."""
-    from musicgenre.learn.run import load_library
     from musicgenre.learn.writer import backbone_identity
+    from musicgenre.library.learning import read_stored as load_library
 
     scan_files(files, db)
     lib = load_library(db, backbone_identity())

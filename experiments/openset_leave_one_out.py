@@ -5,13 +5,14 @@
 
 For each of the recipe's GTZAN genres G: the recipe's validation run with G removed from the labels (its clips,
 and Emotify's clips mapped to G, leave the heads, the calibration and the detector's fit), then the detector
-(``openset.fit`` on the remaining train partitions, as the recipe fits the shipped one) and the heads score:
+(``evaluation.openset.fit`` on the remaining train partitions, as the recipe fits the shipped one) and the heads score:
 
 - G's clips of GTZAN's fault-filtered valid partition (artist-disjoint from the heads' train partition) and,
   as a second look, G's train-partition clips (never trained or fitted on either): the unknown music;
 - the remaining genres' valid clips: what the detector costs on known music.
 
-Reported per left-out genre and input length (1, 3 windows, whole clips; ``openset.report``): the share of G's
+Reported per left-out genre and input length (1, 3 windows, whole clips; ``evaluation.openset.report``): the share
+of G's
 clips called confidently (a genre at >= 0.8 and not unknown), the share called unknown; the known clips'
 confident share and confident accuracy. The shipped model's figure for music outside its genres is Emotify
 electronic valid (the recipe's ``unknown_genres``); this is the same question asked of ten other genres.
@@ -26,7 +27,7 @@ from typing import Any
 
 from _common import RESULTS, ROOT, write_results
 from musicgenre.data.corpus import read_gtzan_clips
-from musicgenre.openset import report
+from musicgenre.evaluation.openset import report
 from musicgenre.prediction import DEFAULT_MIN_CONFIDENCE
 from musicgenre.scores import sigmoid
 from musicgenre.train.head import head_function

@@ -13,10 +13,10 @@ import torch
 from musicgenre.cli import main
 from musicgenre.data.corpus import gtzan_partitions, read_emotify_clips
 from musicgenre.errors import ParameterError
+from musicgenre.evaluation.calibration import fit_temperature
+from musicgenre.evaluation.metrics import bootstrap_interval, ece, full_report
 from musicgenre.scores import softmax
-from musicgenre.train.calibrate import ece, fit_temperature
 from musicgenre.train.degrade import CONDITIONS, band_limit, degrade, mp3_roundtrip
-from musicgenre.train.metrics import bootstrap_interval, full_report
 
 from .conftest import tone, write_audio
 
@@ -76,7 +76,7 @@ def test_temperature_fit_recovers_overconfidence():
 def test_calibrated_ece_is_the_floor_a_small_set_allows():
     """A perfectly calibrated model shows an ECE of about 0.1 on 67 clips and almost 0 on 20,000: the floor
     a measured ECE is read against."""
-    from musicgenre.train.calibrate import calibrated_ece
+    from musicgenre.evaluation.metrics import calibrated_ece
 
     rng = np.random.default_rng(1)
     for n, lo, hi in ((67, 0.05, 0.2), (20000, 0.0, 0.02)):

@@ -413,7 +413,7 @@ class TestLearn(MusicGenreHelper):
         import json
 
         import musicgenre.library.scan as scan_module
-        from musicgenre.learn.vocabulary import canonical_key
+        from musicgenre.genres.values import canonical_key
         from musicgenre.modeldir import read
 
         for i, (clip, genre, artist) in enumerate(OWNED):

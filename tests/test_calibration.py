@@ -7,8 +7,7 @@ import dataclasses
 
 import numpy as np
 
-from musicgenre.scores import calibrated_clip_scores, clip_scores, recalibrate, softmax, window_count_temperature
-from musicgenre.train.calibrate import (
+from musicgenre.evaluation.calibration import (
     crossfit_temperatures,
     fit_calibration,
     fit_window_temperatures,
@@ -16,6 +15,8 @@ from musicgenre.train.calibrate import (
     run_probabilities,
     runs,
 )
+from musicgenre.evaluation.folds import assign_folds
+from musicgenre.scores import calibrated_clip_scores, clip_scores, recalibrate, softmax, window_count_temperature
 
 from .conftest import tone, write_audio
 
@@ -93,13 +94,13 @@ def test_temperatures_follow_the_length_and_calibrate_every_length():
 def test_crossfit_gives_each_fold_the_others_fit():
     z, y = synthetic_clips(n_clips=60, seed=2)
     groups = np.array([f"a{i // 3}" for i in range(60)])
-    t0, t = crossfit_temperatures(z, y, groups, folds=3, max_windows=10)
+    fold = assign_folds(y, groups.tolist(), 3)
+    t0, t = crossfit_temperatures(z, y, fold, max_windows=10)
     assert len({*t0.tolist()}) <= 3
     assert t0.shape == (60,) and t.shape == (60, 10)
     for g in set(groups.tolist()):  # every clip of an artist gets the same out-of-fold temperatures
         assert len({tuple(row) for row in t[groups == g]}) == 1
-    names = sorted(set(groups.tolist()))
-    fold0 = np.array([names.index(g) % 3 == 0 for g in groups])
+    fold0 = fold == 0
     rest = [c for c, f in zip(z, fold0) if not f]
     np.testing.assert_allclose(t[fold0][0], fit_window_temperatures(rest, y[~fold0], t0[fold0][0], max_windows=10))
 

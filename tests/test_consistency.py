@@ -223,3 +223,59 @@ def test_light_modules_import_without_torch():
             "assert read(resolve(None)).onnx is not None and r.labels\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+# The layers (docs/architecture.md): core <- evaluation <- features <- adapters. A feature package never imports
+# another; web maps HTTP onto the features as cli maps the command line, so it is an adapter.
+FEATURES = ("library", "learn", "train")
+ADAPTERS = ("cli", "__main__", "web")
+
+
+def _layer(module: str) -> tuple[int, str]:
+    """(layer, package) of a module: 0 core, 1 evaluation, 2 a feature package, 3 an adapter."""
+    part = module.split(".")[1] if "." in module else ""
+    if part == "evaluation":
+        return 1, part
+    if part in FEATURES:
+        return 2, part
+    if part in ADAPTERS:
+        return 3, part
+    return 0, "core"
+
+
+def _package_graph(package: str) -> dict[str, set[str]]:
+    src = ROOT / "src" / package
+    modules = {}
+    for path in src.rglob("*.py"):
+        name = package + "." + ".".join(path.relative_to(src).with_suffix("").parts)
+        modules[name.removesuffix(".__init__")] = path
+    return {m: {t for t in _module_imports(p, package)} for m, p in modules.items()}
+
+
+def test_layers_import_downward_only():
+    """Every import (lazy ones too) goes to the same layer or below; the feature packages (library, learn,
+    train) never import each other; the core never imports evaluation or anything above it."""
+    wrong = []
+    for module, targets in _package_graph("musicgenre").items():
+        if module == "musicgenre":  # the root's lazy __getattr__ names the public API only
+            continue
+        layer, pkg = _layer(module)
+        for target in targets:
+            t_layer, t_pkg = _layer(target)
+            if t_layer > layer or (t_layer == layer == 2 and t_pkg != pkg):
+                wrong.append(f"{module} -> {target}")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_importing_learn_loads_no_audio_windows_or_torch():
+    """``learn`` trains from stored features: importing it loads no decoder, window cutter, model runtime,
+    torch, nor the library or the torch trainer."""
+    import subprocess
+    import sys
+
+    code = ("import sys, musicgenre.learn.run, musicgenre.learn.options, musicgenre.learn.report; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'soundfile', 'librosa', "
+            "'onnxruntime') or m.startswith(('musicgenre.audio', 'musicgenre.windows', 'musicgenre.pipeline', "
+            "'musicgenre.library', 'musicgenre.train'))); print(bad); sys.exit(bool(bad))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr[-2000:]

@@ -61,11 +61,11 @@ def test_report_keys_and_vocabulary(learned: tuple[Path, dict, str], library: tu
     out, rep, _ = learned
     _, made = library
     assert {"genres", "merged", "dropped", "validation", "suspects", "to_tag"} <= set(rep)
-    from musicgenre.learn.vocabulary import canonical_key
+    from musicgenre.genres.values import canonical_key
 
     assert {canonical_key(g["genre"]) for g in rep["genres"]} == {"rock", "jazz", "hiphop", "electronic",
                                                                    "classical", "metal"}
-    assert [(d["genre"], d["reason"]) for d in rep["dropped"]] == [("Polka", "only 6 files (--min-files 20)")]
+    assert [(d["genre"], d["reason"]) for d in rep["dropped"]] == [("Polka", "only 6 files (--min-files 8)")]
     merged = {canonical_key(m["into"]): m for m in rep["merged"]}
     assert merged["hiphop"]["how"] == "spelling" and len(merged["hiphop"]["from"]) == 2
     assert rep["library"]["ours"] == 4 and rep["library"]["untagged"] == len(made["untagged"])
@@ -282,6 +282,53 @@ def test_fewer_than_two_genres_left(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "fewer than two genres left" in err and "Polka: only 6 files" in err
 
 
+def test_the_defaults_keep_a_real_librarys_small_genres(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """11 genres of 8-16 files from 2-4 artists each: the defaults (8 files, 2 artists) keep all 11, and the
+    report, the card and the summary say which were learned from few files and how sure their recall is."""
+    db = tmp_path / "lib.db"
+    made = bench.synthetic_library(db, 150, genres=11, files_per_artist=4, rare=False, seed=3)
+    per_genre: dict[str, int] = {}
+    for genre in made["truth"].values():
+        per_genre[genre] = per_genre.get(genre, 0) + 1
+    assert len(per_genre) == 11 and 8 <= min(per_genre.values()) and max(per_genre.values()) <= 17
+    out, report = tmp_path / "m", tmp_path / "r.json"
+    capsys.readouterr()
+    assert learn(db, out, report=report) == 0
+    rep = json.loads(report.read_text())
+    assert len(rep["genres"]) == 11 and rep["dropped"] == []
+    few = rep["validation"]["few_files"]
+    assert {f["genre"] for f in few} == set(rep["validation"]["per_genre"])  # every genre has < 20 files
+    for f in few:
+        lo, hi = f["recall_interval"]
+        assert 0.0 <= lo <= f["recall"] <= hi <= 1.0 and hi - lo > 0.1  # a dozen files: not sure to +-0.05
+    card = json.loads((out / "config.json").read_text())
+    assert card["metrics"]["valid"]["few_files"] == few and card["training"]["min_files"] == 8
+    printed = capsys.readouterr().out
+    assert printed.count("  few files: ") == 11 and "(95%)" in printed
+
+
+def test_a_tiny_library_is_validated_in_fewer_folds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """20 files, --min-files 1 --min-artists 1: genres of fewer files than folds never crash scikit-learn's
+    splitter; the run validates in fewer folds and says so."""
+    db = tmp_path / "lib.db"
+    bench.synthetic_library(db, 20, genres=6, files_per_artist=2, rare=False, seed=3)
+    capsys.readouterr()
+    assert learn(db, tmp_path / "m", "--min-files", "1", "--min-artists", "1", report=tmp_path / "r.json") == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert 2 <= rep["validation"]["folds"] < 5
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"validated in {rep['validation']['folds']} folds, not 5" in err
+
+
+def test_one_file_per_genre_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every genre with one file: no two folds can be made; one line naming the genres, nothing written."""
+    db = tmp_path / "lib.db"
+    bench.synthetic_library(db, 6, genres=6, files_per_artist=1, rare=False, mistagged=0.0, untagged=0.0, seed=3)
+    err = _fails(db, tmp_path, capsys, "--min-files", "1", "--min-artists", "1")
+    assert "too few files to validate: every genre has one labelled file" in err and "Rock" in err
+
+
 def test_database_without_embeddings_says_rescan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "lib.db"
     bench.synthetic_library(db, 30, genres=3, rare=False)
@@ -452,30 +499,56 @@ def _clip_logits(seed: int, n: int, labels: int) -> tuple[list[np.ndarray], np.n
             for i, k in enumerate(lengths)], y
 
 
+def _loop_calibration(clips: list[np.ndarray], y: np.ndarray) -> tuple[float, list[float]]:
+    """The calibration by its definition, one run at a time (what train.calibrate computed before the one
+    vectorised fit): the window temperature on the full grid, then per length every run of n windows."""
+    from musicgenre.evaluation.calibration import LENGTH_GRID, WINDOW_GRID, fit_temperature, runs
+    from musicgenre.scores import clip_scores, recalibrate, softmax
+
+    def run_probs(n: int, t: float) -> tuple[np.ndarray, np.ndarray]:
+        probs, owner = [], []
+        for i, z in enumerate(clips):
+            p = softmax(z, t)
+            for r in runs(len(z), n, step=1):
+                probs.append(clip_scores(p[r], np.ones(n, bool)))
+                owner.append(i)
+        return np.array(probs, np.float32), np.array(owner, int)
+
+    owner1 = run_probs(1, 1.0)[1]
+    t0 = fit_temperature(lambda t: run_probs(1, t)[0], y[owner1], WINDOW_GRID)
+    temps = []
+    for n in range(1, 11):
+        probs, owner = run_probs(n, t0)
+        if not len(owner):
+            break
+        temps.append(fit_temperature(lambda t, p=probs: recalibrate(p, t), y[owner], LENGTH_GRID))
+    return t0, temps
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_window_calibration_equals_fit_calibration(seed: int) -> None:
-    from musicgenre.learn.fit import fit_window_calibration
-    from musicgenre.train.calibrate import fit_calibration
+def test_the_vectorised_calibration_equals_its_definition(seed: int) -> None:
+    from musicgenre.evaluation.calibration import fit_calibration
 
     clips, y = _clip_logits(seed, 120, 5)
-    assert fit_window_calibration(clips, y) == fit_calibration(clips, y, aggregate_at="window")
+    assert fit_calibration(clips, y, aggregate_at="window") == _loop_calibration(clips, y)
 
 
-def test_run_probabilities_equal_calibrate() -> None:
-    from musicgenre.learn.fit import run_probabilities
-    from musicgenre.train import calibrate
+def test_run_probabilities_are_the_mean_of_each_run() -> None:
+    from musicgenre.evaluation.calibration import run_probabilities, runs
+    from musicgenre.scores import clip_scores, softmax
 
     clips, _ = _clip_logits(3, 40, 4)
     for n in (1, 3, 10):
-        mine, owner = run_probabilities(clips, n, 0.7)
-        ref, ref_owner = calibrate.run_probabilities(clips, n, 0.7, step=1)
-        order = np.argsort(owner, kind="stable")
-        np.testing.assert_array_equal(owner[order], ref_owner)
-        np.testing.assert_allclose(mine[order], ref, atol=1e-6)
+        mine, owner = run_probabilities(clips, n, 0.7, step=1)
+        ref = [clip_scores(softmax(z, 0.7)[r], np.ones(n, bool)) for z in clips for r in runs(len(z), n, step=1)]
+        ref_owner = [i for i, z in enumerate(clips) for _ in runs(len(z), n, step=1)]
+        np.testing.assert_array_equal(owner, ref_owner)
+        np.testing.assert_allclose(mine, np.array(ref), atol=1e-6)
 
 
 def test_folds_keep_artists_together_and_absent_genres_are_never_named() -> None:
-    from musicgenre.learn.fit import ABSENT_LOGIT, WindowSet, assign_folds, fit_head
+    from musicgenre.evaluation.folds import assign_folds
+    from musicgenre.learn.fit import ABSENT_LOGIT, WindowSet, fit_head
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1, 2], 20)

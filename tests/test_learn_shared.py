@@ -56,7 +56,7 @@ def exp() -> ModuleType:
 
 
 def test_tags_read_back_as_the_owners(exp: ModuleType, tmp_path: Path) -> None:
-    from musicgenre.learn.vocabulary import canonical_key, genre_names
+    from musicgenre.genres.values import canonical_key, genre_names
     from musicgenre.library.filetags import read_file_tags
 
     for suffix, genre, key in ((".wav", "(17)", "rock"), (".wav", "hip hop", "hiphop"), (".flac", "Jazz; Misc", "jazz"),

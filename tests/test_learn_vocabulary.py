@@ -6,20 +6,10 @@ import itertools
 
 import pytest
 
-from musicgenre.learn.vocabulary import (
-    TrackTags,
-    build_vocabulary,
-    canonical_key,
-    genre_names,
-    group_key,
-    group_keys,
-    grouping_leaks,
-    parse_aliases,
-    resolve_aliases,
-    resolve_id3_numeric,
-    split_values,
-    written_by_us,
-)
+from musicgenre.genres.provenance import written_by_us
+from musicgenre.genres.tracks import TrackTags, group_key, group_keys
+from musicgenre.genres.values import canonical_key, genre_names, resolve_id3_numeric, split_values
+from musicgenre.learn.vocabulary import build_vocabulary, grouping_leaks, parse_aliases, resolve_aliases
 
 _serial = itertools.count()
 
@@ -37,7 +27,8 @@ def tracks(genre: str | list[str], n: int, artists: int = 4, **tags: str) -> lis
 
 
 def vocab(*groups: list[TrackTags], **kw):
-    return build_vocabulary([t for g in groups for t in g], **kw)
+    """``build_vocabulary`` at these tests' thresholds (20 files, 3 artists) unless told otherwise."""
+    return build_vocabulary([t for g in groups for t in g], **{"min_files": 20, "min_artists": 3, **kw})
 
 
 # ---- values -----------------------------------------------------------------------------------------

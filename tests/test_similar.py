@@ -1,4 +1,4 @@
-"""``musicgenre similar``: the library files nearest a track in embedding space (musicgenre.learn.similar and the
+"""``musicgenre similar``: the library files nearest a track in embedding space (musicgenre.library.similar and the
 CLI). A small library is made by a real ``scan`` of synthetic tagged files (no ../shared); genre precision at k
 with other artists only is checked on hand-placed embeddings and on benchmarks/bench_similar.py's synthetic
 clusters."""
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from musicgenre.cli import main
-from musicgenre.learn import similar as sim
+from musicgenre.library import similar as sim
 from musicgenre.library.db import connect, read_features
 from musicgenre.library.scan import scan
 

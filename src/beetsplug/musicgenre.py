@@ -72,6 +72,26 @@ class Call(NamedTuple):
     closest: tuple[str, ...] = ()
 
 
+class _LearnSubcommand(ui.Subcommand):
+    """``musicgenre-learn``: its learn flags (``musicgenre.learn.options``, the one place learn's defaults are
+    written) join the parser only when the command runs or shows its help, so other commands import nothing."""
+
+    def _learn_flags(self) -> None:
+        if not getattr(self, "_flags_added", False):
+            from musicgenre.learn.options import add_options
+
+            add_options(self.parser)
+            self._flags_added = True
+
+    def parse_args(self, args: list[str]) -> Any:
+        self._learn_flags()
+        return super().parse_args(args)
+
+    def print_help(self) -> None:
+        self._learn_flags()
+        super().print_help()
+
+
 class MusicGenrePlugin(plugins.BeetsPlugin):
     item_types = _TYPES
     album_types = _TYPES
@@ -449,7 +469,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
     # ---- learning from the library's own genres ----------------------------------------------
 
     def _learn_subcommand(self) -> ui.Subcommand:
-        cmd = ui.Subcommand("musicgenre-learn", help="train a genre model on the library's own genres "
+        cmd = _LearnSubcommand("musicgenre-learn", help="train a genre model on the library's own genres "
                                                      "(then `model: DIR` classifies with it)")
         cmd.parser.usage = f"{cmd.parser.usage or '%prog [options]'} [QUERY]"
         cmd.parser.add_option("-o", "--output", dest="output", metavar="DIR",
@@ -457,16 +477,6 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
         cmd.parser.add_option("--report", dest="report", metavar="R.json",
                               help="also write the report: genres, merges, drops, validation, suspects, left_out, "
                               "to_tag")
-        cmd.parser.add_option("--alias", dest="alias", action="append", default=[], metavar="SOURCE=TARGET",
-                              help="read genre SOURCE as TARGET (repeatable)")
-        cmd.parser.add_option("--parent", dest="parent", action="append", default=[], metavar="GENRE=PARENT",
-                              help="a GENRE too rare to keep is learned as PARENT instead (repeatable)")
-        cmd.parser.add_option("--min-files", dest="min_files", type="int", default=20, metavar="N",
-                              help="drop genres with fewer than N items (default 20)")
-        cmd.parser.add_option("--min-artists", dest="min_artists", type="int", default=3, metavar="N",
-                              help="drop genres with fewer than N artists (default 3)")
-        cmd.parser.add_option("--folds", dest="folds", type="int", default=5, metavar="N",
-                              help="validation folds, grouped by artist (default 5)")
         cmd.parser.add_option("--db", dest="db", metavar="LIB",
                               help="the musicgenre library database holding the features (default: the config's "
                                    "db, else musicgenre.sqlite next to the beets library); missing ones are added")
@@ -493,7 +503,7 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
         data), artist fields and ``genre_source`` (musicgenre's own genres are never labels). ``file_tags``
         (what the features database read from the file): a file carrying the mark of ``musicgenre scan
         --write-tags`` whose genres beets took from it is ours too."""
-        from musicgenre.learn.vocabulary import TrackTags
+        from musicgenre.genres.tracks import TrackTags
 
         genres = [g for g in (item.get("genres", with_album=False) or []) if g]
         if not genres and item.get("genre", with_album=False):  # older beets: one (possibly joined) string
@@ -530,29 +540,29 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
             raise ui.UserError(f"musicgenre-learn: {e}") from None
 
     def _learn(self, lib: Library, opts: Any, args: list[str]) -> None:
+        import dataclasses
         import shlex
 
         from musicgenre._names import printable_name
         from musicgenre.errors import ParameterError
-        from musicgenre.learn.fit import window_features
+        from musicgenre.genres.provenance import written_by_us
+        from musicgenre.learn.options import LearnOptions
         from musicgenre.learn.report import summary_lines
-        from musicgenre.learn.run import Library as Features
         from musicgenre.learn.run import learn, prepare_output
-        from musicgenre.learn.vocabulary import parse_aliases, written_by_us
         from musicgenre.learn.writer import backbone_identity, base_model
         from musicgenre.library.db import read_rows
         from musicgenre.library.scan import scan
+        from musicgenre.stored import StoredLibrary, window_features
 
         if not opts.output:
             raise ui.UserError("musicgenre-learn: say where to write the model: -o DIR")
-        if opts.folds < 2:
-            raise ui.UserError("musicgenre-learn: --folds must be at least 2")
+        db = self._features_db(lib, opts.db)
         try:
-            aliases = parse_aliases(opts.alias)
-            parents = parse_aliases(opts.parent, flag="--parent")
-        except ValueError as e:
+            options = LearnOptions.from_flags(opts, db=db, out=Path(opts.output).expanduser(),
+                                              report=Path(opts.report).expanduser() if opts.report else None)
+        except ParameterError as e:
             raise ui.UserError(f"musicgenre-learn: {e}") from None
-        out = Path(opts.output).expanduser()
+        out = options.out
         prepare_output(out)  # the checks learn makes, before the features are computed
         if opts.report and not Path(opts.report).expanduser().resolve().parent.is_dir():
             raise ParameterError(f"{Path(opts.report).parent}: no such folder for --report")
@@ -569,7 +579,6 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
 
         # the window features: those the database already holds for the file as it is now, the rest from one
         # pass of the configured model (the scan that `musicgenre scan` runs, into the same database)
-        db = self._features_db(lib, opts.db)
         have = self._current_features(db, backbone)
         stats = {r["path"]: (r["size"], r["mtime"]) for r in read_rows(db)} if have else {}
         todo = []
@@ -613,15 +622,10 @@ class MusicGenrePlugin(plugins.BeetsPlugin):
             raise ui.UserError(f"musicgenre-learn: none of the {len(items)} matched items has features "
                                "(unreadable or silent files)")
 
-        words = ["beet", "musicgenre-learn", "-o", str(opts.output)] + [w for a in opts.alias for w in ("--alias", a)]
-        words += [w for a in opts.parent for w in ("--parent", a)]
-        chosen = (("--min-files", opts.min_files, 20), ("--min-artists", opts.min_artists, 3),
-                  ("--folds", opts.folds, 5))
-        words += [w for flag, v, default in chosen if v != default for w in (flag, str(v))]
-        done = learn(db, out, report_path=Path(opts.report).expanduser() if opts.report else None, aliases=aliases,
-                     min_files=opts.min_files, min_artists=opts.min_artists, folds=opts.folds,
-                     command=shlex.join(words + args), say=lambda line: self._log.info("{}", line),
-                     library=Features(tracks, features, backbone, skipped), parents=parents)
+        command = shlex.join(["beet", "musicgenre-learn", "-o", str(opts.output), *options.flag_words(), *args])
+        stored = StoredLibrary(tracks, features, backbone, skipped)
+        done = learn(dataclasses.replace(options, command=command), read=lambda _: stored,
+                     say=lambda line: self._log.info("{}", line))
         for w in done.warnings:
             self._log.warning("{}", w)
         lines = summary_lines(done.report, printable_name(done.out), items="items", report=opts.report)

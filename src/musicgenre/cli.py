@@ -303,34 +303,25 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 def cmd_learn(args: argparse.Namespace) -> int:
     """`musicgenre learn`: a genre model from the genre tags of a scanned library (no torch)."""
     import importlib.util
-    import shlex
 
     missing = [m for m in ("sklearn", "onnx", "safetensors") if importlib.util.find_spec(m) is None]
     if missing:
         raise ParameterError(f"learn needs {', '.join(missing)}, which is not installed: "
                              "pip install 'musicgenre[learn]'")
+    from functools import partial
+
     from ._names import printable_name
+    from .learn.options import LearnOptions
     from .learn.report import summary_lines
     from .learn.run import learn
-    from .learn.vocabulary import parse_aliases
-
-    try:
-        aliases = parse_aliases(args.alias)
-        parents = parse_aliases(args.parent, flag="--parent")
-    except ValueError as e:
-        raise ParameterError(str(e)) from None
+    from .library.learning import read_stored
 
     def say(line: str) -> None:
         if not args.quiet:
             print(f"learn: {line}", file=sys.stderr)
 
-    words = ["musicgenre", "learn", "--db", str(args.db), "-o", str(args.output)]
-    words += [w for a in args.alias for w in ("--alias", a)] + [w for a in args.parent for w in ("--parent", a)]
-    words += [w for flag, v, default in (("--min-files", args.min_files, 20), ("--min-artists", args.min_artists, 3),
-                                         ("--folds", args.folds, 5)) if v != default for w in (flag, str(v))]
-    command = shlex.join(words)
-    done = learn(args.db, args.output, report_path=args.report, aliases=aliases, min_files=args.min_files,
-                 min_artists=args.min_artists, folds=args.folds, command=command, say=say, parents=parents)
+    options = LearnOptions.from_flags(args, db=args.db, out=args.output, report=args.report)
+    done = learn(options, read=partial(read_stored, options.db), say=say)
     for w in done.warnings:
         print(f"musicgenre: warning: {w}", file=sys.stderr)
     print("\n".join(summary_lines(done.report, printable_name(done.out), report=args.report)))
@@ -342,7 +333,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     import json
 
     from ._names import printable_name
-    from .learn.similar import similar
+    from .library.similar import similar
 
     found = similar(args.db, args.file, k=args.k, model=args.model, device=args.device, backend=args.backend)
     db = printable_name(args.db)
@@ -367,6 +358,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The `musicgenre` argument parser (shared flags come from parent parsers)."""
     from .audio import DEFAULT_MAX_MINUTES
+    from .learn import options as learn_options
     from .output import FORMATS
     from .prediction import DEFAULT_MIN_CONFIDENCE
 
@@ -565,14 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("-o", "--output", "--out", type=Path, required=True, help="model directory to write")
     le.add_argument("--report", type=Path, help="also write the report (genres, merged, dropped, validation, "
                     "suspects, left_out, to_tag) as JSON here")
-    le.add_argument("--alias", action="append", default=[], metavar="SOURCE=TARGET",
-                    help="treat genre SOURCE as TARGET (repeatable), e.g. --alias Electronica=Electronic")
-    le.add_argument("--parent", action="append", default=[], metavar="GENRE=PARENT",
-                    help="a GENRE too rare to keep (--min-files, --min-artists) is learned as PARENT instead "
-                    "(repeatable), e.g. --parent Synthwave=Electronic")
-    le.add_argument("--min-files", type=int, default=20, help="drop genres with fewer files (default 20)")
-    le.add_argument("--min-artists", type=int, default=3, help="drop genres with fewer artists (default 3)")
-    le.add_argument("--folds", type=int, default=5, help="validation folds, grouped by artist (default 5)")
+    learn_options.add_arguments(le)
     le.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     le.set_defaults(func=cmd_learn)
 

@@ -19,7 +19,7 @@ its number of windows: the ``1 - quantile`` quantile of the novelty of the train
 windows (each under its own genre; a lone window is noisier than a mean of ten, as with the length temperatures),
 so about ``quantile`` of in-vocabulary inputs are called unknown. Chosen on the validation partitions among
 variants (experiments/openset_choice.py, docs/models.md). Numpy only; no second backbone pass (the tags come with
-the genres).
+the genres). This module applies a detector (inference, the core); ``evaluation.openset`` fits and reports one.
 
 A card written before the detector took the called genre into account (method ``foreign-tags``: the strongest
 foreign tag minus the strongest tag any genre owns) is still read and judged as it was fitted.
@@ -27,30 +27,14 @@ foreign tag minus the strongest tag any genre owns) is still read and judged as 
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .errors import WeightsError
-from .genres import is_genre_tag
 
-# Backbone tags (MSD and MagnaTagATune vocabularies, lower-cased) that name a genre or style of music; the
-# others (moods, instruments, eras, voices) say nothing about which genre a recording lacks. "indie" and
-# "alternative" are left out: they name a scene (independent labels, not the mainstream) that Last.fm's
-# listeners put on rock, pop, folk and electronic alike, not a sound; as foreign tags they called alternative
-# rock from an unseen source unknown (docs/models.md, "None of its genres"). "indie rock", "alternative rock"
-# and "indie pop" stay: they say rock or pop.
-GENRE_WORDS = frozenset({
-    "rock", "pop", "electronic", "dance", "alternative rock", "jazz", "metal",
-    "classic rock", "soul", "indie rock", "electronica", "folk", "punk", "blues", "hard rock", "ambient",
-    "experimental", "hip-hop", "country", "easy listening", "funk", "electro", "heavy metal", "progressive rock",
-    "rnb", "indie pop", "house", "chillout", "chill",
-    # MagnaTagATune
-    "classical", "techno", "new age", "opera", "indian", "choral", "classic", "baroque", "world", "oriental",
-})
 OWN_SHARE = 0.2  # a tag that is the strongest genre tag of this share of one label's training clips is "own"
 QUANTILE = 0.025  # share of in-vocabulary training inputs (at each length) called unknown
 MAX_WINDOWS = 10  # thresholds for 1..MAX_WINDOWS windows; longer inputs use the last
@@ -138,83 +122,3 @@ class OpenSet:
                        tuple(tuple(str(t) for t in o) for o in by_genre.values()))
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise WeightsError(f"{where}: key 'open_set' is invalid ({e})") from None
-
-
-def runs(n_rows: int, n: int) -> list[slice]:
-    """Non-overlapping runs of ``n`` consecutive windows of a clip of ``n_rows`` windows (none if shorter)."""
-    return [slice(i, i + n) for i in range(0, n_rows - n + 1, n)]
-
-
-def fit(tag_probs: Sequence[np.ndarray], y: Sequence[int], tag_names: Sequence[str], labels: Sequence[str], *,
-        quantile: float = QUANTILE, words: Iterable[str] = GENRE_WORDS, top: int = 1,
-        by_genre: bool = True) -> OpenSet | None:
-    """The detector from in-vocabulary training clips: ``tag_probs[i]`` the (windows, tags) tag probabilities of
-    clip i's analysed windows, ``y[i]`` its label index. None when the backbone's tags hold no genre word the
-    model lacks (nothing to tell by). ``words`` (the genre words), ``top`` (a tag among a clip's ``top`` strongest
-    genre tags counts towards ``OWN_SHARE``) and ``by_genre=False`` (the v1 detector) are there for the
-    comparison in experiments/openset_choice.py; the defaults are what ships."""
-    names = [t.lower() for t in tag_names]
-    vocabulary = set(words)
-    words = [t for t in names if t in vocabulary]
-    index = np.array([names.index(t) for t in words])
-    if len(index) == 0 or not tag_probs:
-        return None
-    clip_means = np.stack([np.asarray(p, np.float64).mean(axis=0)[index] for p in tag_probs])
-    strongest = np.argsort(-clip_means, axis=1, kind="stable")[:, :top]
-    labels_of = np.asarray(y)
-    owns = []
-    for k, label in enumerate(labels):
-        own_k = {w for w in words if is_genre_tag(w, [label])}
-        if np.any(mine := labels_of == k):
-            share = np.bincount(strongest[mine].ravel(), minlength=len(words)) / np.count_nonzero(mine)
-            own_k |= {words[j] for j in np.flatnonzero(share >= OWN_SHARE)}
-        owns.append(tuple(w for w in words if w in own_k))
-    own = {w for o in owns for w in o}
-    foreign = [w for w in words if w not in own]  # (a tag that is a label's name is own: is_genre_tag)
-    if not foreign or not own:
-        return None
-    detector = OpenSet(tuple(foreign), tuple(w for w in words if w in own), (0.0,), quantile,
-                       tuple(labels) if by_genre else (), tuple(owns) if by_genre else ())
-    thresholds = []
-    for n in range(1, MAX_WINDOWS + 1):
-        scores = [detector.novelty(dict(zip(names, p[s].mean(axis=0))), labels[k])
-                  for p, k in zip(tag_probs, labels_of) for s in runs(len(p), n)]
-        if not scores:  # no clip this long: the longest length's threshold holds
-            break
-        thresholds.append(float(np.quantile(np.asarray(scores, np.float64), 1.0 - quantile)))
-    return dataclasses.replace(detector, thresholds=tuple(thresholds))
-
-
-def report(detector: OpenSet | None, clips: Sequence[tuple[np.ndarray, np.ndarray, int]], tag_names: Sequence[str],
-           *, temperature: float, by_windows: Sequence[float], min_confidence: float,
-           lengths: Sequence[int | None] = (1, 3, None)) -> dict[str, Any]:
-    """How the detector changes the calls, per input length (``None``: whole clips): ``clips`` holds each clip's
-    (window logits (n, L), tag probabilities (n, T), label index; -1 for a genre the model lacks), non-silent
-    windows only. For in-vocabulary (``known``) and out-of-vocabulary (``unknown_genres``) inputs: n, the share
-    called confident without and with the detector, the share called unknown and (known) confident accuracy."""
-    from .scores import calibrated_clip_scores
-
-    names = [t.lower() for t in tag_names]
-    out: dict[str, Any] = {}
-    for n in lengths:
-        rows = []
-        for logits, tags, y in clips:
-            for s in ([slice(0, len(logits))] if n is None else runs(len(logits), n)):
-                p = calibrated_clip_scores(logits[s], np.ones(s.stop - s.start, bool), temperature, by_windows)
-                probs = dict(zip(names, np.asarray(tags[s], np.float64).mean(axis=0)))
-                genre = detector.genres[int(p.argmax())] if detector is not None and detector.genres else None
-                unknown = detector is not None and detector.is_unknown(probs, s.stop - s.start, genre)
-                rows.append((y, bool(p.max() >= min_confidence), unknown, int(p.argmax()) == y))
-        part: dict[str, Any] = {}
-        for name, keep in (("known", lambda r: r[0] >= 0), ("unknown_genres", lambda r: r[0] < 0)):
-            sel = [r for r in rows if keep(r)]
-            if not sel:
-                continue
-            confident = [r for r in sel if r[1] and not r[2]]
-            part[name] = {"n": len(sel), "confident_share_without": round(float(np.mean([r[1] for r in sel])), 4),
-                          "confident_share": round(len(confident) / len(sel), 4),
-                          "unknown_share": round(float(np.mean([r[2] for r in sel])), 4)}
-            if name == "known" and confident:
-                part[name]["confident_accuracy"] = round(float(np.mean([r[3] for r in confident])), 4)
-        out["whole" if n is None else str(n)] = part
-    return out

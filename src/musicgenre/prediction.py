@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .audio import AudioSource
 from .errors import ParameterError
 
 if TYPE_CHECKING:
+    from .audio import AudioSource
     from .openset import OpenSet
 
 

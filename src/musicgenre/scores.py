@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import NoMusicError, Reason
-from .windows import SILENCE_PEAK
+
+SILENCE_PEAK = 1e-3  # windows whose peak stays below -60 dBFS are not analysed (the one silence rule)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -16,7 +16,6 @@ from .errors import AudioDecodeError, Reason
 from .features import FeatureConfig, LogMel, compress, frame, level_windows
 
 MIN_SECONDS = 1.0  # shorter input is rejected; input shorter than one window is repeat-padded to one
-SILENCE_PEAK = 1e-3  # windows whose peak stays below -60 dBFS are not analysed
 
 
 class _LogMelStream:

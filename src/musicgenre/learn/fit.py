@@ -8,14 +8,10 @@ features, validated in folds grouped by artist, calibrated out of fold.
 - **Weights**: class-balanced at the file level: every genre weighs the same in total, every file of a genre
   the same, split evenly over its windows (a file stored with ten windows does not count ten times a file of
   one). Normalised to a mean of one per window, so the regularisation means the same at any library size.
-- **Folds**: ``StratifiedGroupKFold`` over the files, grouped by artist (``vocabulary.group_keys``), ``folds``
-  of them or fewer when there are fewer groups; a genre missing from a fold's training files gets a logit far
-  below the others there (that fold cannot name it).
-- **Calibration**: ``train.calibrate``'s window temperature and per-length temperatures
-  (``fit_calibration(..., aggregate_at="window")``), fitted on the out-of-fold window logits.
-  ``fit_window_calibration`` is the same fit with the run scores computed for all files at once (the same
-  runs, the same grids, ``calibrate.fit_temperature``): ``fit_calibration`` loops over every run of every
-  clip in Python for each of its 61 trial temperatures, minutes for 10,000 files.
+- **Folds**: ``evaluation.folds.assign_folds`` over the files, grouped by artist (``genres.tracks.group_keys``);
+  a genre missing from a fold's training files gets a logit far below the others there (that fold cannot name it).
+- **Calibration**: ``evaluation.calibration``'s one fit (window temperature and per-length temperatures,
+  ``aggregate_at="window"``), on the out-of-fold window logits.
 - **Clip scores**: ``scores.calibrated_clip_scores``, the one aggregation ``predict`` uses.
 
 Deterministic: the folds are seeded, lbfgs starts from zero, and the fits run on one BLAS thread
@@ -24,23 +20,20 @@ Deterministic: the folds are seeded, lbfgs starts from zero, and the fits run on
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..scores import calibrated_clip_scores, softmax
+from ..evaluation.calibration import MAX_WINDOWS, crossfit_temperatures
+from ..scores import calibrated_clip_scores
 
-SEED = 0
 C = 0.001  # inverse L2 strength (sample weights average 1 per window); chosen on real libraries: docs/learn.md
 MAX_ITER = 500
 TOL = 1e-4
-MAX_WINDOWS = 10  # length temperatures fitted: T_1 .. T_10, longer inputs use T_10 (as the shipped model)
 JUDGED_SHARE = 0.5  # a fold's model judges a tag only where it trained on at least half of that genre's files
 ABSENT_LOGIT = -1e4  # the logit of a genre a fold's training files lack: that fold never names it
 STD_FLOOR = 1e-6  # a feature constant over the training windows is left unscaled
-WINDOW_GRID = np.exp(np.linspace(np.log(0.25), np.log(8.0), 61))  # calibrate.fit_temperature's default grid
 
 
 @dataclass(frozen=True)
@@ -83,11 +76,6 @@ class WindowSet:
     def split(self, values: np.ndarray) -> list[np.ndarray]:
         """A per-window array cut back into per-file arrays."""
         return [values[self.start[i]:self.start[i + 1]] for i in range(self.n_files)]
-
-
-def window_features(embedding: np.ndarray, tag_logits: np.ndarray) -> np.ndarray:
-    """A file's stored windows as the head reads them: (k, 200) embedding ++ (k, 50) tag logits, float32."""
-    return np.concatenate([np.asarray(embedding, np.float32), np.asarray(tag_logits, np.float32)], axis=1)
 
 
 @dataclass(frozen=True)
@@ -147,26 +135,6 @@ def fit_head(windows: WindowSet, y: np.ndarray, n_classes: int, *, c: float = C)
     return Head(mean32, std32, weight, bias)
 
 
-def assign_folds(y: np.ndarray, groups: Sequence[str], folds: int, *, seed: int = SEED) -> np.ndarray:
-    """Each file's fold (0 .. k-1): ``StratifiedGroupKFold`` (one artist group in one fold, genres spread as
-    evenly as the groups allow), k = ``folds`` or the number of groups when fewer."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    names = sorted(set(groups))
-    if len(names) < 2:
-        raise ValueError("validation needs at least two artist groups")
-    k = min(folds, len(names))
-    index = {g: i for i, g in enumerate(names)}
-    codes = np.array([index[g] for g in groups])
-    out = np.full(len(y), -1)
-    with warnings.catch_warnings():  # "the least populated class has only N members": expected, handled
-        warnings.simplefilter("ignore", UserWarning)
-        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-        for fold, (_, held) in enumerate(splitter.split(np.zeros(len(y)), y, codes)):
-            out[held] = fold
-    return out
-
-
 def judged(y: np.ndarray, fold: np.ndarray) -> np.ndarray:
     """Whether the out-of-fold model can judge each file's tag: the other folds hold at least ``JUDGED_SHARE`` of
     its genre's files. Where most of a genre is one artist (so one fold), the model that scores that artist
@@ -198,114 +166,13 @@ def out_of_fold_logits(windows: WindowSet, y: np.ndarray, fold: np.ndarray, n_cl
     return out
 
 
-# ---- calibration --------------------------------------------------------------------------------------------
-
-def _by_length(clip_logits: Sequence[np.ndarray]) -> dict[int, np.ndarray]:
-    """File indices by number of windows."""
-    lengths = np.array([len(z) for z in clip_logits])
-    return {int(n): np.flatnonzero(lengths == n) for n in np.unique(lengths)}
-
-
-def run_probabilities(clip_logits: Sequence[np.ndarray], n: int, temperature: float) -> tuple[np.ndarray, np.ndarray]:
-    """``train.calibrate.run_probabilities(clip_logits, n, temperature, step=1)`` for all files at once: the mean of
-    softmax(logits / temperature) over every run of ``n`` consecutive windows (overlapping) of each file at least
-    that long. Returns (runs, L) float32 and each run's file index (grouped by file length, not in file order:
-    the fits below only need runs and owners to match)."""
-    width = clip_logits[0].shape[1]
-    probs, owner = [], []
-    for k, files in _by_length(clip_logits).items():
-        if k < n:
-            continue
-        p = softmax(np.stack([clip_logits[i] for i in files]).reshape(-1, width), temperature)
-        p = p.reshape(len(files), k, width).astype(np.float64)
-        c = np.concatenate([np.zeros((len(files), 1, width)), np.cumsum(p, axis=1)], axis=1)
-        means = (c[:, n:] - c[:, :-n]) / n  # (files, k - n + 1, L)
-        probs.append(means.reshape(-1, width).astype(np.float32))
-        owner.append(np.repeat(files, k - n + 1))
-    if not probs:
-        return np.zeros((0, width), np.float32), np.zeros(0, int)
-    return np.concatenate(probs), np.concatenate(owner)
-
-
-def scaled_nll(logits: np.ndarray, y: np.ndarray) -> Callable[[float], float]:
-    """t -> -mean(log(softmax(logits / t)[i, y_i] + 1e-12)): ``calibrate.fit_temperature``'s loss of
-    ``softmax(logits, t)`` (and, for ``logits`` = log-probabilities, of ``recalibrate(probs, t)``), with the row
-    maxima taken once instead of at every trial temperature (the max of logits / t is max(logits) / t)."""
-    z = np.asarray(logits, np.float64)
-    d = z - z.max(axis=1, keepdims=True)
-    rows = np.arange(len(y))
-    picked = d[rows, y]
-
-    def loss(t: float) -> float:
-        total = np.exp(d / t).sum(axis=1)
-        return float(-np.mean(np.log(np.exp(picked / t) / total + 1e-12)))
-
-    return loss
-
-
-def grid_temperature(loss: Callable[[float], float], grid: np.ndarray, *, stride: int = 8) -> float:
-    """The grid temperature of least ``loss`` (``calibrate.fit_temperature``'s search) in about a quarter of the
-    evaluations: every ``stride``-th grid point, then every point within ``stride`` of the best. The same answer:
-    the negative log-likelihood of temperature-scaled logits is convex in 1 / temperature, so along the grid it
-    falls, then rises, and its minimum lies within ``stride`` points of the coarse one."""
-    cache: dict[int, float] = {}
-
-    def at(i: int) -> tuple[float, int]:
-        if i not in cache:
-            cache[i] = loss(float(grid[i]))
-        return cache[i], i
-
-    coarse = list(range(0, len(grid), stride))
-    if coarse[-1] != len(grid) - 1:
-        coarse.append(len(grid) - 1)
-    best = min(coarse, key=at)
-    return float(grid[min(range(max(0, best - stride + 1), min(len(grid), best + stride)), key=at)])
-
-
-def fit_window_calibration(clip_logits: Sequence[np.ndarray], y: np.ndarray, *,
-                           max_windows: int = MAX_WINDOWS) -> tuple[float, list[float]]:
-    """``train.calibrate.fit_calibration(clip_logits, y, aggregate_at="window")``, vectorised: the window
-    temperature (softmax of single windows, on ``fit_temperature``'s default grid), then for n = 1 ..
-    ``max_windows`` the length temperature of every run of n consecutive windows (``LENGTH_GRID``), the
-    recalibration of ``scores.recalibrate``."""
-    from ..train.calibrate import LENGTH_GRID
-
-    y = np.asarray(y)
-    flat = np.concatenate(list(clip_logits))
-    y_win = np.repeat(y, [len(z) for z in clip_logits])
-    t0 = grid_temperature(scaled_nll(flat, y_win), WINDOW_GRID)
-    temps: list[float] = []
-    for n in range(1, max_windows + 1):
-        probs, owner = run_probabilities(clip_logits, n, t0)
-        if not len(owner):
-            break
-        log_probs = np.log(np.maximum(probs.astype(np.float64), 1e-30))  # recalibrate's logits
-        temps.append(grid_temperature(scaled_nll(log_probs, y[owner]), LENGTH_GRID))
-    return t0, temps
-
-
-def crossfit_calibration(clip_logits: Sequence[np.ndarray], y: np.ndarray, fold: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """Each file's calibration fitted on the other folds' files (``fit_window_calibration``), so the figures
-    reported on these files do not grade a calibration on its own fitting data (as
-    ``calibrate.crossfit_temperatures``). Returns (files,) window temperatures and (files, MAX_WINDOWS) length
-    temperatures."""
-    t0 = np.ones(len(clip_logits))
-    by_n = np.ones((len(clip_logits), MAX_WINDOWS))
-    for f in np.unique(fold):
-        rest = np.flatnonzero(fold != f)
-        t, temps = fit_window_calibration([clip_logits[int(i)] for i in rest], y[rest])
-        held = fold == f
-        t0[held] = t
-        by_n[held] = temps + [temps[-1]] * (MAX_WINDOWS - len(temps))
-    return t0, by_n
-
+# ---- scores as predict makes them ----------------------------------------------------------------------------
 
 def crossfit_probabilities(clip_logits: Sequence[np.ndarray], y: np.ndarray, fold: np.ndarray
                            ) -> tuple[np.ndarray, np.ndarray]:
     """Each file's out-of-fold scores as ``predict`` makes them, at the calibration fitted on the other folds
-    (``crossfit_calibration``): (window temperature per file, (files, L) scores)."""
-    t_file, by_file = crossfit_calibration(clip_logits, y, fold)
+    (``evaluation.calibration.crossfit_temperatures``): (window temperature per file, (files, L) scores)."""
+    t_file, by_file = crossfit_temperatures(clip_logits, y, fold, max_windows=MAX_WINDOWS, aggregate_at="window")
     probs = np.stack([clip_probabilities([z], float(t), b)[0] for z, t, b in zip(clip_logits, t_file, by_file)])
     return t_file, probs
 
@@ -316,8 +183,3 @@ def clip_probabilities(clip_logits: Sequence[np.ndarray], temperature: float, by
     ``scores.calibrated_clip_scores``. (files, L)."""
     return np.stack([calibrated_clip_scores(z, np.ones(len(z), bool), temperature, by_windows)
                      for z in clip_logits])
-
-
-def rounded(temps: Sequence[float]) -> list[float]:
-    """Temperatures as the card records them (4 significant digits)."""
-    return [float(f"{t:.4g}") for t in temps]

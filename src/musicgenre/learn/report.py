@@ -13,15 +13,15 @@ most).
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..train.calibrate import ece
-from ..train.metrics import report
+from ..evaluation.confusion import draw_confusion as draw_matrix
+from ..evaluation.metrics import confident_row, ece, report, wilson_interval
 from .vocabulary import Leakage, Vocabulary
 
 CONFUSION_PNG = "confusion_matrix.png"
@@ -29,6 +29,55 @@ CONFUSION_PNG = "confusion_matrix.png"
 # out of the final fit): at least ``DEFAULT_MIN_CONFIDENCE`` sure. Chosen on the shared-data library
 # (docs/learn.md, "Shown on the shared data").
 SUSPECT_AT_MOST = 0.1
+# A genre learned from fewer labelled files than this is listed as learned from few files, with the 95% interval
+# of its recall: below 20 files that interval is wider than +-0.2 (the old default --min-files).
+FEW_FILES = 20
+
+
+@dataclass(frozen=True)
+class LibraryCounts:
+    """How many files the library held and what became of them (the report's ``library``)."""
+
+    files: int
+    labelled: int
+    windows: int
+    trained: int
+    artists: int
+    ambiguous: int
+    untagged: int
+    ours: int
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if not self.skipped:
+            del d["skipped"]
+        return d
+
+
+@dataclass(frozen=True)
+class LearnReport:
+    """What a ``learn`` run tells (module docstring); ``as_dict`` is the ``--report`` JSON."""
+
+    model: str
+    date: str
+    database: str
+    library: LibraryCounts
+    genres: list[dict[str, Any]]
+    merged: list[dict[str, Any]]
+    dropped: list[dict[str, Any]]
+    validation: dict[str, Any]
+    open_set: dict[str, Any]
+    suspects: list[dict[str, Any]]
+    left_out: list[dict[str, Any]]
+    not_learned: list[dict[str, Any]]
+    to_tag: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "date": self.date, "database": self.database, "library": self.library.as_dict(),
+                "genres": self.genres, "merged": self.merged, "dropped": self.dropped, "validation": self.validation,
+                "open_set": self.open_set, "suspects": self.suspects, "left_out": self.left_out,
+                "not_learned": self.not_learned, "to_tag": self.to_tag}
 
 
 def validation(probs: np.ndarray, y: np.ndarray, window_logits: np.ndarray, window_y: np.ndarray,
@@ -39,9 +88,10 @@ def validation(probs: np.ndarray, y: np.ndarray, window_logits: np.ndarray, wind
     (``fit.judged``)."""
     pred = probs.argmax(1)
     rep = report(y, pred, list(labels))
-    top = probs.max(1)
-    sure = top >= min_confidence
-    right = pred == y
+    per_class = rep["per_class"]
+    few = [{"genre": g, "files": m["support"], "recall": m["recall"],
+            "recall_interval": list(wilson_interval(int(round(m["recall"] * m["support"])), m["support"]))}
+           for g, m in per_class.items() if m["support"] < FEW_FILES]
     return {
         "protocol": (f"out of fold: {folds} folds of the labelled files grouped by artist (StratifiedGroupKFold); "
                      "each file scored by the head trained on the other folds, with the calibration fitted on "
@@ -54,13 +104,10 @@ def validation(probs: np.ndarray, y: np.ndarray, window_logits: np.ndarray, wind
         "window_top1": round(float((window_logits.argmax(1) == window_y).mean()), 4),
         "macro_f1": round(rep["macro_f1"], 4),
         "ece": round(ece(probs, y), 4),
-        "confident": {
-            "min_confidence": min_confidence, "share": round(float(sure.mean()), 4),
-            "accuracy": round(float(right[sure].mean()), 4) if sure.any() else None,
-            "uncertain_accuracy": round(float(right[~sure].mean()), 4) if (~sure).any() else None,
-        },
+        "confident": {"min_confidence": min_confidence, **confident_row(probs, y, min_confidence)},
         "per_genre": {g: {"precision": m["precision"], "recall": m["recall"], "n": m["support"]}
-                      for g, m in rep["per_class"].items()},
+                      for g, m in per_class.items()},
+        "few_files": few,
         "confusion": {"labels": list(labels), "matrix": rep["confusion_matrix"],
                       "rows": "tagged genre", "columns": "predicted genre"},
     }
@@ -106,58 +153,34 @@ def vocabulary_summary(vocab: Vocabulary) -> dict[str, Any]:
     }
 
 
-def summary_lines(rep: dict[str, Any], name: str, *, items: str = "files", report: str | Path | None = None
+def summary_lines(rep: LearnReport, name: str, *, items: str = "files", report: str | Path | None = None
                   ) -> list[str]:
     """What ``learn`` prints (the CLI and the beets command): the out-of-fold figures, per genre, the drops and
     the counts of the report's lists. ``items``: what the library holds ("files", "items")."""
-    val = rep["validation"]
+    val = rep.validation
     sure = val["confident"]
     right = "-" if sure["accuracy"] is None else f"{sure['accuracy']:.3f}"
-    lines = [f"{name}: {len(rep['genres'])} genres from {val['files']} {items} ({val['groups']} artists); out of fold "
+    lines = [f"{name}: {len(rep.genres)} genres from {val['files']} {items} ({val['groups']} artists); out of fold "
              f"({val['folds']} folds by artist{', LEAKY' if val['leaky'] else ''}): top-1 {val['top1']:.3f}, "
              f"macro-F1 {val['macro_f1']:.3f}; confident (>= {sure['min_confidence']:g}) {sure['share']:.0%}, "
              f"right {right}"]
     lines += [f"  {genre:<20} precision {m['precision']:.3f}  recall {m['recall']:.3f}  n={m['n']}"
               for genre, m in val["per_genre"].items()]
-    lines += [f"  dropped {d['genre']}: {d['reason']}" for d in rep["dropped"]]
-    lines += [f"  not learned {d['genre']} ({d['files']} {items}): {d['reason']}" for d in rep["not_learned"]]
-    left = len(rep["left_out"])
-    lines.append(f"{len(rep['suspects'])} likely mis-tags, {len(rep['to_tag'])} {items} to tag"
+    lines += [f"  few {items}: {f['genre']} ({f['files']}): its recall {f['recall']:.3f} lies between "
+              f"{f['recall_interval'][0]:.2f} and {f['recall_interval'][1]:.2f} (95%)" for f in val["few_files"]]
+    lines += [f"  dropped {d['genre']}: {d['reason']}" for d in rep.dropped]
+    lines += [f"  not learned {d['genre']} ({d['files']} {items}): {d['reason']}" for d in rep.not_learned]
+    left = len(rep.left_out)
+    lines.append(f"{len(rep.suspects)} likely mis-tags, {len(rep.to_tag)} {items} to tag"
                  + (f", {left} {items} with a doubtful tag not trained on" if left else "")
                  + (f": {report}" if report else " (--report R.json lists them)"))
     return lines
 
 
-def can_draw() -> bool:
-    """Whether matplotlib (the ``plots`` extra) is installed."""
-    return importlib.util.find_spec("matplotlib") is not None
-
-
 def draw_confusion(val: dict[str, Any], png: Path) -> None:
     """The out-of-fold confusion matrix as a PNG: rows the owner's tags, columns the predictions, counts in the
     cells, shaded by the share of each tag's files (so that small genres show their errors too)."""
-    from matplotlib.figure import Figure
-
-    from .._io import save_figure
-
-    m = np.array(val["confusion"]["matrix"])
-    labels = val["confusion"]["labels"]
-    share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
-    side = max(4.5, 1.6 + 0.55 * len(labels))
-    fig = Figure(figsize=(side + 0.6, side), dpi=100)
-    ax = fig.subplots()
-    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            if m[i, j]:
-                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if share[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted (out of fold)")
-    ax.set_ylabel("tagged")
     leaky = "\nLEAKY: the folds could not keep artists apart" if val["leaky"] else ""
-    ax.set_title(f"{val['files']} files, {val['folds']} folds by artist\ntop-1 {val['top1']:.3f}, macro-F1 "
-                 f"{val['macro_f1']:.3f}{leaky}", fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, png)
+    draw_matrix(np.array(val["confusion"]["matrix"]), val["confusion"]["labels"], png,
+                title=f"{val['files']} files, {val['folds']} folds by artist\ntop-1 {val['top1']:.3f}, macro-F1 "
+                      f"{val['macro_f1']:.3f}{leaky}", xlabel="predicted (out of fold)", ylabel="tagged")

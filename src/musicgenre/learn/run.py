@@ -1,8 +1,9 @@
-"""``musicgenre learn``: from a scanned library database to a model directory and a report.
+"""``musicgenre learn``: from a scanned library to a model directory and a report.
 
-``load_library`` reads what ``scan`` stored (``library.db.read_features``: each file's stored windows and its own
-tags); ``learn`` checks it (clear errors, nothing written), builds the vocabulary, validates out of fold,
-leaves out the files whose tag the folds doubt, calibrates, fits the final head, and publishes the model
+``learn`` takes its ``LearnOptions`` and a reader of the library (``library.learning.read_stored``, given by the
+adapter: learn never imports the library); it checks the options, then the library (clear errors, nothing
+written), builds the vocabulary, validates out of fold (fewer folds for a small library), leaves out the files
+whose tag the folds doubt, calibrates, fits the final head, and publishes the model
 directory atomically: it is built in a hidden folder next to ``out`` and renamed into place only when complete
 (the report is written just before).
 """
@@ -12,25 +13,32 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import openset
 from .._io import write_json
 from ..errors import MusicGenreError, ParameterError
+from ..evaluation import openset
+from ..evaluation.calibration import fit_calibration, rounded
+from ..evaluation.confusion import can_draw
+from ..evaluation.folds import assign_folds
+from ..genres.tracks import group_keys
 from ..modeldir import CONFIG
 from ..prediction import DEFAULT_MIN_CONFIDENCE
 from ..scores import sigmoid
+from ..stored import StoredLibrary
 from . import fit
+from .options import LearnOptions
 from .report import (
     CONFUSION_PNG,
     SUSPECT_AT_MOST,
-    can_draw,
+    LearnReport,
+    LibraryCounts,
     contradicted,
     draw_confusion,
     listed,
@@ -38,72 +46,14 @@ from .report import (
     validation,
     vocabulary_summary,
 )
-from .vocabulary import TrackTags, Vocabulary, build_vocabulary, group_keys, grouping_leaks
-
-
-@dataclass
-class Library:
-    """What a library database holds for learning: every file with usable features (``tracks``, in path order;
-    ``features[path]``: its stored windows, embedding ++ tag logits, float32) and the files left out
-    (``skipped``: reason -> count)."""
-
-    tracks: list[TrackTags]
-    features: dict[str, np.ndarray]
-    backbone: tuple[str, str]
-    skipped: dict[str, int] = field(default_factory=dict)
-
-
-def _rescan(db: Path) -> str:
-    return f"rescan the library with this version: `musicgenre scan --db {db} DIR`"
-
-
-def load_library(db: Path, backbone: tuple[str, str]) -> Library:
-    """Every file of ``db`` with current features computed by ``backbone`` (name, version) and its own tags.
-    MusicGenreError: no database, no classified file, no stored embeddings (rescan), or embeddings of another
-    backbone only (rescan)."""
-    from ..library.db import read_features, read_rows
-
-    tagged: dict[str, str | None] = {}
-    for row in read_rows(db):  # tracks.tagged: the genre our writer put into the file (never a label)
-        tagged[row["path"]] = row.get("tagged")
-    if not tagged:
-        raise MusicGenreError(f"{db}: no classified files; scan the library first: "
-                              f"`musicgenre scan --db {db} DIR`")
-    tracks, features = [], {}
-    others: dict[tuple[str, str], int] = {}
-    no_tags = 0
-    for r in read_features(db):
-        if (r.backbone, r.backbone_version) != backbone:
-            others[(r.backbone, r.backbone_version)] = others.get((r.backbone, r.backbone_version), 0) + 1
-            continue
-        if r.tag_logits is None or r.embedding is None or len(r.embedding) == 0:
-            no_tags += 1
-            continue
-        t = r.tags
-        tracks.append(TrackTags(
-            path=r.path, genres=list(t.get("genres") or []), artist=t.get("artist"),
-            album_artist=t.get("album_artist"), album=t.get("album"), musicbrainz_artist_id=t.get("mb_artist_id"),
-            musicbrainz_album_id=t.get("mb_album_id"), genre_ours=bool(t.get("genre_ours")),
-            db_tagged=tagged.get(r.path)))
-        features[r.path] = fit.window_features(r.embedding, r.tag_logits)
-    if not tracks:
-        if others:
-            found = ", ".join(f"{n} {v} ({c} files)" for (n, v), c in sorted(others.items()))
-            raise MusicGenreError(f"{db}: its embeddings come from another backbone version: {found}; this "
-                                  f"musicgenre learns on {backbone[0]} {backbone[1]}: {_rescan(db)}")
-        raise MusicGenreError(f"{db}: no stored embeddings (scanned before musicgenre stored them, or with a model "
-                              f"that gives none): {_rescan(db)}")
-    skipped = {f"embeddings from {n} {v} (rescan to include them)": c for (n, v), c in sorted(others.items())}
-    if no_tags:
-        skipped["no tag logits stored"] = no_tags
-    return Library(tracks, features, backbone, skipped)
+from .vocabulary import Vocabulary, build_vocabulary, grouping_leaks
 
 
 @dataclass
 class Learned:
     """What ``learn`` made: the report (also written with ``--report``), the card written and where."""
 
-    report: dict[str, Any]
+    report: LearnReport
     out: Path
     card: Any
     warnings: list[str]
@@ -121,7 +71,7 @@ class Labelled:
     windows: fit.WindowSet
 
 
-def labelled(vocab: Vocabulary, lib: Library) -> Labelled:
+def labelled(vocab: Vocabulary, lib: StoredLibrary) -> Labelled:
     """The labelled files of ``vocab`` with their features from ``lib``."""
     labels = sorted(vocab.genres, key=lambda g: (g.casefold(), g))
     index = {g: i for i, g in enumerate(labels)}
@@ -131,7 +81,7 @@ def labelled(vocab: Vocabulary, lib: Library) -> Labelled:
                     fit.WindowSet.from_files([lib.features[p] for p in paths]))
 
 
-def check_vocabulary(vocab: Vocabulary, lib: Library, *, min_files: int, min_artists: int) -> None:
+def check_vocabulary(vocab: Vocabulary, lib: StoredLibrary, *, min_files: int, min_artists: int) -> None:
     """The clear errors before any work: no genre tags at all, fewer than two genres left."""
     n = len(lib.tracks)
     if len(vocab.untagged) + len(vocab.ours) == n:
@@ -147,33 +97,30 @@ def check_vocabulary(vocab: Vocabulary, lib: Library, *, min_files: int, min_art
                               "genres with --alias")
 
 
-def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapping[str, str] | None = None,
-          min_files: int = 20, min_artists: int = 3, folds: int = 5, command: str = "musicgenre learn",
-          say: Callable[[str], None] = lambda _: None, library: Library | None = None,
-          parents: Mapping[str, str] | None = None) -> Learned:
-    """The whole run (module docstring). ``say`` gets progress lines. Errors (``MusicGenreError``,
-    ``ParameterError``) come before anything is written. ``library``: the files, tags and features to learn from
-    when they are not ``db``'s own (the beets plugin: beets' genres over features stored in ``db``); they must
-    come from the shipped backbone."""
+def learn(options: LearnOptions, *, read: Callable[[tuple[str, str]], StoredLibrary],
+          say: Callable[[str], None] = lambda _: None) -> Learned:
+    """The whole run (module docstring). ``read(backbone)``: the files, tags and features to learn from, computed by
+    that backbone (``library.learning.read_stored`` of ``options.db``; the beets plugin: beets' genres over
+    features stored in its database), called once the options are checked. ``say`` gets progress lines. Errors
+    (``MusicGenreError``, ``ParameterError``) come before anything is written."""
     from .writer import backbone_identity, base_model, write_model_dir
 
-    if folds < 2:
-        raise ParameterError("--folds must be at least 2")
+    db, out = options.db, options.out
     target = prepare_output(out)
-    if report_path is not None and not Path(report_path).resolve().parent.is_dir():
-        raise ParameterError(f"{Path(report_path).parent}: no such folder for --report")
+    if options.report is not None and not Path(options.report).resolve().parent.is_dir():
+        raise ParameterError(f"{Path(options.report).parent}: no such folder for --report")
     base = base_model()  # the shipped graph the model reuses: checked before the work, read once
     backbone = backbone_identity()
-    lib = load_library(db, backbone) if library is None else library
+    lib = read(backbone)
     if lib.backbone != backbone:
         raise MusicGenreError(f"features from {' '.join(lib.backbone)}; this musicgenre learns on {' '.join(backbone)}")
     say(f"{db}: {len(lib.tracks)} files with stored features")
     try:
-        vocab = build_vocabulary(lib.tracks, aliases=aliases, min_files=min_files, min_artists=min_artists,
-                                 parents=parents)
+        vocab = build_vocabulary(lib.tracks, aliases=options.aliases, min_files=options.min_files,
+                                 min_artists=options.min_artists, parents=options.parents)
     except ValueError as e:
         raise ParameterError(str(e)) from None
-    check_vocabulary(vocab, lib, min_files=min_files, min_artists=min_artists)
+    check_vocabulary(vocab, lib, min_files=options.min_files, min_artists=options.min_artists)
     data = labelled(vocab, lib)
     labels, paths, y, groups, windows = data.labels, data.paths, data.y, data.groups, data.windows
     leak = grouping_leaks(lib.tracks, vocab.labels)
@@ -189,8 +136,12 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
     if len(set(groups)) < 2:
         raise MusicGenreError("every labelled file is by one artist (or in one folder): validation needs at least "
                               "two artist groups; tag the artists")
-    fold = fit.assign_folds(y, groups, folds)
+    fold = folds_or_error(y, groups, labels, options.folds)
     k = int(fold.max()) + 1
+    if k < options.folds:
+        largest = int(np.bincount(y).max())
+        warnings.append(f"validated in {k} folds, not {options.folds}: the library has {len(set(groups))} artist "
+                        f"groups and its largest genre {largest} files; its figures are less sure")
     oof = fit.out_of_fold_logits(windows, y, fold, len(labels), say=say)
     clip_logits = windows.split(oof)
     _, probs = fit.crossfit_probabilities(clip_logits, y, fold)
@@ -210,9 +161,10 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
                               + ", ".join(d["genre"] for d in not_learned) + "; check those tags, then learn again")
     say(f"calibrating out of fold; final fit on {len(kept)} of {len(paths)} labelled files "
         f"({len(paths) - len(kept)} with a doubtful tag left out)")
-    t0, temps = fit.fit_window_calibration([clip_logits[i] for i in kept], y[kept])
+    t0, temps = fit_calibration([clip_logits[i] for i in kept], y[kept], aggregate_at="window",
+                                max_windows=fit.MAX_WINDOWS)
     head = fit.fit_head(windows.take(kept), y[kept], len(labels))
-    temperature, by_windows = float(f"{t0:.4g}"), fit.rounded(temps)
+    temperature, by_windows = float(f"{t0:.4g}"), rounded(temps)
     unlabelled = sorted(set(vocab.untagged) | set(vocab.ours))
     if unlabelled:
         pending = fit.WindowSet.from_files([lib.features[p] for p in unlabelled])
@@ -232,25 +184,19 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
                 "note": "in-vocabulary files only (a library holds no genre it lacks); the thresholds were fitted on "
                         "these files, so the unknown share is about the detector's quantile by construction"}
     date = datetime.now(timezone.utc).date().isoformat()
-    rep: dict[str, Any] = {
-        "model": str(out), "date": date, "database": str(db),
-        "library": {"files": len(lib.tracks), "labelled": len(paths), "windows": int(len(windows.x)),
-                    "trained": len(kept), "artists": len(set(groups)), "ambiguous": len(vocab.ambiguous),
-                    "untagged": len(vocab.untagged),
-                    "ours": len(vocab.ours), **({"skipped": lib.skipped} if lib.skipped else {})},
-        **vocabulary_summary(vocab),
-        "validation": val,
-        "open_set": open_set,
-        "suspects": listed(paths, probs, y, labels, contradicted(probs, y, judged, SUSPECT_AT_MOST)),
-        "left_out": listed(paths, probs, y, labels, ~keep),
-        "not_learned": not_learned,
-        "to_tag": to_tag(unlabelled, pending_probs, labels),
-    }
+    counts = LibraryCounts(files=len(lib.tracks), labelled=len(paths), windows=int(len(windows.x)),
+                           trained=len(kept), artists=len(set(groups)), ambiguous=len(vocab.ambiguous),
+                           untagged=len(vocab.untagged), ours=len(vocab.ours), skipped=dict(lib.skipped))
+    rep = LearnReport(
+        model=str(out), date=date, database=str(db), library=counts, **vocabulary_summary(vocab),
+        validation=val, open_set=open_set,
+        suspects=listed(paths, probs, y, labels, contradicted(probs, y, judged, SUSPECT_AT_MOST)),
+        left_out=listed(paths, probs, y, labels, ~keep), not_learned=not_learned,
+        to_tag=to_tag(unlabelled, pending_probs, labels))
     picture = can_draw()
     if not picture:
         warnings.append("no confusion-matrix picture: matplotlib is not installed (pip install 'musicgenre[plots]')")
-    extra = card_extra(rep, vocab, date=date, command=command, min_files=min_files, min_artists=min_artists,
-                       aliases=aliases, parents=parents, picture=picture)
+    extra = card_extra(rep, options, date=date, picture=picture)
     if detector is not None:
         extra = {"open_set": detector.to_dict(), **extra}
 
@@ -261,8 +207,8 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
         if picture:
             draw_confusion(val, tmp / CONFUSION_PNG)
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700: a model folder is as readable as any other
-        if report_path is not None:
-            write_json(report_path, rep)
+        if options.report is not None:
+            write_json(options.report, rep.as_dict())
         publish(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -271,43 +217,54 @@ def learn(db: Path, out: Path, *, report_path: Path | None = None, aliases: Mapp
     return Learned(rep, target, card, warnings)
 
 
-def card_extra(rep: dict[str, Any], vocab: Vocabulary, *, date: str, command: str, min_files: int,
-               min_artists: int, aliases: Mapping[str, str] | None, parents: Mapping[str, str] | None,
-               picture: bool) -> dict[str, Any]:
+def folds_or_error(y: np.ndarray, groups: list[str], labels: list[str], folds: int) -> np.ndarray:
+    """Each labelled file's fold (``evaluation.folds.assign_folds``: fewer folds for a small library), or a
+    ``MusicGenreError`` naming the genres when no two folds can be made (every genre has one file)."""
+    try:
+        return assign_folds(y, groups, folds)
+    except ValueError:
+        single = ", ".join(labels[i] for i in np.flatnonzero(np.bincount(y, minlength=len(labels)) == 1)[:8])
+        raise MusicGenreError(f"too few files to validate: every genre has one labelled file ({single}); tag more "
+                              "files, or merge genres with --alias or --parent") from None
+
+
+def card_extra(rep: LearnReport, options: LearnOptions, *, date: str, picture: bool) -> dict[str, Any]:
     """The card's own keys beside the typed ones: description, date, licence, training (data size, vocabulary:
-    what was merged and dropped), metrics (per-genre validation precision, recall, n; confusion matrix)."""
+    what was merged and dropped), metrics (per-genre validation precision, recall, n; the genres learned from
+    few files with their recall interval; confusion matrix)."""
     from sklearn import __version__ as sklearn_version
 
-    val = rep["validation"]
-    lib = rep["library"]
+    val = rep.validation
+    lib = rep.library.as_dict()
     leaky = " LEAKY (folds could not keep artists apart: see metrics)" if val["leaky"] else ""
     return {
         "description": (f"Learned from the genre tags of a user's own library ({lib['labelled']} files, "
-                        f"{len(rep['genres'])} genres) by `musicgenre learn`: the shipped MSD MusiCNN backbone "
+                        f"{len(rep.genres)} genres) by `musicgenre learn`: the shipped MSD MusiCNN backbone "
                         "(frozen, one pass per 3-s window), a logistic-regression head on its embedding and tag "
                         f"logits; out-of-fold top-1 {val['top1']:.3f} over {val['folds']} artist folds{leaky}"),
         "date": date,
         "licence": "head: learned from the owner's own files and tags; backbone: ISC (see "
                    "backbones/LICENSE-musicnn.txt)",
         "training": {
-            "command": command,
+            "command": options.command or options.command_line(),
             "data": {k: lib[k] for k in ("files", "labelled", "trained", "windows", "artists", "ambiguous", "untagged",
                                          "ours")},
             "head": (f"multinomial logistic regression (scikit-learn {sklearn_version}, lbfgs, C={fit.C}, "
                      "class-balanced by file) on each stored window's embedding ++ tag logits, standardised; "
                      "every window carries its file's label; files whose tag the out-of-fold model doubted "
                      f"(>= {DEFAULT_MIN_CONFIDENCE} sure it is wrong) left out"),
-            "calibration": ("window temperature and per-length temperatures (train.calibrate's fit, "
+            "calibration": ("window temperature and per-length temperatures (evaluation.calibration's fit, "
                             "aggregate_at=window) fitted on the out-of-fold window logits of the files trained on"),
-            "min_files": min_files, "min_artists": min_artists, "aliases": dict(aliases or {}),
-            "parents": dict(parents or {}),
-            "vocabulary": {"genres": rep["genres"], "merged": rep["merged"], "dropped": rep["dropped"]},
-            "not_learned": rep["not_learned"],
+            "min_files": options.min_files, "min_artists": options.min_artists, "aliases": dict(options.aliases),
+            "parents": dict(options.parents),
+            "vocabulary": {"genres": rep.genres, "merged": rep.merged, "dropped": rep.dropped},
+            "not_learned": rep.not_learned,
         },
         "metrics": {
             "protocol": val["protocol"],
             "valid": {key: val[key] for key in ("leaky", "leaky_reasons", "folds", "groups", "files", "windows",
-                                                "top1", "window_top1", "macro_f1", "ece", "confident", "per_genre")
+                                                "top1", "window_top1", "macro_f1", "ece", "confident", "per_genre",
+                                                "few_files")
                       if key in val},
             "confusion_matrix": CONFUSION_PNG if picture else
             "not drawn: matplotlib is not installed (pip install 'musicgenre[plots]')",

@@ -1,23 +1,11 @@
 """From the genre tags a library holds to one vocabulary, per-file labels and artist groups.
 
-Values, in order (``genre_names``):
-
-1. **Splitting.** ``;``, ``|``, backslashes, NUL and line breaks always separate values (no genre name
-   holds them). ``/`` and ``,`` separate too ("Rock/Pop", "Rock, Pop"), except inside the few names that
-   contain them: the ID3 list's ("Pop/Funk"), "Singer/Songwriter", "Hip-Hop/Rap", "R&B/Soul" (store genres
-   whose halves would be a second, always co-occurring label) and Discogs' "Folk, World, & Country".
-   ``&``, ``+``, "and" and "'n'" never split: "Drum & Bass", "R&B", "Rock & Roll" are names, and a wrong
-   split silently invents labels while an unsplit "Jazz & Blues" is a visible class an alias can fix.
-2. **ID3 codes** ("17", "(17)", "(17)(18)", "(17)Rock", "(RX)", "(CR)") resolve through mutagen's ID3v1
-   list; words after codes are the ID3v2.3 refinement and win ("(4)Eurodisco" is Eurodisco).
-3. **Spelling**: ``canonical_key`` ignores case, accents, spacing, punctuation and the connectives
-   "&"/"+"/"and"/"'n'", so "Hip-Hop", "hip hop", "HipHop" and "hiphop" are one genre, as are "Rock & Roll"
-   and "Rock'n'Roll". Different words never merge by themselves ("Electronica" is not "Electronic",
-   "Alt. Rock" is not "Alternative Rock"): only the user's aliases (``--alias "Electronica=Electronic"``,
-   chains followed) merge meanings. An alias also matches a whole joined value before it is split.
-4. The genre's **display name** is the owner's own most frequent spelling of the target word (ties: first
-   seen), else the alias target as written. "Unknown", "Other", "Remix", "Cover" and the like are not genres.
-
+Values are read by the genre-tag room (``musicgenre.genres.values``: splitting, ID3 codes, the spelling-free
+``canonical_key``); different words never merge by themselves ("Electronica" is not "Electronic", "Alt. Rock" is
+not "Alternative Rock"): only the user's aliases (``--alias "Electronica=Electronic"``, chains followed) merge
+meanings. An alias also matches a whole joined value before it is split. The genre's **display name** is the
+owner's own most frequent spelling of the target word (ties: first seen), else the alias target as written.
+"Unknown", "Other", "Remix", "Cover" and the like are not genres (``genres.words.NOT_GENRES``).
 **Multi-genre files.** A single-label classifier is told that every other class is wrong for a file, so a
 file tagged with two kept genres would teach a contradiction (and, in validation, score a right answer as
 wrong). Such files are *ambiguous*: reported, never trained or validated on. A genre's ``--min-files`` and
@@ -31,57 +19,26 @@ as that parent, as an alias that applies only to rare genres (a parent too rare 
 thresholds are applied, the rare genres with a parent become aliases of it, and the vocabulary is built again
 until no more back off.
 
-**Our own tags never become labels** (``written_by_us``): ``scan --write-tags`` writes MUSICGENRE_CONFIDENCE
-beside every GENRE it writes, the beets plugin records ``genre_source: musicgenre``, and the library database
-records the genre it wrote in ``tagged``. Learning from them would teach the model its own guesses.
-
-**Artist groups** (``group_key``) keep one artist's tracks on one side of a validation fold: MusicBrainz artist
-id, else artist, else album artist, else the folder; "Various Artists" (and "Unknown Artist") never form a
-group. ``grouping_leaks`` says when the folder fallback coincides with genres, so figures can be marked leaky.
+**Our own tags never become labels** (``genres.provenance.written_by_us``). **Artist groups**
+(``genres.tracks.group_keys``) keep one artist's tracks on one side of a validation fold; ``grouping_leaks`` says
+when the folder fallback coincides with genres, so figures can be marked leaky.
 """
 
 from __future__ import annotations
 
-import functools
-import re
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-__all__ = [
-    "Dropped", "GenreCount", "Leakage", "Merge", "Split", "TrackTags", "Vocabulary", "build_vocabulary",
-    "canonical_key", "genre_names", "group_key", "group_keys", "grouping_leaks", "parse_aliases",
-    "resolve_aliases", "resolve_id3_numeric", "split_values", "written_by_us",
-]
+from ..genres.provenance import written_by_us
+from ..genres.tracks import TrackTags, group_keys
+from ..genres.values import canonical_key, resolve_id3_numeric, split_values, tidy
+from ..genres.words import NOT_GENRES
 
-OUR_SOURCE = "musicgenre"  # beets' genre_source for genres the plugin set (beetsplug.musicgenre.SOURCE)
-DEFAULT_MIN_FILES = 20
-DEFAULT_MIN_ARTISTS = 3
+__all__ = ["Dropped", "GenreCount", "Leakage", "Merge", "Split", "Vocabulary", "build_vocabulary", "grouping_leaks",
+           "parse_aliases", "resolve_aliases"]
+
 NOT_A_GENRE = "not a genre"  # a dropped genre's reason when its value says "no genre" ("Unknown", "Misc")
-
-
-@dataclass
-class TrackTags:
-    """One file's tags as read for learning. ``genres``: every raw genre value, unsplit and unresolved.
-
-    The markers our writers leave (any one makes ``written_by_us`` true): ``genre_ours``: the library
-    database's ``file_tags.genre_ours`` (the file carries MUSICGENRE_CONFIDENCE); ``musicgenre_confidence``:
-    that tag's value (``library.tags.read_genres``' second value) or beets' ``musicgenre_confidence``
-    attribute; ``genre_source``: beets' field; ``db_tagged``: the library database's ``tracks.tagged``
-    column (the genre scan wrote into this file)."""
-
-    path: str
-    genres: list[str] = field(default_factory=list)
-    artist: str | None = None
-    album_artist: str | None = None
-    album: str | None = None
-    musicbrainz_artist_id: str | None = None
-    musicbrainz_album_id: str | None = None
-    genre_ours: bool = False
-    musicgenre_confidence: str | float | None = None
-    genre_source: str | None = None
-    db_tagged: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,105 +108,6 @@ class Vocabulary:
 
 # ---- values -------------------------------------------------------------------------------------
 
-_STRONG = re.compile(r"\s*(?:[;|\x00\r\n]|\\+)\s*")
-_WEAK = re.compile(r"\s*([/,])\s*")
-_WORD = re.compile(r"[^\W_]+")
-_CONNECTIVES = frozenset({"and", "n"})
-_ID3_CODES = re.compile(r"((?:\((?:[0-9]+|RX|CR)\))+)(.*)", re.DOTALL)
-_ID3_SPECIAL = {"RX": "Remix", "CR": "Cover"}
-# Values that say "no genre" (or describe the version, as ID3's RX/CR do): reported, never labels.
-NOT_GENRES = frozenset({"unknown", "unknowngenre", "genre", "none", "nogenre", "na", "null", "undefined",
-                        "other", "misc", "miscellaneous", "default", "remix", "cover"})
-
-
-@functools.cache
-def _id3_list() -> tuple[str, ...]:
-    from mutagen.id3 import TCON
-
-    return tuple(TCON.GENRES)
-
-
-def _fold_accents(text: str) -> str:
-    """"Électro" -> "Electro": drop the marks on Latin letters only (a kana's voicing mark is spelling)."""
-    out = []
-    for ch in unicodedata.normalize("NFKC", text):
-        parts = unicodedata.normalize("NFD", ch)
-        plain = len(parts) > 1 and parts[0].isascii() and all(unicodedata.combining(c) for c in parts[1:])
-        out.append(parts[0] if plain else ch)
-    return "".join(out)
-
-
-def canonical_key(value: str) -> str:
-    """The spelling-free identity of a name: case, accents, spacing, punctuation and the connectives
-    between words ("&", "+", "and", "'n'") ignored. "Hip-Hop", "hip hop", "HipHop" -> "hiphop";
-    "Rock & Roll", "Rock'n'Roll" -> "rockroll"; "R&B" -> "rb". Empty for a value with no letters or digits."""
-    words = _WORD.findall(_fold_accents(value).casefold())
-    return "".join(w for i, w in enumerate(words) if not (w in _CONNECTIVES and 0 < i < len(words) - 1))
-
-
-def _tidy(value: str) -> str:
-    return " ".join(value.split())
-
-
-_COMPOUNDS = frozenset(canonical_key(name) for name in
-                       [g for g in _id3_list() if _WEAK.search(g)]
-                       + ["Singer/Songwriter", "Hip-Hop/Rap", "R&B/Soul", "Folk, World, & Country"])
-_LONGEST_COMPOUND = 3  # pieces: "Folk", "World", "& Country"
-
-
-def split_values(value: str) -> list[str]:
-    """One raw tag value -> the separate values it joins ("Rock; Pop", "Rock/Pop", "Rock, Pop" -> Rock, Pop),
-    keeping the names that contain a separator whole ("Pop/Funk", "Folk, World, & Country")."""
-    out: list[str] = []
-    for part in _STRONG.split(value):
-        bits = _WEAK.split(_tidy(part))  # words, separator, words, ...
-        words, seps = bits[::2], bits[1::2]
-        i = 0
-        while i < len(words):
-            for j in range(min(len(words) - 1, i + _LONGEST_COMPOUND - 1), i, -1):  # the longest name first
-                joined = words[i] + "".join(f"{seps[k]}{' ' if seps[k] == ',' else ''}{words[k + 1]}"
-                                            for k in range(i, j))
-                if canonical_key(joined) in _COMPOUNDS:
-                    out.append(joined)
-                    i = j + 1
-                    break
-            else:
-                out.append(words[i])
-                i += 1
-    return [v for v in out if v]
-
-
-def resolve_id3_numeric(value: str) -> list[str]:
-    """ID3 numeric genres -> names via mutagen's ID3v1 list: "17", "(17)" -> Rock; "(17)(18)" -> Rock, Techno;
-    "(RX)" -> Remix, "(CR)" -> Cover; words after the codes refine them and win ("(17)Hard Rock" ->
-    Hard Rock); "((abc)" is an escaped "(abc)". Unknown codes (255 means "none") give nothing; any other
-    value comes back as it is."""
-    value = value.strip()
-    names = _id3_list()
-    if re.fullmatch(r"[0-9]{1,3}", value):
-        code = int(value)
-        return [names[code]] if code < len(names) else [] if code < 256 else [value]
-    if value in _ID3_SPECIAL:
-        return [_ID3_SPECIAL[value]]
-    m = _ID3_CODES.fullmatch(value)
-    if m is None:
-        return [value[1:] if value.startswith("((") else value]
-    text = m.group(2).strip()
-    if text:
-        return [text[1:] if text.startswith("((") else text]
-    out = []
-    for code in re.findall(r"\(([0-9]+|RX|CR)\)", m.group(1)):
-        name = _ID3_SPECIAL.get(code) or (names[int(code)] if int(code) < len(names) else None)
-        if name and name not in out:
-            out.append(name)
-    return out
-
-
-def genre_names(value: str) -> list[str]:
-    """One raw tag value -> the genre names it holds: split, then ID3 codes resolved."""
-    return [name for piece in split_values(value) for name in resolve_id3_numeric(piece)]
-
-
 # ---- aliases --------------------------------------------------------------------------------------
 
 def parse_aliases(specs: Iterable[str], *, flag: str = "--alias") -> dict[str, str]:
@@ -260,7 +118,7 @@ def parse_aliases(specs: Iterable[str], *, flag: str = "--alias") -> dict[str, s
         source, eq, target = spec.partition("=")
         if not eq or not canonical_key(source) or not canonical_key(target):
             raise ValueError(f"{flag} {spec!r}: expected SOURCE=TARGET, both genre names")
-        out[_tidy(source)] = _tidy(target)
+        out[tidy(source)] = tidy(target)
     return out
 
 
@@ -277,7 +135,7 @@ def resolve_aliases(aliases: Mapping[str, str]) -> dict[str, tuple[str, str]]:
             continue
         if key in step and step[key][0] != to:
             raise ValueError(f"alias {source!r}: sent to both {step[key][1]!r} and {target!r}")
-        step[key] = (to, _tidy(target))
+        step[key] = (to, tidy(target))
     out = {}
     for key in step:
         seen = [key]
@@ -288,77 +146,6 @@ def resolve_aliases(aliases: Mapping[str, str]) -> dict[str, tuple[str, str]]:
             seen.append(end[0])
             end = step[end[0]]
         out[key] = end
-    return out
-
-
-# ---- our own tags -----------------------------------------------------------------------------------
-
-def written_by_us(track: TrackTags) -> bool:
-    """True when the file's genre values were put there by musicgenre (scan --write-tags or the beets
-    plugin): the MUSICGENRE_CONFIDENCE marker, ``genre_source: musicgenre``, or the library database's
-    ``tagged`` genre still among the file's genres. Whatever our writer touched is excluded whole, also
-    genres the beets plugin kept beside its own (``keep_existing``): a label is the owner's word or nothing."""
-    if track.genre_ours or (track.musicgenre_confidence is not None and str(track.musicgenre_confidence).strip()):
-        return True
-    if (track.genre_source or "").strip().casefold() == OUR_SOURCE:
-        return True
-    if track.db_tagged:
-        ours = canonical_key(track.db_tagged)
-        return any(canonical_key(name) == ours for value in track.genres for name in genre_names(value))
-    return False
-
-
-# ---- artist groups --------------------------------------------------------------------------------
-
-# MusicBrainz' special artists "Various Artists" and "[unknown]": never one group.
-_SPECIAL_MBIDS = frozenset({"89ad4ac3-39f7-470e-963a-56509c546377", "125ec42a-7229-4250-afc5-e057484327fe"})
-_NOT_ARTISTS = frozenset(canonical_key(name) for name in [
-    "Various Artists", "Various Artist", "Various", "VA", "V.A.", "Verschiedene", "Verschiedene Interpreten",
-    "Diverse Interpreten", "Artistes divers", "Varios artistas", "Unknown Artist", "Unknown", "[unknown]",
-])
-_MBID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_FEATURING = re.compile(r"(?:\s+|\s*[(\[])(?:feat\.?|ft\.|featuring)\s.*$", re.IGNORECASE)
-
-
-def _mbid(value: str | None) -> str | None:
-    """The first artist id of a (possibly multi-valued) MusicBrainz field, unless a special artist."""
-    found = _MBID.search((value or "").lower())
-    return found.group(0) if found and found.group(0) not in _SPECIAL_MBIDS else None
-
-
-def _artist(value: str | None) -> str | None:
-    """An artist name's key: the first of "; "-joined names, "feat." guests cut off; None for Various Artists
-    and the like."""
-    key = canonical_key(_FEATURING.sub("", (value or "").split(";")[0]))
-    return key if key and key not in _NOT_ARTISTS else None
-
-
-def group_key(track: TrackTags) -> str:
-    """The validation group of one file: "mbid:ID", else "artist:KEY" (artist, else album artist), else
-    "folder:PATH". Artist and album artist share a namespace, so one artist is one group either way."""
-    mbid = _mbid(track.musicbrainz_artist_id)
-    if mbid:
-        return f"mbid:{mbid}"
-    artist = _artist(track.artist) or _artist(track.album_artist)
-    if artist:
-        return f"artist:{artist}"
-    return f"folder:{PurePath(track.path).parent}"
-
-
-def group_keys(tracks: Iterable[TrackTags]) -> dict[str, str]:
-    """path -> group for a whole library: as ``group_key``, and a track without an artist id joins the id
-    its artist name carries elsewhere (when that name has exactly one), so one artist is never two groups."""
-    tracks = list(tracks)
-    ids: dict[str, set[str]] = {}
-    for t in tracks:
-        mbid, name = _mbid(t.musicbrainz_artist_id), _artist(t.artist)
-        if mbid and name:
-            ids.setdefault(name, set()).add(mbid)
-    out = {}
-    for t in tracks:
-        key = group_key(t)
-        known = ids.get(key.removeprefix("artist:"), set()) if key.startswith("artist:") else set()
-        out[t.path] = f"mbid:{next(iter(known))}" if len(known) == 1 else key
     return out
 
 
@@ -417,15 +204,15 @@ class _Seen:
     def add(self, path: str, raw: str, aliases: Mapping[str, tuple[str, str]]) -> list[str]:
         """Record one raw value of one file; returns its source keys."""
         if canonical_key(raw) in aliases:  # an alias for the whole joined value ("Hip-Hop/Rap=Hip-Hop")
-            pieces = [(_tidy(raw), _tidy(raw))]
+            pieces = [(tidy(raw), tidy(raw))]
         else:
             parts = split_values(raw)
             pieces = [(part, name) for part in parts for name in resolve_id3_numeric(part)]
             if len(parts) > 1:
-                self.splits.setdefault(_tidy(raw), (tuple(_tidy(n) for _, n in pieces), set()))[1].add(path)
+                self.splits.setdefault(tidy(raw), (tuple(tidy(n) for _, n in pieces), set()))[1].add(path)
         keys = []
         for part, name in pieces:
-            name, key = _tidy(name), canonical_key(name)
+            name, key = tidy(name), canonical_key(name)
             if not key:
                 continue
             self.spellings.setdefault(key, {}).setdefault(name, set()).add(path)
@@ -455,7 +242,7 @@ def _reason(files: int, artists: int, total_files: int, total_artists: int, min_
 
 
 def build_vocabulary(tracks: Iterable[TrackTags], *, aliases: Mapping[str, str] | None = None,
-                     min_files: int = DEFAULT_MIN_FILES, min_artists: int = DEFAULT_MIN_ARTISTS,
+                     min_files: int, min_artists: int,
                      parents: Mapping[str, str] | None = None) -> Vocabulary:
     """The vocabulary and labels a library's own genre tags give (the rules: this module's docstring).
     ``aliases``: {source: target} as ``parse_aliases`` reads ``--alias``; ``parents``: {genre: parent} as it

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .._names import printable_name
-from .tags import CONFIDENCE_KEY
+from ..genres.provenance import CONFIDENCE_KEY
+from ..genres.values import resolve_id3_numeric
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,7 @@ def read_file_tags(path: str | Path) -> dict[str, Any]:
 
 def resolve_genres(values: Iterable[str]) -> list[str]:
     """Genre values as stored -> names: numeric ID3v1 genres resolved by the one rule
-    (``learn.vocabulary.resolve_id3_numeric``), blanks and repeats dropped, order kept."""
-    from ..learn.vocabulary import resolve_id3_numeric
-
+    (``genres.values.resolve_id3_numeric``), blanks and repeats dropped, order kept."""
     out: list[str] = []
     for raw in values:
         out += [g for g in (n.strip() for n in resolve_id3_numeric(str(raw))) if g and g not in out]

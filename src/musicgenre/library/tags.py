@@ -25,10 +25,10 @@ from typing import Any
 
 from .._names import printable_name
 from ..errors import MusicGenreError
+from ..genres.provenance import CONFIDENCE_KEY
 
 log = logging.getLogger(__name__)
 
-CONFIDENCE_KEY = "MUSICGENRE_CONFIDENCE"
 TAGGABLE = {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4"}
 _MP4_CONF = f"----:com.apple.iTunes:{CONFIDENCE_KEY}"
 TEMP_MARK = ".musicgenre-tmp"

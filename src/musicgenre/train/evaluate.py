@@ -17,9 +17,9 @@ import numpy as np
 from .._io import write_json
 from ..data import Example
 from ..errors import MusicGenreError, ParameterError
+from ..evaluation.calibration import REPORT_LENGTHS, length_row, plot_reliability
+from ..evaluation.metrics import full_report, plot_confusion
 from ..prediction import DEFAULT_MIN_CONFIDENCE
-from .calibrate import REPORT_LENGTHS, length_row, plot_reliability
-from .metrics import full_report, plot_confusion
 
 
 def recipe_examples(recipe_path: Path, subset: str, source: str = "all") -> tuple[list[Example], list[str], str]:

@@ -27,6 +27,7 @@ from torch import nn
 from .._io import save_figure, write_atomic, write_json
 from ..data import Dataset, Example, load_dataset
 from ..errors import MusicGenreError, ParameterError
+from ..evaluation.metrics import report
 from ..features import FeatureConfig
 from ..loader import fill_pretrained
 from ..modeldir import ModelCard, read
@@ -35,7 +36,6 @@ from ..models.architectures import SpecAugment, SpectrogramModel
 from ..scores import loud_windows
 from ..windows import Windows
 from .augment import augment_waveform
-from .metrics import report
 
 log = logging.getLogger(__name__)
 

@@ -30,18 +30,18 @@ import numpy as np
 from .._io import write_json
 from ..data.corpus import Clip, read_emotify_clips, read_gtzan_clips
 from ..errors import ParameterError
-from ..features import FeatureConfig
-from ..prediction import DEFAULT_MIN_CONFIDENCE
-from ..scores import clip_scores, loud_windows, recalibrate, softmax, window_count_temperature
-from .calibrate import (
+from ..evaluation.calibration import (
     crossfit_temperatures,
-    ece,
     fit_calibration,
     fit_temperature,
     length_report,
     run_probabilities,
 )
-from .metrics import full_report
+from ..evaluation.folds import assign_folds
+from ..evaluation.metrics import ece, full_report
+from ..features import FeatureConfig
+from ..prediction import DEFAULT_MIN_CONFIDENCE
+from ..scores import clip_scores, loud_windows, recalibrate, softmax, window_count_temperature
 
 if TYPE_CHECKING:
     import torch
@@ -347,7 +347,7 @@ def clean_windows(recipe: Recipe, clips: list[Clip]) -> list[tuple[Clip, ClipFea
 
 def fit_open_set(recipe: Recipe, clips: list[Clip]) -> OpenSet | None:
     """The "unknown" detector fitted on the clean in-vocabulary ``clips`` (openset.fit)."""
-    from ..openset import fit
+    from ..evaluation.openset import fit
     from ..scores import sigmoid
 
     rows = clean_windows(recipe, clips)
@@ -368,7 +368,7 @@ def open_set_run(recipe: Recipe, head: torch.nn.Module, temperature: float, by_w
                  train_clips: list[Clip], valid_clips: list[Clip]) -> dict[str, Any]:
     """The detector fitted on the training clips, reported on the valid clips and the ``unknown_genres``
     (their valid partition; their train partition beside it, as a second look)."""
-    from ..openset import report
+    from ..evaluation.openset import report
     from ..scores import sigmoid
     from .head import head_function
 
@@ -399,6 +399,9 @@ CALIBRATIONS = ("clip", "length")  # the recipe's ``calibration`` values (see Re
 UNSAVED = ("score", "head", "window_logits", "crossfit", "valid_labels")
 
 
+CALIBRATION_FOLDS = 5  # out-of-fold calibration for the per-length report, by artist (evaluation.folds)
+
+
 def length_calibration(recipe: Recipe, head: torch.nn.Module, va: WindowSet) -> dict[str, Any]:
     """The recipe's calibration from the valid clips' window logits: the window temperature and, for
     ``calibration = "length"``, the temperature per number of windows; plus out-of-fold temperatures (folds by
@@ -408,15 +411,15 @@ def length_calibration(recipe: Recipe, head: torch.nn.Module, va: WindowSet) -> 
     logits = window_logits(head, va)
     clip_logits = [logits[va.clip == i] for i in range(len(va.clips))]
     y = np.array([recipe.labels.index(c.label) for c in va.clips])
-    groups = np.array([f"{c.source}/{c.group}" for c in va.clips])
+    fold = assign_folds(y, [f"{c.source}/{c.group}" for c in va.clips], CALIBRATION_FOLDS)
     if recipe.calibration == "clip":
         t0 = fit_temperature(lambda t: run_probabilities(clip_logits, None, t)[0], y)
         temps: list[float] = []
-        folds = crossfit_temperatures(clip_logits, y, groups, aggregate_at="clip")
+        folds = crossfit_temperatures(clip_logits, y, fold, aggregate_at="clip")
         folds = (folds[0], np.ones_like(folds[1]))  # one temperature at every length
     else:
         t0, temps = fit_calibration(clip_logits, y, aggregate_at="window")
-        folds = crossfit_temperatures(clip_logits, y, groups, aggregate_at="window")
+        folds = crossfit_temperatures(clip_logits, y, fold, aggregate_at="window")
     return {"temperature": t0, "temperature_by_windows": [round(t, 4) for t in temps],
             "window_logits": clip_logits, "crossfit": folds}
 

@@ -1,4 +1,12 @@
-"""The one genre-name mapping: model label ids -> the names users, players and beets expect.
+"""The genre-tag room: every rule about genre words, tag values and whose genre a tag is, in one package.
+
+- here: the one genre-name mapping, model label ids -> the names users, players and beets expect;
+- ``words``: the word lists (spellings, styles, backbone genre tags, values that are no genre), one rule a word;
+- ``values``: tag values as files hold them -> genre names (splitting, ID3 codes) and ``canonical_key``;
+- ``provenance``: ``written_by_us`` (our own genres are never the owner's word);
+- ``tracks``: ``TrackTags`` (``from_row``: as the library stores a file's tags) and artist groups.
+
+Used by scan (``library.filetags``), learn, similar, the tags line, the "unknown" detector and the beets plugin.
 
 Every writer goes through here (``musicgenre scan --write-tags``, the beets plugin, the CLI's table):
 
@@ -16,38 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-# label id (as a model may name it) -> canonical name. Only spellings that differ need an entry;
-# the shipped labels blues, classical, country, disco, jazz, metal, pop, reggae, rock, electronic are
-# already canonical.
-CANONICAL: dict[str, str] = {
-    "hiphop": "hip hop",
-    "hip-hop": "hip hop",
-    "hip_hop": "hip hop",
-    "rnb": "r&b",
-    "r-n-b": "r&b",
-    "r_and_b": "r&b",
-    "rhythm and blues": "r&b",
-    "electronica": "electronic",
-    "edm": "electronic",
-    "electro": "electronic",
-    "heavy_metal": "heavy metal",
-    "heavymetal": "heavy metal",
-    "easy_listening": "easy listening",
-}
-
-# Tags that name a style of a genre without containing its name: tag (canonical) -> that genre (canonical).
-# Only what the shipped taggers' vocabularies hold (MSD: house; MTT: techno, classic, opera) and a few plain cases.
-STYLE_OF: dict[str, str] = {
-    "house": "electronic",
-    "techno": "electronic",
-    "trance": "electronic",
-    "dubstep": "electronic",
-    "drum and bass": "electronic",
-    "classic": "classical",  # MagnaTagATune's tag for classical music
-    "opera": "classical",
-    "baroque": "classical",
-    "bebop": "jazz",
-}
+from .words import CANONICAL, STYLE_OF
 
 # A runner-up genre joins the written list (up to ``count``) only with at least this probability.
 RUNNER_UP_MIN = 0.25
@@ -96,7 +73,7 @@ def pick_genres(scores: Mapping[str, float], *, min_confidence: float, count: in
 
 def _words(text: str) -> tuple[str, ...]:
     """Lowercase words of a tag or label, the whole and each word folded to its canonical spelling
-    (``Hip-Hop`` -> hip hop, ``rhythm and blues`` -> r&b, ``electro house`` -> electronic house)."""
+    (``Hip-Hop`` -> hip hop, ``rhythm and blues`` -> r&b, ``hip-hop soul`` -> hip hop soul)."""
     return tuple(w for word in canonical(text).replace("-", " ").split() for w in canonical(word).split())
 
 
@@ -108,11 +85,11 @@ def _contains(words: tuple[str, ...], part: tuple[str, ...]) -> bool:
 def is_genre_tag(tag: str, labels: Iterable[str]) -> bool:
     """Whether a backbone tag names one of the model's genres (``labels``, as the model names them).
 
-    Spellings are folded as ``canonical`` folds them (``Hip-Hop``, ``hiphop`` and ``hip hop`` are one genre;
-    ``electronica`` and ``electro`` are electronic), and a tag that holds a label as a whole word names
-    that genre as a style of it: ``heavy metal``, ``hard rock``, ``classic rock``, ``indie rock``,
-    ``Progressive rock`` and ``indie pop`` are rock, metal and pop words, as ``STYLE_OF`` makes house and
-    techno electronic. Genres the model has no label for (soul, funk, folk, punk, ambient, r&b, and electronic
+    Spellings are folded as ``canonical`` folds them (``Hip-Hop``, ``hiphop`` and ``hip hop`` are one genre), a
+    style names its genre (``STYLE_OF``: ``electronica``, ``electro``, ``house`` and ``techno`` are electronic),
+    and a tag that holds a label as a whole word names that genre as a style of it: ``heavy metal``, ``hard
+    rock``, ``classic rock``, ``indie rock``, ``Progressive rock`` and ``indie pop`` are rock, metal and pop
+    words. Genres the model has no label for (soul, funk, folk, punk, ambient, r&b, and electronic
     for a ten-genre model) are not genre tags here: shown beside an answer they inform, never contradict.
     """
     words = _words(tag)

@@ -1,4 +1,5 @@
-"""Classification metrics in numpy (no scikit-learn at run time) and the confusion-matrix picture."""
+"""Classification metrics in numpy (no scikit-learn at run time), shared by both trainers: accuracy, macro-F1,
+per-class figures and the confusion matrix, bootstrap intervals, the confident row and the Wilson interval."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from .._io import save_figure
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
@@ -35,25 +34,32 @@ def report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[st
 
 
 def plot_confusion(rep: dict[str, Any], png: Path, title: str = "Confusion matrix") -> None:
-    from matplotlib.figure import Figure
+    """``report``'s confusion matrix as a PNG (``confusion.draw_confusion``), titled with its accuracy."""
+    from .confusion import draw_confusion
+
+    draw_confusion(np.array(rep["confusion_matrix"]), rep["labels"], png,
+                   title=f"{title}: accuracy {rep['accuracy']:.3f}, macro-F1 {rep['macro_f1']:.3f}")
 
 
-    m = np.array(rep["confusion_matrix"])
-    labels = rep["labels"]
-    fig = Figure(figsize=(1 + 0.6 * len(labels), 1 + 0.55 * len(labels)), dpi=100)
-    ax = fig.subplots()
-    ax.imshow(m, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            if m[i, j]:
-                ax.text(j, i, m[i, j], ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{title}: accuracy {rep['accuracy']:.3f}, macro-F1 {rep['macro_f1']:.3f}")
-    fig.tight_layout()
-    save_figure(fig, png)
+def confident_row(probs: np.ndarray, y: np.ndarray, min_confidence: float) -> dict[str, float | None]:
+    """The confident calls (top score >= ``min_confidence``): their ``share`` (coverage), how often they are right
+    (``accuracy``) and how often the others are (``uncertain_accuracy``); None where there are none."""
+    right = probs.argmax(1) == y
+    sure = probs.max(1) >= min_confidence
+    return {"share": round(float(sure.mean()), 4),
+            "accuracy": round(float(right[sure].mean()), 4) if sure.any() else None,
+            "uncertain_accuracy": round(float(right[~sure].mean()), 4) if (~sure).any() else None}
+
+
+def wilson_interval(successes: int, n: int, *, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% at ``z`` 1.96) of a proportion of ``n`` trials: how sure a per-genre
+    recall of few files is (it stays inside 0..1 and is honest at 0 or n successes, unlike the normal one)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return round(float(max(0.0, centre - half)), 4), round(float(min(1.0, centre + half)), 4)
 
 
 def bootstrap_interval(y_true: np.ndarray, y_pred: np.ndarray, stat: Any, *, n_boot: int = 1000, seed: int = 0,
@@ -78,8 +84,6 @@ def full_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *, gro
                 n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """``report`` plus top-3 accuracy, ECE (and what a perfectly calibrated model would show at this n), the
     reliability table, n and bootstrap 95% intervals (accuracy, macro-F1, ECE, per-class recall)."""
-    from .calibrate import calibrated_ece, ece, reliability
-
     y_true = np.asarray(y_true)
     y_pred = probs.argmax(axis=1)
     rep = report(y_true, y_pred, labels)
@@ -106,3 +110,41 @@ def full_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *, gro
     rep["ci95"] = ci
     rep["ci_resampling"] = "artist groups" if groups is not None else "clips"
     return rep
+
+
+def ece(probs: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:
+    """Expected calibration error of the top-1 confidence, equal-width bins."""
+    return _binned_ece(probs.max(axis=1), probs.argmax(axis=1) == y, n_bins)
+
+
+def calibrated_ece(probs: np.ndarray, n_bins: int = 10, n_sim: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """The ECE a perfectly calibrated model with these top-1 confidences would show on this many clips
+    (mean and 95th percentile of simulations where each call is right with probability its confidence).
+
+    Binned ECE is biased upward on small sets (a bin of 7 clips cannot match its confidence exactly), so a
+    measured ECE is read against this figure, not against 0.
+    """
+    conf = probs.max(axis=1)
+    rng = np.random.default_rng(seed)
+    sims = [_binned_ece(conf, rng.random(len(conf)) < conf, n_bins) for _ in range(n_sim)]
+    return round(float(np.mean(sims)), 4), round(float(np.quantile(sims, 0.95)), 4)
+
+
+def _binned_ece(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> float:
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    total = 0.0
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            total += m.mean() * abs(float(correct[m].mean()) - float(conf[m].mean()))
+    return float(total)
+
+
+def reliability(probs: np.ndarray, y: np.ndarray, n_bins: int = 10) -> list[dict[str, Any]]:
+    """Per confidence bin: n, mean confidence, accuracy (the reliability diagram's data)."""
+    conf, correct = probs.max(axis=1), (probs.argmax(axis=1) == y)
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    return [{"low": b / n_bins, "high": (b + 1) / n_bins, "n": int((bins == b).sum()),
+             "confidence": float(conf[bins == b].mean()) if (bins == b).any() else None,
+             "accuracy": float(correct[bins == b].mean()) if (bins == b).any() else None}
+            for b in range(n_bins)]

@@ -26,7 +26,7 @@ duplicates are, first.
 
 **Quality** (``precision_at_k``): genre precision at k with other artists only: for every library file with a
 genre tag of its owner's, the share of its k nearest files *by other artists* that share one of its genres
-(spellings compared by ``vocabulary.canonical_key``); same-artist neighbours are skipped, since an artist's own
+(spellings compared by ``genres.values.canonical_key``); same-artist neighbours are skipped, since an artist's own
 tracks are the easy, uninformative matches. Beside it, the share a random pick of other artists' files would
 reach (``chance``).
 """
@@ -48,7 +48,10 @@ import numpy as np
 
 from .._names import printable_name
 from ..errors import MusicGenreError, ParameterError
-from .vocabulary import NOT_GENRES, TrackTags, canonical_key, genre_names, group_keys, written_by_us
+from ..genres.provenance import written_by_us
+from ..genres.tracks import TrackTags, group_keys
+from ..genres.values import genre_keys
+from .db import file_hash, from_db, read_features
 
 __all__ = ["CACHE_SUFFIX", "LibraryIndex", "Neighbour", "Precision", "Similar", "build_index", "cache_path",
            "library_index", "nearest", "precision_at_k", "signature", "similar"]
@@ -228,8 +231,6 @@ def library_index(db: str | os.PathLike, *, cache: bool = True) -> LibraryIndex:
     """The index of a library database: from its index file when that matches the database (``signature``),
     else read (``read_features``) and, with ``cache``, written next to it. MusicGenreError, in one line: no
     database, not a library database, no classified file (scan first), no stored embeddings (rescan)."""
-    from ..library.db import from_db, read_features
-
     db = Path(db)
     if not db.is_file():
         raise MusicGenreError(f"{printable_name(db)}: database not found; {_scan_first(db)}")
@@ -326,8 +327,6 @@ def similar(db: str | os.PathLike, file: str | os.PathLike, *, k: int = DEFAULT_
     shipped one, else the default model).
     MusicGenreError (one line): the database's problems (``library_index``), FILE unreadable or undecodable
     (named, with the reason), a model whose backbone is not the library's (rescan)."""
-    from ..library.db import file_hash
-
     if k < 1:
         raise ParameterError("-k must be at least 1")
     db, file = Path(db), Path(file)
@@ -404,33 +403,24 @@ class Precision:
                 "queries": self.queries, "files": self.files}
 
 
-def _genre_keys(value: str) -> frozenset[str]:
-    """One raw genre tag value -> the canonical keys of the genres it names ("Unknown" and the like are none)."""
-    keys = {canonical_key(name) for name in genre_names(value)}
-    return frozenset(key for key in keys if key and key not in NOT_GENRES)
-
-
 def precision_at_k(rows: Iterable[Any], k: int = DEFAULT_K, *, queries: int | None = None, seed: int = 0,
                    block_bytes: int = 64 << 20) -> Precision:
     """Genre precision at ``k`` with other artists only over ``rows`` (``library.db.FeatureRow``s, one backbone):
     for each file with a genre tag of its owner's (our writer's genres never count, ``written_by_us``), the
     share of its ``k`` nearest files (cosine of the mean embeddings) among the other such files *by other
-    artists* (``vocabulary.group_keys``: MusicBrainz id, artist, album artist, else folder) that share one of
-    its genres (``canonical_key`` of ``genre_names``); the mean over those files. ``queries``: a random sample
+    artists* (``genres.tracks.group_keys``: MusicBrainz id, artist, album artist, else folder) that share one of
+    its genres (``genres.values.genre_keys``); the mean over those files. ``queries``: a random sample
     of that many files asks (the neighbours still come from all), for large libraries; ``seed`` picks it."""
     if k < 1:
         raise ValueError("k must be at least 1")
     tracks: list[TrackTags] = []
     vectors: list[np.ndarray] = []
     for r in rows:  # kept: the tags and the mean (not the rows: their window arrays are ~5 KB each)
-        t = r.tags
-        tracks.append(TrackTags(path=r.path, genres=list(t.get("genres") or []), artist=t.get("artist"),
-                                album_artist=t.get("album_artist"), musicbrainz_artist_id=t.get("mb_artist_id"),
-                                genre_ours=bool(t.get("genre_ours")), db_tagged=getattr(r, "tagged", None)))
+        tracks.append(TrackTags.from_row(r.path, r.tags, db_tagged=getattr(r, "tagged", None)))
         vectors.append(np.array(r.mean_embedding, dtype=np.float32))
     by_value: dict[str, frozenset[str]] = {}  # a library repeats its few genre spellings: each parsed once
     for value in {str(v) for t in tracks for v in t.genres}:
-        by_value[value] = _genre_keys(value)
+        by_value[value] = genre_keys(value)
     every = [frozenset().union(*(by_value[str(v)] for v in t.genres)) for t in tracks]
     pool = [i for i, t in enumerate(tracks) if every[i] and not written_by_us(t)]
     n = len(pool)
