@@ -1,18 +1,19 @@
 """A learned model directory read back against its library: the genres' figures, and the likely mis-tags now.
 
 ``LearnedModel.load`` reads what ``learn`` wrote (writer.py): the head's four tensors from ``model.safetensors``, the
-labels, the temperatures and the card's figures; a directory ``learn`` did not write is refused in one line.
-``review`` scores every file of the library (``library.db.read_features``: the stored windows, no audio decoded)
-with that head, calibrated as ``predict`` does (``fit.clip_probabilities``), and lists the files whose current
-genre tag the model contradicts with ``report.contradicted``'s rule (another genre called, the tagged one given at
-most ``report.SUSPECT_AT_MOST``), in ``report.listed``'s form and order. It reads the tags *now*: a corrected
-file drops out of the list at once. A file's tag counts when its values name exactly one of the model's genres
-(spellings compared by ``vocabulary.canonical_key``; the merges and aliases the card records applied); files
-whose genres musicgenre wrote are never judged, as ``learn`` never learns them.
+labels, the temperatures and the card's figures; a directory ``learn`` did not write is refused in one line. ``review``
+scores every file of a ``stored.StoredLibrary`` (the stored windows, no audio decoded; the adapter reads it with
+``library.learning.read_stored`` of the model's ``backbone``, as ``learn`` is given its library) with that head,
+calibrated as ``predict`` does (``fit.clip_probabilities``), and lists the files whose current genre tag the model
+contradicts with ``report.contradicted``'s rule (another genre called, the tagged one given at most
+``report.SUSPECT_AT_MOST``), in ``report.listed``'s form and order. It reads the tags *now*: a corrected file drops out
+of the list at once. A file's tag counts when its values name exactly one of the model's genres (spellings compared by
+``genres.values.canonical_key``; the merges and aliases the card records applied); files whose genres musicgenre
+wrote are never judged, as ``learn`` never learns them.
 
 The files the final head trained on are scored in sample, so this list is close to, not the same as, ``learn
---report``'s out-of-fold ``suspects``: the head left the doubtful files out of its training (``left_out``), and
-those are the ones it contradicts.
+--report``'s out-of-fold ``suspects``: the head left the doubtful files out of its training (``left_out``), and those
+are the ones it contradicts.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import MusicGenreError
+from ..genres.provenance import written_by_us
+from ..genres.values import canonical_key, genre_names
+from ..stored import StoredLibrary
 from . import fit
 from .report import SUSPECT_AT_MOST, contradicted, listed
-from .vocabulary import TrackTags, canonical_key, genre_names, written_by_us
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,30 +106,31 @@ def is_learned(path: Path) -> bool:
     return args.get("features") == FEATURES and args.get("hidden") == 0
 
 
-def review(db: Path, model: LearnedModel, *, kept: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """The library's likely mis-tags under ``model`` (module docstring), most certain first: ``path``, ``tagged``
-    (the model's genre the tag names), ``genre`` (the tag as the file holds it), ``predicted``, ``probability``,
-    ``tagged_probability``. ``kept``: path -> tag value the owner kept (not listed while the tag is that)."""
-    from ..library.db import read_features
-
+def review(lib: StoredLibrary, model: LearnedModel, *, kept: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The likely mis-tags under ``model`` among ``lib``'s files (module docstring), most certain first: ``path``,
+    ``tagged`` (the model's genre the tag names), ``genre`` (the tag as the file holds it), ``predicted``,
+    ``probability``, ``tagged_probability``. ``kept``: path -> tag value the owner kept (not listed while the tag
+    is that). ``lib`` must hold the windows of ``model.backbone`` (else MusicGenreError: rescan)."""
+    if tuple(lib.backbone) != tuple(model.backbone):
+        raise MusicGenreError(f"{model.path}: learned on {model.backbone[0]} {model.backbone[1]} features, the "
+                              f"library holds {lib.backbone[0]} {lib.backbone[1]}: rescan the library")
     kept = kept or {}
     paths, y, probs, held = [], [], [], {}
     index = {g: i for i, g in enumerate(model.labels)}
-    for r in read_features(db, backbone=model.backbone[0], backbone_version=model.backbone[1]):
-        if r.embedding is None or r.tag_logits is None or not len(r.embedding):
+    for track in lib.tracks:
+        windows = lib.features.get(track.path)
+        if windows is None or not len(windows):
             continue
-        t = r.tags or {}
-        genres = list(t.get("genres") or [])
-        track = TrackTags(path=r.path, genres=genres, genre_ours=bool(t.get("genre_ours")), db_tagged=r.tagged)
+        genres = list(track.genres)
         label = model.label_of(genres) if genres and not written_by_us(track) else None
         shown = "; ".join(genres)
-        if label is None or kept.get(r.path) == shown:
+        if label is None or kept.get(track.path) == shown:
             continue
-        logits = model.head.logits(fit.window_features(r.embedding, r.tag_logits))
+        logits = model.head.logits(np.asarray(windows, np.float32))
         probs.append(fit.clip_probabilities([logits], model.temperature, model.by_windows)[0])
-        paths.append(r.path)
+        paths.append(track.path)
         y.append(index[label])
-        held[r.path] = shown
+        held[track.path] = shown
     if not paths:
         return []
     p, labels = np.stack(probs), np.array(y)

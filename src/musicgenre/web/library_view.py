@@ -1,14 +1,14 @@
 """The Library view (``/library``) and its JSON API (``/api/library/...``), served beside the classify page when
 ``musicgenre serve`` is given ``--db``.
 
-The page is one static HTML file (``library.html``: no framework, no web font, nothing fetched from elsewhere)
-that reads the JSON API: the library's genres (as its files spell them; with ``--model`` a model from ``learn``,
-its out-of-fold figures), the likely mis-tags (``learn.review``: the model's call on each file's stored windows
-against its tag now), similar tracks (``learn.similar``), the map (``library.map``) and the undo log
-(``library.undo``). Every file it plays or writes passes ``library.review.library_file`` (a path stored in the
-database, still a regular file resolving to itself; anything else is 404). Writes (a genre, a keep, an undo)
-answer 403 unless the server was started with ``--allow-writes``; a database a scan holds answers 503 with
-Retry-After, nothing changed.
+The page is one static HTML file (``library.html``: no framework, no web font, nothing fetched from elsewhere) that
+reads the JSON API: the library's genres (as its files spell them; with ``--model`` a model from ``learn``, its
+out-of-fold figures), the likely mis-tags (``learn.review``: the model's call on each file's stored windows, read by
+``library.learning.read_stored``, against its tag now), similar tracks (``library.similar``), the map (``library.map``)
+and the undo log (``library.undo``). Every file it plays or writes passes ``library.review.library_file`` (a path stored
+in the database, still a regular file resolving to itself; anything else is 404). Writes (a genre, a keep, an undo)
+answer 403 unless the server was started with ``--allow-writes``; a database a scan holds answers 503 with Retry-After,
+nothing changed.
 
 No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations at run time.
 """
@@ -79,6 +79,7 @@ class LibraryState:
             self.model = LearnedModel.load(config.model)
         self.maps = MapCache()
         self._scored: tuple[str, list[dict[str, Any]]] | None = None
+        self.problem: str | None = None  # why the library has no suspects to show (no windows of this backbone)
         self._lock = threading.Lock()
 
     def suspects(self) -> list[dict[str, Any]]:
@@ -88,6 +89,7 @@ class LibraryState:
         import sqlite3
 
         from ..learn.review import review
+        from ..library.learning import read_stored
         from ..library.map import content_key
         from ..library.review import kept, open_db
 
@@ -100,9 +102,13 @@ class LibraryState:
         with self._lock:
             if self._scored is None or self._scored[0] != key:
                 try:
-                    self._scored = (key, review(self.config.db, self.model))
+                    stored = read_stored(self.config.db, self.model.backbone)
                 except sqlite3.DatabaseError as e:
                     raise MusicGenreError(f"{self.config.db}: {e}") from None
+                except MusicGenreError as e:  # nothing to judge (no classified file, another backbone): say why
+                    self.problem, self._scored = str(e), (key, [])
+                else:
+                    self.problem, self._scored = None, (key, review(stored, self.model))
             scored = self._scored[1]
         return [s for s in scored if keep.get(s["path"]) != s["genre"]]
 
@@ -171,7 +177,7 @@ def build_router(config: LibraryConfig) -> APIRouter:
             found = state.suspects()
         except MusicGenreError as e:
             raise failed(e) from None
-        note = None if state.model is not None else (
+        note = state.problem if state.model is not None else (
             "no likely mis-tags without a model from `musicgenre learn`: start the server with --model DIR")
         return {"model": None if state.model is None else state.model.name, "note": note,
                 "suspects": [{**s, "path": printable_name(s["path"]), "audio": audio_url(s["path"])} for s in found]}
@@ -226,7 +232,7 @@ def build_router(config: LibraryConfig) -> APIRouter:
     @router.get("/api/library/similar")
     def similar(path: str = Query(...), k: int = Query(10, ge=1, le=MAX_K)) -> dict[str, Any]:
         """The ``k`` library files nearest ``path`` (cosine of the stored mean embeddings), each playable."""
-        from ..learn.similar import similar as nearest
+        from ..library.similar import similar as nearest
 
         path = library_path(path)
         try:
