@@ -191,6 +191,12 @@ def test_projection_separates_clusters_and_is_deterministic() -> None:
     assert np.sign(xy[:50, 0]).tolist().count(np.sign(xy[0, 0])) == 50 and np.sign(xy[50:, 0]).tolist().count(
         -np.sign(xy[0, 0])) == 50
     assert explained[0] > 0.8
+    x = np.vstack([a, b]) / np.linalg.norm(np.vstack([a, b]), axis=1, keepdims=True)  # the axes an SVD gives
+    x -= x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    ref = x @ vt[:2].T
+    np.testing.assert_allclose(np.abs(xy), np.abs(ref / np.abs(ref).max(axis=0)), atol=1e-5)
+    assert explained == pytest.approx(tuple(s[:2] ** 2 / (s**2).sum()), abs=1e-4)
     again, _ = project(np.vstack([a, b]))
     assert np.array_equal(xy, again)
     assert project(np.zeros((0, 5)))[0].shape == (0, 2) and np.all(project(np.ones((3, 4)))[0] == 0)

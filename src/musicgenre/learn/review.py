@@ -115,24 +115,44 @@ def review(lib: StoredLibrary, model: LearnedModel, *, kept: Mapping[str, str] |
         raise MusicGenreError(f"{model.path}: learned on {model.backbone[0]} {model.backbone[1]} features, the "
                               f"library holds {lib.backbone[0]} {lib.backbone[1]}: rescan the library")
     kept = kept or {}
-    paths, y, probs, held = [], [], [], {}
+    paths, y, held, windows = [], [], {}, []
     index = {g: i for i, g in enumerate(model.labels)}
     for track in lib.tracks:
-        windows = lib.features.get(track.path)
-        if windows is None or not len(windows):
+        x = lib.features.get(track.path)
+        if x is None or not len(x):
             continue
         genres = list(track.genres)
         label = model.label_of(genres) if genres and not written_by_us(track) else None
         shown = "; ".join(genres)
         if label is None or kept.get(track.path) == shown:
             continue
-        logits = model.head.logits(np.asarray(windows, np.float32))
-        probs.append(fit.clip_probabilities([logits], model.temperature, model.by_windows)[0])
         paths.append(track.path)
         y.append(index[label])
         held[track.path] = shown
+        windows.append(x)
     if not paths:
         return []
-    p, labels = np.stack(probs), np.array(y)
+    p, labels = scores(model, windows), np.array(y)
     which = contradicted(p, labels, np.ones(len(labels), bool), SUSPECT_AT_MOST)
     return [{**s, "genre": held[s["path"]]} for s in listed(paths, p, labels, list(model.labels), which)]
+
+
+def scores(model: LearnedModel, windows: list[np.ndarray]) -> np.ndarray:
+    """Each file's calibrated scores from its stored windows (``fit.clip_probabilities``' numbers), (files, L).
+    Files with the same number of windows go through the head together (one matrix product per window count,
+    one BLAS thread), not one by one: a 10,000-file library in a fraction of a second."""
+    from threadpoolctl import threadpool_limits
+
+    from ..scores import recalibrate, softmax, window_count_temperature
+
+    out = np.zeros((len(windows), len(model.labels)), np.float32)
+    by_count: dict[int, list[int]] = {}
+    for i, x in enumerate(windows):
+        by_count.setdefault(len(x), []).append(i)
+    with threadpool_limits(limits=1):
+        for k, files in by_count.items():
+            x = np.stack([windows[i] for i in files])  # (files, k, d)
+            probs = softmax(model.head.logits(x.reshape(len(files) * k, -1)), model.temperature)
+            mean = probs.reshape(len(files), k, -1).mean(axis=1)
+            out[files] = recalibrate(mean, window_count_temperature(model.by_windows, k))
+    return out
