@@ -408,3 +408,50 @@ def test_browser_library_view_write_and_undo(classifier, lib: dict) -> None:
             assert read_genres(Path(path)) == old
         finally:
             driver.quit()
+
+
+# ---- learning again (stretch) -----------------------------------------------------------------------------------
+
+def test_learn_again_in_the_background_and_the_page_follows(lib: dict, tmp_path: Path) -> None:
+    """POST /api/library/learn relearns from the library as it is now with the card's options, in the background;
+    the genres' figures are the new model's once it is done. Read-only servers refuse it."""
+    from musicgenre.modeldir import read
+
+    db, model = tmp_path / "lib.db", tmp_path / "my-genres"
+    shutil.copy(lib["db"], db)
+    shutil.copytree(lib["model"], model)
+    con = sqlite3.connect(db)  # the owner's corrections since: 12 files of one genre now tagged as another
+    rows = con.execute("SELECT path, genres FROM file_tags WHERE genres IS NOT NULL AND genre_ours = 0 "
+                       "ORDER BY path").fetchall()
+    first = json.loads(rows[0][1])
+    other = next(json.loads(g) for _, g in rows if json.loads(g) != first)
+    changed = [p for p, g in rows if json.loads(g) == first][:12]
+    con.executemany("UPDATE file_tags SET genres = ? WHERE path = ?", [(json.dumps(other), p) for p in changed])
+    con.commit()
+    con.close()
+    before = (model / "config.json").stat().st_ino, read(model).get("training")["data"]
+
+    ro = _client({**lib, "db": db, "model": model}, writes=False)
+    assert ro.post("/api/library/learn").status_code == 403
+    rw = _client({**lib, "db": db, "model": model}, writes=True)
+    assert rw.get("/api/library/learn").json()["learn"]["state"] == "idle"
+    r = rw.post("/api/library/learn")
+    assert r.status_code == 202 and r.json()["learn"]["state"] in ("running", "done"), r.text
+    deadline = time.monotonic() + 180
+    while (state := rw.get("/api/library/learn").json()["learn"])["state"] == "running":
+        assert time.monotonic() < deadline, "learning again took over 3 minutes"
+        time.sleep(0.5)
+    assert state["state"] == "done", state
+    card = read(model)
+    assert (model / "config.json").stat().st_ino != before[0]  # the directory was replaced whole
+    assert card.get("training")["min_files"] == read(lib["model"]).get("training")["min_files"]
+    shown = rw.get("/api/library/genres").json()["model"]
+    valid = card.get("metrics")["valid"]
+    assert shown["validation"]["top1"] == valid["top1"] == state["validation"]["top1"]
+    assert [g["genre"] for g in shown["genres"]] == list(card.labels)
+    assert {g["genre"]: g["files"] for g in shown["genres"]} == {
+        g["genre"]: g["files"] for g in card.get("training")["vocabulary"]["genres"]}
+    data = card.get("training")["data"]
+    assert (data["files"], data["labelled"]) == (before[1]["files"], before[1]["labelled"])  # same files ...
+    counts_before = {g["genre"]: g["files"] for g in read(lib["model"]).get("training")["vocabulary"]["genres"]}
+    assert {g["genre"]: g["files"] for g in shown["genres"]} != counts_before  # ... with the owner's new tags

@@ -84,6 +84,15 @@ class LearnOptions:
                 words += [flag.name, str(getattr(self, flag.dest))]
         return words
 
+    @classmethod
+    def from_card(cls, training: Mapping[str, Any], *, db: Path, out: Path) -> LearnOptions:
+        """The run that made a model again, on ``db`` into ``out``: the thresholds, aliases and parents its card
+        records (``training``: the card's ``training`` section; what it lacks takes the defaults)."""
+        return cls(db=Path(db), out=Path(out), aliases=dict(training.get("aliases") or {}),
+                   parents=dict(training.get("parents") or {}),
+                   min_files=int(training.get("min_files") or _DEFAULT.min_files),
+                   min_artists=int(training.get("min_artists") or _DEFAULT.min_artists))
+
     def command_line(self, program: str = "musicgenre learn", extra: Sequence[str] = ()) -> str:
         """The command that makes this run, as the card records it."""
         head = [*program.split(), "--db", str(self.db), "-o", str(self.out)]

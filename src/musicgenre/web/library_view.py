@@ -81,6 +81,50 @@ class LibraryState:
         self._scored: tuple[str, list[dict[str, Any]]] | None = None
         self.problem: str | None = None  # why the library has no suspects to show (no windows of this backbone)
         self._lock = threading.Lock()
+        self.relearning: dict[str, Any] = {"state": "idle"}
+        self._job: threading.Thread | None = None
+
+    def relearn(self) -> dict[str, Any]:
+        """Start learning the model again from the library as it is now (the owner's corrections included), in
+        the background, with the options its card records (``LearnOptions.from_card``); the running job's state
+        when one runs already."""
+        with self._lock:
+            if self._job is not None and self._job.is_alive():
+                return dict(self.relearning)
+            self.relearning = {"state": "running", "started": _now()}
+            self._job = threading.Thread(target=self._relearn, name="musicgenre-relearn", daemon=True)
+            self._job.start()
+            return dict(self.relearning)
+
+    def _relearn(self) -> None:
+        from functools import partial
+
+        from ..learn.options import LearnOptions
+        from ..learn.review import LearnedModel
+        from ..learn.run import learn
+        from ..library.learning import read_stored
+        from ..modeldir import read
+
+        path = self.model.path
+        try:
+            options = LearnOptions.from_card(read(path).get("training") or {}, db=self.config.db, out=path)
+            learned = learn(options, read=partial(read_stored, self.config.db), say=log.info)
+            model = LearnedModel.load(path)  # learn replaced the directory whole (write, then rename)
+        except MusicGenreError as e:  # ParameterError too: the model directory is as it was
+            log.warning("relearning %s failed: %s", printable_name(path), e)
+            with self._lock:
+                self.relearning = {**self.relearning, "state": "failed", "error": str(e), "finished": _now()}
+            return
+        except Exception as e:  # noqa: BLE001 - a thread's error would otherwise vanish; the old model stays
+            log.exception("relearning %s failed", printable_name(path))
+            with self._lock:
+                self.relearning = {**self.relearning, "state": "failed", "error": f"{type(e).__name__}: {e}",
+                                   "finished": _now()}
+            return
+        with self._lock:
+            self.model, self._scored = model, None
+            self.relearning = {**self.relearning, "state": "done", "finished": _now(), "validation": model.validation,
+                               "genres": len(learned.report.genres)}
 
     def suspects(self) -> list[dict[str, Any]]:
         """The model's likely mis-tags now, the files the owner kept left out."""
@@ -111,6 +155,12 @@ class LibraryState:
                     self.problem, self._scored = None, (key, review(stored, self.model))
             scored = self._scored[1]
         return [s for s in scored if keep.get(s["path"]) != s["genre"]]
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def audio_url(path: str) -> str:
@@ -223,6 +273,22 @@ def build_router(config: LibraryConfig) -> APIRouter:
         except MusicGenreError as e:
             raise failed(e) from None
         return {"undone": edit.as_dict()}
+
+    @router.post("/api/library/learn", status_code=202)
+    def relearn() -> dict[str, Any]:
+        """Learn the model again from the library as it is now, in the background (``musicgenre learn`` with the
+        options the model's card records); ``GET`` says how it goes, and the genres' figures and the suspects
+        follow the new model once it is done."""
+        writable()
+        if state.model is None:
+            raise HTTPException(status_code=409, detail="no model to learn again: start the server with --model DIR "
+                                                        "(a model from `musicgenre learn`)")
+        return {"learn": state.relearn()}
+
+    @router.get("/api/library/learn")
+    def relearn_state() -> dict[str, Any]:
+        """The background learn: idle, running, done (with the new model's figures) or failed (with why)."""
+        return {"learn": dict(state.relearning)}
 
     @router.get("/api/library/edits")
     def edits(limit: int = Query(20, ge=1, le=500)) -> dict[str, Any]:
