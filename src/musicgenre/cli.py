@@ -276,16 +276,10 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 def cmd_learn(args: argparse.Namespace) -> int:
     """`musicgenre learn`: a genre model from the genre tags of a scanned library (no torch)."""
-    import importlib.util
-
-    missing = [m for m in ("sklearn", "onnx", "safetensors") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ParameterError(f"learn needs {', '.join(missing)}, which is not installed: "
-                             "pip install 'musicgenre[learn]'")
     from functools import partial
 
     from ._names import printable_name
-    from .learn.options import LearnOptions
+    from .learn.options import LearnOptions, check_installed
     from .learn.report import summary_lines
     from .learn.run import learn
     from .library.learning import read_stored
@@ -294,6 +288,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"learn: {line}", file=sys.stderr)
 
+    check_installed()
     options = LearnOptions.from_flags(args, db=args.db, out=args.output, report=args.report)
     done = learn(options, read=partial(read_stored, options.db), say=say)
     for w in done.warnings:
