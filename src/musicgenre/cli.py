@@ -517,8 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="List the K files of a scanned library nearest FILE in the backbone's embedding "
                         "space (cosine of the mean embeddings `scan` stored), with their own genre tags. FILE may be "
                         "outside the library: it is embedded on the fly by the model the library was scanned with "
-                        "(or -m); FILE itself is never listed. The first query after a scan writes an index next to "
-                        "the database (DB.similar.npz); later ones load it (docs/library.md).")
+                        "(or -m); FILE itself is never listed (docs/library.md).")
     sm.add_argument("file", metavar="FILE", help="an audio file, in the library or not")
     sm.add_argument("--db", type=Path, required=True, help="library database written by `musicgenre scan`")
     sm.add_argument("-k", "--top-k", dest="k", type=int, default=10, help="files to list (default 10)")
