@@ -18,8 +18,9 @@ from musicgenre.cli import main
 from musicgenre.library import similar as sim
 from musicgenre.library.db import connect, read_features
 from musicgenre.library.scan import scan
+from musicgenre.testing import synthetic_similarity_library
 
-from .conftest import load_benchmark, tone, write_audio
+from .conftest import tone, write_audio
 
 SR = 22050
 
@@ -221,9 +222,8 @@ def test_precision_skips_the_same_artist() -> None:
 
 
 def test_precision_on_synthetic_clusters(tmp_path: Path) -> None:
-    bench = load_benchmark("bench_similar")
     db = tmp_path / "synthetic.db"
-    bench.synthetic_library(db, 400, genres=5, files_per_artist=5, seed=3)
+    synthetic_similarity_library(db, 400, genres=5, files_per_artist=5, seed=3)
     rows = list(read_features(db))
     p = sim.precision_at_k(rows, 10)
     assert p.files == p.queries and 350 < p.files < 400  # 5% untagged
