@@ -21,8 +21,9 @@ import pytest
 import musicgenre
 from musicgenre.cli import main
 from musicgenre.features import FeatureConfig, feature_identity
+from musicgenre.testing import synthetic_learning_library
 
-from .conftest import load_benchmark, tone, write_audio
+from .conftest import tone, write_audio
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "learned-2.3"
@@ -88,7 +89,7 @@ def test_learn_on_a_2_3_library_names_the_command_that_fixes_it(tmp_path: Path,
     pytest.importorskip("sklearn")
     pytest.importorskip("onnx")
     db = tmp_path / "lib.db"
-    load_benchmark("bench_learn").synthetic_library(db, 30, genres=3, rare=False, backbone=OLD_FEATURES)
+    synthetic_learning_library(db, 30, genres=3, rare=False, backbone=OLD_FEATURES)
     out = tmp_path / "m"
     assert main(["learn", "--db", str(db), "-o", str(out), "-q"]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -228,7 +228,7 @@ def test_light_modules_import_without_torch():
 # The layers (docs/architecture.md): core <- evaluation <- features <- adapters. A feature package never imports
 # another; web maps HTTP onto the features as cli maps the command line, so it is an adapter.
 FEATURES = ("library", "learn", "train")
-ADAPTERS = ("cli", "__main__", "web")
+ADAPTERS = ("cli", "__main__", "web", "testing")  # testing: synthetic libraries for tests and benchmarks
 
 
 def _layer(module: str) -> tuple[int, str]:

@@ -238,6 +238,6 @@ def test_chains_apply_each_step_with_its_own_seed():
 
 
 def test_aac_without_ffmpeg_says_so(monkeypatch):
-    monkeypatch.setattr(D.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # no ffmpeg on PATH
     with pytest.raises(D.CodecUnavailable, match="ffmpeg"):
         degrade(music(0.2), SR, "aac_48k")

@@ -1,7 +1,8 @@
 """``musicgenre learn``: a genre model from a scanned library's own genre tags (musicgenre.learn.fit, .report,
-.writer, .run and the CLI). Synthetic stored features (benchmarks/bench_learn.py's ``synthetic_library``, written
-with the library's own row writer) go through the whole command; the model directory it writes loads on both
-backends and gives the scores the numpy head gives on the same features."""
+.writer, .run and the CLI). Synthetic stored features (``musicgenre.testing.synthetic_learning_library``, what
+benchmarks/bench_learn.py measures, written with the library's own row writer) go through the whole command;
+the model directory it writes loads on both backends and gives the scores the numpy head gives on the same
+features."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ import numpy as np
 import pytest
 
 from musicgenre.cli import main
+from musicgenre.testing import synthetic_learning_library
 
-from .conftest import DEFAULT_FEATURES, load_benchmark, tone, write_audio
+from .conftest import DEFAULT_FEATURES, tone, write_audio
 
 pytest.importorskip("sklearn")
 pytest.importorskip("onnx")
 
-bench = load_benchmark("bench_learn")
 
 
 def sha256(path: Path) -> str:
@@ -37,7 +38,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """6 genres x 30 files (5 per artist), 10 windows (every 7th file 3), 3% mis-tagged, 5% untagged, a rare
     genre (Polka, 6 files), 4 files whose genre our writer put there."""
     db = tmp_path_factory.mktemp("learn") / "lib.db"
-    made = bench.synthetic_library(db, 180, genres=6, files_per_artist=5, ours=4, seed=1)
+    made = synthetic_learning_library(db, 180, genres=6, files_per_artist=5, ours=4, seed=1)
     return db, made
 
 
@@ -150,7 +151,7 @@ def test_a_genre_all_of_whose_tags_are_doubted_is_not_learned(tmp_path: Path,
     """Five files tagged Zydeco that are each plainly one of the other genres: the folds doubt every Zydeco tag,
     the final head never calls Zydeco, and the command says so."""
     db = tmp_path / "lib.db"
-    bench.synthetic_library(db, 120, genres=3, files_per_artist=4, seed=3, separation=1.0, rare=False)
+    synthetic_learning_library(db, 120, genres=3, files_per_artist=4, seed=3, separation=1.0, rare=False)
     con = sqlite3.connect(db)
     paths = [r[0] for r in con.execute("SELECT path FROM file_tags ORDER BY path")]
     step = len(paths) // 6
@@ -240,7 +241,7 @@ def test_relearning_replaces_a_model_dir_and_refuses_other_folders(library: tupl
 def test_leaky_grouping_is_labelled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """No artist tags, files in genre-named folders: the folds fall back to folders, which are the genres."""
     db = tmp_path / "lib.db"
-    bench.synthetic_library(db, 120, genres=4, files_per_artist=5, artists=False, rare=False)
+    synthetic_learning_library(db, 120, genres=4, files_per_artist=5, artists=False, rare=False)
     report = tmp_path / "r.json"
     assert learn(db, tmp_path / "m", report=report) == 0
     val = json.loads(report.read_text())["validation"]
@@ -271,13 +272,13 @@ def _fails(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra:
 
 def test_no_genre_tags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "lib.db"
-    bench.synthetic_library(db, 30, genres=3, untagged=1.0, rare=False, ours=3)
+    synthetic_learning_library(db, 30, genres=3, untagged=1.0, rare=False, ours=3)
     assert "no genre tags" in _fails(db, tmp_path, capsys)
 
 
 def test_fewer_than_two_genres_left(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "lib.db"
-    bench.synthetic_library(db, 60, genres=3, files_per_artist=5, rare=True)
+    synthetic_learning_library(db, 60, genres=3, files_per_artist=5, rare=True)
     err = _fails(db, tmp_path, capsys, "--min-files", "100")
     assert "fewer than two genres left" in err and "Polka: only 6 files" in err
 
@@ -287,7 +288,7 @@ def test_the_defaults_keep_a_real_librarys_small_genres(tmp_path: Path,
     """11 genres of 8-16 files from 2-4 artists each: the defaults (8 files, 2 artists) keep all 11, and the
     report, the card and the summary say which were learned from few files and how sure their recall is."""
     db = tmp_path / "lib.db"
-    made = bench.synthetic_library(db, 150, genres=11, files_per_artist=4, rare=False, seed=3)
+    made = synthetic_learning_library(db, 150, genres=11, files_per_artist=4, rare=False, seed=3)
     per_genre: dict[str, int] = {}
     for genre in made["truth"].values():
         per_genre[genre] = per_genre.get(genre, 0) + 1
@@ -312,7 +313,7 @@ def test_a_tiny_library_is_validated_in_fewer_folds(tmp_path: Path, capsys: pyte
     """20 files, --min-files 1 --min-artists 1: genres of fewer files than folds never crash scikit-learn's
     splitter; the run validates in fewer folds and says so."""
     db = tmp_path / "lib.db"
-    bench.synthetic_library(db, 20, genres=6, files_per_artist=2, rare=False, seed=3)
+    synthetic_learning_library(db, 20, genres=6, files_per_artist=2, rare=False, seed=3)
     capsys.readouterr()
     assert learn(db, tmp_path / "m", "--min-files", "1", "--min-artists", "1", report=tmp_path / "r.json") == 0
     rep = json.loads((tmp_path / "r.json").read_text())
@@ -324,14 +325,14 @@ def test_a_tiny_library_is_validated_in_fewer_folds(tmp_path: Path, capsys: pyte
 def test_one_file_per_genre_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Every genre with one file: no two folds can be made; one line naming the genres, nothing written."""
     db = tmp_path / "lib.db"
-    bench.synthetic_library(db, 6, genres=6, files_per_artist=1, rare=False, mistagged=0.0, untagged=0.0, seed=3)
+    synthetic_learning_library(db, 6, genres=6, files_per_artist=1, rare=False, mistagged=0.0, untagged=0.0, seed=3)
     err = _fails(db, tmp_path, capsys, "--min-files", "1", "--min-artists", "1")
     assert "too few files to validate: every genre has one labelled file" in err and "Rock" in err
 
 
 def test_database_without_embeddings_says_rescan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "lib.db"
-    bench.synthetic_library(db, 30, genres=3, rare=False)
+    synthetic_learning_library(db, 30, genres=3, rare=False)
     con = sqlite3.connect(db)
     con.execute("DELETE FROM features")
     con.commit()
@@ -342,7 +343,7 @@ def test_database_without_embeddings_says_rescan(tmp_path: Path, capsys: pytest.
 
 def test_embeddings_of_another_backbone_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "lib.db"
-    bench.synthetic_library(db, 30, genres=3, rare=False, backbone=("MSD_musicnn", "0.0.9"))
+    synthetic_learning_library(db, 30, genres=3, rare=False, backbone=("MSD_musicnn", "0.0.9"))
     err = _fails(db, tmp_path, capsys)
     assert "another backbone version: MSD_musicnn 0.0.9 (30 files)" in err and "rescan" in err
 
@@ -350,7 +351,7 @@ def test_embeddings_of_another_backbone_version(tmp_path: Path, capsys: pytest.C
 def test_missing_database_and_bad_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "database not found" in _fails(tmp_path / "none.db", tmp_path, capsys)
     db = tmp_path / "lib.db"
-    bench.synthetic_library(db, 30, genres=3, rare=False)
+    synthetic_learning_library(db, 30, genres=3, rare=False)
     assert "--folds must be at least 2" in _fails(db, tmp_path, capsys, "--folds", "1", code=2)
     assert "--alias" in _fails(db, tmp_path, capsys, "--alias", "Rock", code=2)
 

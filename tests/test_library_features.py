@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musicgenre.library.db import SCHEMA_VERSION, connect, read_features, read_rows, schema_version
+from musicgenre.library.db import SCHEMA_VERSION, connect, generation, read_features, read_rows, schema_version
 from musicgenre.library.filetags import read_file_tags, resolve_genres
 from musicgenre.library.scan import scan
 
@@ -119,9 +119,11 @@ def test_database_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) ->
 
     con = connect(db)
     try:
-        assert schema_version(con) == SCHEMA_VERSION == 2
+        assert schema_version(con) == SCHEMA_VERSION == 3
         assert {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} >= {
-            "tracks", "features", "file_tags"}
+            "tracks", "features", "file_tags", "meta"}
+        state = generation(con)
+        assert state is not None and state[1] == 0  # upgrading touched no row: the counter starts at 0
     finally:
         con.close()
     after = list(read_rows(db))  # no row lost or changed; the new status column is NULL in the old rows

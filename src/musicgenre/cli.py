@@ -302,16 +302,10 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 def cmd_learn(args: argparse.Namespace) -> int:
     """`musicgenre learn`: a genre model from the genre tags of a scanned library (no torch)."""
-    import importlib.util
-
-    missing = [m for m in ("sklearn", "onnx", "safetensors") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ParameterError(f"learn needs {', '.join(missing)}, which is not installed: "
-                             "pip install 'musicgenre[learn]'")
     from functools import partial
 
     from ._names import printable_name
-    from .learn.options import LearnOptions
+    from .learn.options import LearnOptions, check_installed
     from .learn.report import summary_lines
     from .learn.run import learn
     from .library.learning import read_stored
@@ -320,6 +314,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"learn: {line}", file=sys.stderr)
 
+    check_installed()
     options = LearnOptions.from_flags(args, db=args.db, out=args.output, report=args.report)
     done = learn(options, read=partial(read_stored, options.db), say=say)
     for w in done.warnings:
@@ -566,8 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="List the K files of a scanned library nearest FILE in the backbone's embedding "
                         "space (cosine of the mean embeddings `scan` stored), with their own genre tags. FILE may be "
                         "outside the library: it is embedded on the fly by the model the library was scanned with "
-                        "(or -m); FILE itself is never listed. The first query after a scan writes an index next to "
-                        "the database (DB.similar.npz); later ones load it (docs/library.md).")
+                        "(or -m); FILE itself is never listed (docs/library.md).")
     sm.add_argument("file", metavar="FILE", help="an audio file, in the library or not")
     sm.add_argument("--db", type=Path, required=True, help="library database written by `musicgenre scan`")
     sm.add_argument("-k", "--top-k", dest="k", type=int, default=10, help="files to list (default 10)")

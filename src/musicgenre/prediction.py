@@ -179,6 +179,6 @@ def check_min_confidence(value: float | None) -> float:
     """``min_confidence`` checked (a number in 0..1), or the default when None."""
     if value is None:
         return DEFAULT_MIN_CONFIDENCE
-    if isinstance(value, bool) or not 0.0 <= value <= 1.0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         raise ParameterError(f"min_confidence must be between 0 and 1, got {value!r}")
     return float(value)

@@ -9,6 +9,8 @@
   error and when the caller closes the generator.
 - Output is float32 WAV at the native rate with every channel, so numpy does the same downmix and
   resampling as on the soundfile path.
+- ``transcode`` runs it on bytes in memory (pipes only, no file protocol): the codec round trips of the
+  degradation suite (``train.degrade``), with a time limit.
 """
 
 from __future__ import annotations
@@ -234,3 +236,25 @@ def decode(path: Path, *, shown: str, max_seconds: float, block_frames: int, run
         proc.stderr.close()
         if run.stderr:
             log.info("%s: ffmpeg said: %s", shown, " | ".join(list(run.stderr)[-5:]))
+
+
+def transcode(data: bytes, *, input_args: list[str], output_args: list[str], timeout: float) -> bytes:
+    """``data`` through ffmpeg, pipe to pipe: ``input_args`` describe the input (e.g. ``-f f32le -ar 16000``),
+    ``output_args`` the output (codec, format); only the pipe protocol is allowed. FFmpegFailed
+    ("UNSUPPORTED_CODEC") when ffmpeg is missing, cannot start, runs past ``timeout`` seconds (killed) or gives
+    no output; its ``detail`` says which, with ffmpeg's last line of complaint."""
+    exe = ffmpeg_exe()
+    if exe is None:
+        raise FFmpegFailed("UNSUPPORTED_CODEC", "is not installed")
+    cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "pipe", *input_args,
+           "-i", "pipe:0", *output_args, "pipe:1"]
+    try:
+        done = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise FFmpegFailed("UNSUPPORTED_CODEC", f"took over {timeout:g} s") from None
+    except OSError as e:
+        raise FFmpegFailed("UNSUPPORTED_CODEC", f"could not start: {e}") from None
+    if done.returncode != 0 or not done.stdout:
+        detail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise FFmpegFailed("UNSUPPORTED_CODEC", f"failed (exit {done.returncode}): {detail[0]}")
+    return done.stdout

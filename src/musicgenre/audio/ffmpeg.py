@@ -1,5 +1,6 @@
 """Decoding with ffmpeg (``musicgenre.audio._ffmpeg`` runs it): whole sources soundfile does not read, and the rest
-of a stream after damage soundfile stops at (ffmpeg resyncs)."""
+of a stream after damage soundfile stops at (ffmpeg resyncs); ``transcode``: bytes through ffmpeg in memory
+(the degradation suite's codec round trips), by the same runner."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import numpy as np
 
 from ..errors import AudioDecodeError, Reason
 from . import _ffmpeg
+from ._ffmpeg import FFmpegFailed as FFmpegFailed  # re-exported: the public runner of bytes
+from ._ffmpeg import transcode as transcode
 from .stream import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Blocks, DecodeInfo, limited
 
 

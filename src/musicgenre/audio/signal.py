@@ -132,3 +132,9 @@ class Resampler:
         if self.stream is None:
             return x
         return self.stream.resample_chunk(x, last=last)
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """A whole mono signal at ``sr_out``: the streaming ``Resampler`` in one chunk (soxr HQ, the same samples
+    as ``soxr.resample``)."""
+    return np.asarray(Resampler(sr_in, sr_out)(np.asarray(x, dtype=np.float32), last=True), dtype=np.float32)

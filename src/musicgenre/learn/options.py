@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ParameterError
 
-__all__ = ["FLAGS", "Flag", "LearnOptions", "add_arguments", "add_options"]
+__all__ = ["FLAGS", "Flag", "LearnOptions", "add_arguments", "add_options", "check_installed"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,16 @@ FLAGS = (
     Flag("--folds", "folds", f"validation folds, grouped by artist (default {_DEFAULT.folds}; fewer when the "
          "library has fewer artists, or its largest genre fewer files)"),
 )
+
+
+def check_installed(what: str = "learn") -> None:
+    """ParameterError naming what ``learn`` needs and is not installed (the learn extra: no torch)."""
+    import importlib.util
+
+    missing = [m for m in ("sklearn", "onnx", "safetensors") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ParameterError(f"{what} needs {', '.join(missing)}, which is not installed: "
+                             "pip install 'musicgenre[learn]'")
 
 
 def add_arguments(parser: Any) -> None:

@@ -153,10 +153,14 @@ def vocabulary_summary(vocab: Vocabulary) -> dict[str, Any]:
     }
 
 
-def summary_lines(rep: LearnReport, name: str, *, items: str = "files", report: str | Path | None = None
+def summary_lines(rep: LearnReport, name: str | Path, *, items: str = "files", report: str | Path | None = None
                   ) -> list[str]:
     """What ``learn`` prints (the CLI and the beets command): the out-of-fold figures, per genre, the drops and
-    the counts of the report's lists. ``items``: what the library holds ("files", "items")."""
+    the counts of the report's lists. ``name``: the model directory (printed as one line, ``printable_name``);
+    ``items``: what the library holds ("files", "items")."""
+    from .._names import printable_name
+
+    name = printable_name(name)
     val = rep.validation
     sure = val["confident"]
     right = "-" if sure["accuracy"] is None else f"{sure['accuracy']:.3f}"

@@ -15,6 +15,10 @@ The database is the source of truth and is only ever added to or updated row by 
   classified path each, written with its ``tracks`` row from the same prediction, and record the
   ``content_hash`` they were computed from: a side row whose hash is not the track's is stale, never read
   (``read_features``) and removed when the track's row is next written;
+- ``meta`` holds the library's ``generation``, which triggers bump on every insert, update and delete in
+  ``tracks``, ``features`` and ``file_tags`` (whichever module or tool writes), and a random ``instance`` id:
+  (instance, generation) names one state of the library, so what is computed from it (the similarity index,
+  ``similar.library_index``) can be kept until it changes (``generation``);
 - the schema version is SQLite's ``PRAGMA user_version`` (``SCHEMA_VERSION``; 0: a database from before
   versions, the ``tracks`` table alone); ``connect`` upgrades an older database in place, keeping every row.
 """
@@ -83,8 +87,18 @@ CREATE TABLE IF NOT EXISTS file_tags (
     mb_track_id  TEXT,
     tags_error   TEXT      -- why the tags could not be read (the other columns are then NULL)
 );
-"""
-SCHEMA_VERSION = 2  # PRAGMA user_version; 0: tracks only (every release before features); 1: no tracks.status
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,  -- 'generation': bumped by every write to the tables above; 'instance': a random id
+    value NOT NULL
+);
+INSERT OR IGNORE INTO meta VALUES ('generation', 0);
+INSERT OR IGNORE INTO meta VALUES ('instance', lower(hex(randomblob(8))));
+""" + "".join(
+    f"CREATE TRIGGER IF NOT EXISTS {table}_{event.lower()}_generation AFTER {event} ON {table} BEGIN "
+    "UPDATE meta SET value = value + 1 WHERE key = 'generation'; END;\n"
+    for table in ("tracks", "features", "file_tags") for event in ("INSERT", "UPDATE", "DELETE"))
+# PRAGMA user_version; 0: tracks only (every release before features); 1: no tracks.status; 2: no meta (generation)
+SCHEMA_VERSION = 3
 COLUMNS = ("path", "size", "mtime", "content_hash", "duration", "model", "model_version", "label", "score",
            "scores", "tags", "error", "scanned_at", "tagged", "tag_error", "status")
 # what a row from row_from_prediction carries beside COLUMNS (the Ray shards hold them too)
@@ -119,8 +133,8 @@ def _migrate(con: sqlite3.Connection) -> None:
     """Bring a database written by an older version up to ``SCHEMA`` without touching its rows: the oldest
     lack ``tracks.tagged``/``tag_error``, versions below 2 ``tracks.status`` (NULL in their rows: read as
     confident or uncertain by the score, as they were written); version 0 lacks ``features`` and ``file_tags``
-    (created by ``SCHEMA``, empty: the next scan fills them, ``scan.plan``). Then ``user_version`` records
-    ``SCHEMA_VERSION``."""
+    (created by ``SCHEMA``, empty: the next scan fills them, ``scan.plan``); versions below 3 lack ``meta`` and
+    its triggers (created by ``SCHEMA``). Then ``user_version`` records ``SCHEMA_VERSION``."""
     have = {r[1] for r in con.execute("PRAGMA table_info(tracks)")}
     if "tagged" not in have:
         con.execute("ALTER TABLE tracks ADD COLUMN tagged TEXT")
@@ -131,6 +145,16 @@ def _migrate(con: sqlite3.Connection) -> None:
     if con.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
         con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     con.commit()
+
+
+def generation(con: sqlite3.Connection) -> tuple[str, int] | None:
+    """(instance, generation): one state of the library (module docstring), read in the caller's transaction;
+    None for a database of schema < 3 not yet upgraded (no ``meta``)."""
+    try:
+        values = dict(con.execute("SELECT key, value FROM meta WHERE key IN ('instance', 'generation')"))
+    except sqlite3.OperationalError:  # no meta table
+        return None
+    return (str(values["instance"]), int(values["generation"])) if len(values) == 2 else None
 
 
 def schema_version(con: sqlite3.Connection) -> int:

@@ -6,15 +6,13 @@ over every non-silent window) is L2-normalised into one float32 matrix; a query 
 size: 100,000 files x 200 dimensions is 80 MB and a few milliseconds of arithmetic per query, exact, with no
 index to train or tune (an approximate-nearest-neighbour library would pay off from millions of files on).
 
-**The index file.** Reading 100,000 rows of stored features back through ``read_features`` takes seconds (it
-decodes every window's arrays), far more than the search. So the first query after the library changed writes
-the index next to the database (``LIB.db.similar.npz``: the matrix, the files' content hashes, paths, genre and
-artist tags; atomically, ``_io.write_atomic``), and later queries load it when its recorded signature is the
-database's (``signature``: the database and WAL files' identity, size and modification times, and per table the
-row count, the sum and largest of the rowids and the paths' total length, read from the primary-key indexes in
-milliseconds). Every write a scan makes moves the files' times, and every row it writes gets a new rowid
-(``INSERT OR REPLACE`` allocates one), so the index is rebuilt after any change. A folder we cannot write to
-just means no index file: each query then reads the database.
+**The index.** Reading the stored mean embeddings back (``read_features`` without the window arrays) costs
+far more than a search, so a process keeps the index it built in memory, keyed by the database and its state
+(``library.db.generation``: a counter the database's own triggers bump on every write to its tracks, features
+and file tags, whoever writes): a long-lived process (the web app) reads the library once per change, and a
+query after any change rebuilds. The generation and the rows are read in one transaction, so an index is never
+filed under a state it does not show. A database of an older schema, not yet upgraded by a scan, has no
+generation: each query then reads it.
 
 **The query.** FILE is looked up by its resolved path (what ``scan`` stores) and, failing that, by its content
 hash (the same bytes elsewhere: another mount, a copy outside the library). A library file whose content is the
@@ -38,11 +36,12 @@ import json
 import logging
 import os
 import sqlite3
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
@@ -51,15 +50,13 @@ from ..errors import MusicGenreError, ParameterError
 from ..genres.provenance import written_by_us
 from ..genres.tracks import TrackTags, group_keys
 from ..genres.values import genre_keys
-from .db import file_hash, from_db, read_features
+from .db import file_hash, from_db, generation, read_features
 
-__all__ = ["CACHE_SUFFIX", "LibraryIndex", "Neighbour", "Precision", "Similar", "build_index", "cache_path",
-           "library_index", "nearest", "precision_at_k", "signature", "similar"]
+__all__ = ["LibraryIndex", "Neighbour", "Precision", "Similar", "build_index", "library_index", "nearest",
+           "precision_at_k", "similar"]
 
 log = logging.getLogger(__name__)
 
-CACHE_SUFFIX = ".similar.npz"  # the index file: LIB.db -> LIB.db.similar.npz
-CACHE_FORMAT = 1  # bumped when the index file's layout changes (an older one is rebuilt)
 DEFAULT_K = 10
 
 
@@ -164,73 +161,33 @@ def build_index(rows: Iterable[Any], hashes: Mapping[str, str] | None = None) ->
                         {f"{n} {v}": len(rs) for (n, v), rs in sorted(by_backbone.items())})
 
 
-def cache_path(db: str | os.PathLike) -> Path:
-    """The index file of a library database: ``LIB.db`` -> ``LIB.db.similar.npz``."""
-    db = Path(db)
-    return db.with_name(db.name + CACHE_SUFFIX)
+class _Kept:
+    """The indexes this process built, by (database, instance, generation): the few most recent, for threads."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size, self.lock, self.items = size, threading.Lock(), OrderedDict[Any, LibraryIndex]()
+
+    def get(self, key: Any) -> LibraryIndex | None:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+            return self.items.get(key)
+
+    def put(self, key: Any, index: LibraryIndex) -> None:
+        with self.lock:
+            self.items[key] = index
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
 
 
-def _file_id(path: Path) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]  # not ctime: readers move the WAL's
-
-
-def signature(db: str | os.PathLike, con: sqlite3.Connection) -> list[Any]:
-    """What changes whenever the library does (module docstring): the database and WAL files' (device, inode,
-    size, mtime) and, per table, (rows, sum of rowids, largest rowid, total length of the paths), all
-    read from the primary-key indexes. Stat first, then count: a write between the two makes the next query's
-    signature differ (the index is then rebuilt), never the other way round."""
-    db = Path(db)
-    files = [_file_id(db), _file_id(db.with_name(db.name + "-wal"))]
-    counts = [list(con.execute(f"SELECT count(*), sum(rowid), max(rowid), total(length(path)) FROM {table}")
-                   .fetchone()) for table in ("tracks", "features", "file_tags")]
-    return [CACHE_FORMAT, files, counts]
-
-
-def _save(path: Path, index: LibraryIndex, sig: list[Any]) -> None:
-    from .._io import write_atomic
-
-    info = {"format": CACHE_FORMAT, "signature": sig, "backbone": list(index.backbone), "model": list(index.model),
-            "other_backbones": index.other_backbones}
-
-    def write(f: IO[bytes]) -> None:
-        np.savez(f, matrix=index.matrix, hashes=index.hashes,
-                 paths=np.frombuffer(index.paths.blob, np.uint8), path_starts=index.paths.starts,
-                 meta=np.frombuffer(index.meta.blob, np.uint8), meta_starts=index.meta.starts,
-                 info=np.frombuffer(json.dumps(info).encode(), np.uint8))
-
-    write_atomic(path, write)
-
-
-def _load(path: Path, sig: list[Any]) -> LibraryIndex | None:
-    """The index file if it is there, readable and of this signature; else None (it is rebuilt)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            info = json.loads(z["info"].tobytes())
-            if info.get("format") != CACHE_FORMAT or info.get("signature") != json.loads(json.dumps(sig)):
-                return None
-            index = LibraryIndex(z["matrix"], z["hashes"], _Strings(z["paths"].tobytes(), z["path_starts"]),
-                                 _Strings(z["meta"].tobytes(), z["meta_starts"]), tuple(info["backbone"]),
-                                 tuple(info["model"]), dict(info["other_backbones"]))
-    except FileNotFoundError:
-        return None
-    except Exception as e:  # damaged or foreign file: rebuilt
-        log.info("%s: not a usable index (%s); rebuilding it", printable_name(path), e)
-        return None
-    n = len(index.matrix)
-    if index.matrix.dtype != np.float32 or index.matrix.ndim != 2 or len(index.hashes) != n \
-            or len(index.paths.starts) != n or len(index.meta.starts) != n:
-        return None
-    return index
+_KEPT = _Kept()  # the one per-process cache (docs/architecture.md lists it)
 
 
 def library_index(db: str | os.PathLike, *, cache: bool = True) -> LibraryIndex:
-    """The index of a library database: from its index file when that matches the database (``signature``),
-    else read (``read_features``) and, with ``cache``, written next to it. MusicGenreError, in one line: no
-    database, not a library database, no classified file (scan first), no stored embeddings (rescan)."""
+    """The index of a library database: the one this process built for the database's current state
+    (``library.db.generation``), else read (``read_features``) and, with ``cache``, kept for the next query.
+    MusicGenreError, in one line: no database, not a library database, no classified file (scan first), no
+    stored embeddings (rescan)."""
     db = Path(db)
     if not db.is_file():
         raise MusicGenreError(f"{printable_name(db)}: database not found; {_scan_first(db)}")
@@ -247,16 +204,15 @@ def library_index(db: str | os.PathLike, *, cache: bool = True) -> LibraryIndex:
         if not {"features", "file_tags"} <= tables:
             raise MusicGenreError(f"{printable_name(db)}: no stored embeddings (scanned before musicgenre stored "
                                   f"them); {_rescan(db)}")
-        sig = signature(db, con)
-        index = _load(cache_path(db), sig) if cache else None
+        con.execute("BEGIN")  # one snapshot: the generation and the rows it stands for
+        state = generation(con)
+        key = None if state is None or not cache else (str(db.resolve()), *state)
+        index = _KEPT.get(key) if key else None
         if index is None:
             hashes = {from_db(p): h for p, h in con.execute("SELECT path, content_hash FROM tracks")}
             index = build_index(read_features(con, windows=False), hashes)
-            if cache and len(index):
-                try:
-                    _save(cache_path(db), index, sig)
-                except OSError as e:  # a read-only folder: every query reads the database instead
-                    log.info("%s: index not written (%s)", printable_name(cache_path(db)), e.strerror or e)
+            if key and len(index):
+                _KEPT.put(key, index)
     except sqlite3.DatabaseError as e:
         raise MusicGenreError(f"{printable_name(db)}: not a musicgenre library database ({e})") from None
     finally:

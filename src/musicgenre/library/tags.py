@@ -26,6 +26,11 @@ from typing import Any
 from .._names import printable_name
 from ..errors import MusicGenreError
 from ..genres.provenance import CONFIDENCE_KEY
+from .verdict import KEPT, SET, UNCERTAIN, UNKNOWN, Call, keep_or_replace, pick, unchanged_reason
+
+__all__ = ["TagWriter", "safe_edit", "read_genres", "read_genre", "is_temp_copy", "temp_copy_path",
+           "remove_temp_copies", "failure_reason", "WRITTEN", "ALREADY", "WOULD", "KEPT", "UNSUPPORTED", "FAILED",
+           "UNCERTAIN", "UNKNOWN"]
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +38,8 @@ TAGGABLE = {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4"}
 _MP4_CONF = f"----:com.apple.iTunes:{CONFIDENCE_KEY}"
 TEMP_MARK = ".musicgenre-tmp"
 # What ``TagWriter.tag`` did: the file now holds our tags (WRITTEN, ALREADY), or it does not.
-WRITTEN, ALREADY, WOULD, KEPT, UNSUPPORTED, FAILED = "written", "already", "would", "kept", "unsupported", "failed"
-UNCERTAIN = "uncertain"  # below min_confidence: the file keeps what it had
-UNKNOWN = "unknown"  # none of the model's genres (status "unknown"): the file keeps what it had
+# (KEPT, UNCERTAIN, UNKNOWN: the ladder's outcomes, ``verdict``: the file keeps what it had)
+WRITTEN, ALREADY, WOULD, UNSUPPORTED, FAILED = "written", "already", "would", "unsupported", "failed"
 
 
 def temp_copy_path(path: Path) -> Path:
@@ -162,19 +166,13 @@ class TagWriter:
         except (OSError, RuntimeError) as e:  # dangling link, symlink loop, vanished file
             return self._failed(f"{shown}: cannot follow the path ({getattr(e, 'strerror', None) or e}); "
                                 "left unchanged")
-        from ..genres import display, pick_genres
-
+        call = Call.from_prediction(pred)
         confidence = f"{pred.scores[pred.label]:.3f}"
-        if self.unknown and pred.status == "unknown":
-            hint = f"; closest tags: {', '.join(pred.closest_tags)}" if pred.closest_tags else ""
-            self.report(f"{shown}: unknown (none of the model's genres{hint}); keeps its tags")
-            return UNKNOWN
-        genres = pick_genres(pred.scores, min_confidence=self.min_confidence, count=self.count,
-                             title_case=self.title_case)
-        if genres is None:
-            self.report(f"{shown}: uncertain ({display(pred.label)} {float(confidence):.2f} < "
-                        f"{self.min_confidence:.2f}); keeps its tags")
-            return UNCERTAIN
+        outcome, genres = pick(call, min_confidence=self.min_confidence, count=self.count,
+                               title_case=self.title_case, unknown=self.unknown)
+        if outcome != SET:
+            self.report(f"{shown}: {unchanged_reason(call, self.min_confidence)}; keeps its tags")
+            return outcome
         if self.separator is not None:
             genres = [self.separator.join(genres)]
         try:
@@ -184,7 +182,8 @@ class TagWriter:
         if old_genres == genres and old_conf == confidence:
             return ALREADY
         old_genre = "; ".join(old_genres) or None
-        if old_genres and old_conf is None and not self.overwrite:
+        # a genre without our confidence tag is someone else's: kept unless --overwrite-genre
+        if keep_or_replace(genres, existing=old_genres, ours=old_conf is not None, force=self.overwrite)[0] == KEPT:
             self.report(f"{shown}: keeps its GENRE={old_genre!r} (use --overwrite-genre to replace it)")
             return KEPT
         change = f"GENRE {old_genre!r} -> {'; '.join(genres)!r}, {CONFIDENCE_KEY}={confidence}"
@@ -195,8 +194,7 @@ class TagWriter:
         try:
             self._safe_write(target, genres, confidence)
         except Exception as e:
-            why = e.strerror if isinstance(e, OSError) and e.strerror else e  # never the temporary copy's name
-            return self._failed(f"{shown}: tags not written ({why}); the file is unchanged")
+            return self._failed(f"{shown}: tags not written ({failure_reason(e)}); the file is unchanged")
         log.info("%s: %s%s", shown, change, via)
         return WRITTEN
 
@@ -244,6 +242,14 @@ def safe_edit(path: Path, edit: Callable[[Path], None], verify: Callable[[Path],
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def failure_reason(e: BaseException) -> str:
+    """Why a write failed, in one line: an OSError's own words (never the temporary copy's name), else the
+    first line of the message."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return (str(e).splitlines() or [type(e).__name__])[0]
 
 
 def remove_temp_copies(paths: list[Path]) -> list[Path]:

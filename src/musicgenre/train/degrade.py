@@ -91,8 +91,6 @@ from __future__ import annotations
 import io
 import math
 import re
-import shutil
-import subprocess
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -682,40 +680,32 @@ def opus_roundtrip(y: np.ndarray, sr: int, *, kbps: float) -> np.ndarray:
 
 
 def aac_roundtrip(y: np.ndarray, sr: int, *, kbps: float, timeout: float = CODEC_TIMEOUT_S) -> np.ndarray:
-    """Encode ``y`` as AAC-LC (ADTS) at ``kbps`` with ffmpeg's native encoder and decode it again; the
-    encoder's priming samples are cut (time-aligned output), the length is ``len(y)``. Raises
-    ``CodecUnavailable`` when ffmpeg is missing or fails."""
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        raise CodecUnavailable("aac conditions need ffmpeg on PATH, and it was not found: install ffmpeg "
-                               "or leave aac_* out of the conditions")
-    base = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file,pipe"]
+    """Encode ``y`` as AAC-LC (ADTS) at ``kbps`` with ffmpeg's native encoder and decode it again (the one ffmpeg
+    runner, ``audio.ffmpeg.transcode``); the encoder's priming samples are cut (time-aligned output), the
+    length is ``len(y)``. Raises ``CodecUnavailable`` when ffmpeg is missing or fails."""
+    from ..audio.ffmpeg import FFmpegFailed, transcode
+
     raw = np.clip(y, -1, 1).astype("<f4").tobytes()
-    encoded = _run([*base, "-f", "f32le", "-ar", str(sr), "-ac", "1", "-i", "pipe:0", "-c:a", "aac",
-                    "-b:a", f"{kbps:g}k", "-f", "adts", "pipe:1"], raw, timeout, "encode")
-    decoded = _run([*base, "-f", "aac", "-i", "pipe:0", "-f", "f32le", "-ac", "1", "-ar", str(sr), "pipe:1"],
-                   encoded, timeout, "decode")
-    out = np.frombuffer(decoded, dtype="<f4")[AAC_PRIMING:]
+    pcm = ["-f", "f32le", "-ar", str(sr), "-ac", "1"]
+    steps = (("encode", pcm, ["-c:a", "aac", "-b:a", f"{kbps:g}k", "-f", "adts"]),
+             ("decode", ["-f", "aac"], ["-f", "f32le", "-ac", "1", "-ar", str(sr)]))
+    data = raw
+    for what, input_args, output_args in steps:
+        try:
+            data = transcode(data, input_args=input_args, output_args=output_args, timeout=timeout)
+        except FFmpegFailed as e:
+            if e.detail == "is not installed":
+                raise CodecUnavailable("aac conditions need ffmpeg on PATH, and it was not found: install ffmpeg "
+                                       "or leave aac_* out of the conditions") from None
+            raise CodecUnavailable(f"ffmpeg AAC {what} {e.detail}") from None
+    out = np.frombuffer(data, dtype="<f4")[AAC_PRIMING:]
     return _fit(out, len(y))
 
 
-def _run(cmd: list[str], data: bytes, timeout: float, what: str) -> bytes:
-    try:
-        done = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise CodecUnavailable(f"ffmpeg AAC {what} took over {timeout:g} s") from None
-    except OSError as e:
-        raise CodecUnavailable(f"ffmpeg AAC {what} could not start: {e}") from None
-    if done.returncode != 0 or not done.stdout:
-        detail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise CodecUnavailable(f"ffmpeg AAC {what} failed (exit {done.returncode}): {detail[0]}")
-    return done.stdout
-
-
 def _resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    import soxr
+    from ..audio.signal import resample
 
-    return np.asarray(soxr.resample(y, sr_in, sr_out), dtype=np.float32)
+    return resample(y, sr_in, sr_out)
 
 
 def _fit(out: np.ndarray, n: int) -> np.ndarray:
