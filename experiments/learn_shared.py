@@ -695,7 +695,7 @@ def ceiling(data: Path, work: Path, say: Any = print) -> dict[str, Any]:
     """``--ceiling`` (module docstring): 40 heads on the stored windows of the library with true labels, scored
     on GTZAN valid; the best picked on it (an upper bound)."""
     from musicgenre.data.corpus import read_gtzan_clips
-    from musicgenre.learn.fit import WindowSet, fit_head
+    from musicgenre.learn.fit import FileWindows, fit_head
 
     t0 = time.perf_counter()
     entries = library_entries(data, flip=0.0)
@@ -713,8 +713,8 @@ def ceiling(data: Path, work: Path, say: Any = print) -> dict[str, Any]:
         chosen = [e for e in entries if keep(e)]
         labels = sorted({e.truth for e in chosen})
         y = np.array([labels.index(e.truth) for e in chosen])
-        windows = WindowSet.from_files([lib[str((folder / e.rel).resolve())] for e in chosen])
-        means = WindowSet.from_files([w.mean(axis=0, keepdims=True) for w in windows.split(windows.x)])
+        windows = FileWindows.from_files([lib[str((folder / e.rel).resolve())] for e in chosen])
+        means = FileWindows.from_files([w.mean(axis=0, keepdims=True) for w in windows.split(windows.x)])
         for c in C_GRID:
             head = fit_head(windows, y, len(labels), c=c)
             rows.append({"library": name, "head": "learn (logistic regression on windows)", "c": c,

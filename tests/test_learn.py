@@ -549,7 +549,7 @@ def test_run_probabilities_are_the_mean_of_each_run() -> None:
 
 def test_folds_keep_artists_together_and_absent_genres_are_never_named() -> None:
     from musicgenre.evaluation.folds import assign_folds
-    from musicgenre.learn.fit import ABSENT_LOGIT, WindowSet, fit_head
+    from musicgenre.learn.fit import ABSENT_LOGIT, FileWindows, fit_head
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1, 2], 20)
@@ -558,7 +558,7 @@ def test_folds_keep_artists_together_and_absent_genres_are_never_named() -> None
     assert set(fold.tolist()) == set(range(5))
     for g in set(groups):
         assert len({int(fold[i]) for i in range(60) if groups[i] == g}) == 1
-    windows = WindowSet.from_files([rng.normal(y[i], 1.0, (3, 8)).astype(np.float32) for i in range(60)])
+    windows = FileWindows.from_files([rng.normal(y[i], 1.0, (3, 8)).astype(np.float32) for i in range(60)])
     head = fit_head(windows.take(np.flatnonzero(y != 2)), y[y != 2], 3)
     assert head.bias[2] == ABSENT_LOGIT and not head.weight[2].any()
     assert (head.logits(windows.x).argmax(1) != 2).all()

@@ -37,7 +37,7 @@ STD_FLOOR = 1e-6  # a feature constant over the training windows is left unscale
 
 
 @dataclass(frozen=True)
-class WindowSet:
+class FileWindows:
     """The stored windows of a list of files: ``x`` (windows, features) float32, file i's windows being
     ``x[start[i]:start[i + 1]]``."""
 
@@ -45,7 +45,7 @@ class WindowSet:
     start: np.ndarray
 
     @classmethod
-    def from_files(cls, files: Sequence[np.ndarray]) -> WindowSet:
+    def from_files(cls, files: Sequence[np.ndarray]) -> FileWindows:
         """Per-file (k_i, d) arrays -> one set (each file needs at least one window)."""
         if any(len(f) == 0 for f in files):
             raise ValueError("every file needs at least one window")
@@ -69,9 +69,9 @@ class WindowSet:
         """The file index of every window."""
         return np.repeat(np.arange(self.n_files), self.counts)
 
-    def take(self, files: np.ndarray) -> WindowSet:
+    def take(self, files: np.ndarray) -> FileWindows:
         """The files at these indices, in this order."""
-        return WindowSet.from_files([self.x[self.start[i]:self.start[i + 1]] for i in files])
+        return FileWindows.from_files([self.x[self.start[i]:self.start[i + 1]] for i in files])
 
     def split(self, values: np.ndarray) -> list[np.ndarray]:
         """A per-window array cut back into per-file arrays."""
@@ -103,7 +103,7 @@ def class_weights(y: np.ndarray, counts: np.ndarray, n_classes: int) -> np.ndarr
     return w * (len(w) / w.sum())
 
 
-def fit_head(windows: WindowSet, y: np.ndarray, n_classes: int, *, c: float = C) -> Head:
+def fit_head(windows: FileWindows, y: np.ndarray, n_classes: int, *, c: float = C) -> Head:
     """The head trained on these files' windows (``y``: one label per file). Classes absent from ``y`` get a
     zero weight row and ``ABSENT_LOGIT`` as bias."""
     from sklearn.linear_model import LogisticRegression
@@ -149,7 +149,7 @@ def judged(y: np.ndarray, fold: np.ndarray) -> np.ndarray:
     return out
 
 
-def out_of_fold_logits(windows: WindowSet, y: np.ndarray, fold: np.ndarray, n_classes: int, *, c: float = C,
+def out_of_fold_logits(windows: FileWindows, y: np.ndarray, fold: np.ndarray, n_classes: int, *, c: float = C,
                        say: Callable[[str], None] = lambda _: None) -> np.ndarray:
     """Every window's logits from the head trained (at inverse strength ``c``) on the other folds' files:
     (windows, L)."""

@@ -68,7 +68,7 @@ class Labelled:
     paths: list[str]
     y: np.ndarray
     groups: list[str]
-    windows: fit.WindowSet
+    windows: fit.FileWindows
 
 
 def labelled(vocab: Vocabulary, lib: StoredLibrary) -> Labelled:
@@ -78,7 +78,7 @@ def labelled(vocab: Vocabulary, lib: StoredLibrary) -> Labelled:
     paths = sorted(vocab.labels)
     groups_of = group_keys(lib.tracks)
     return Labelled(labels, paths, np.array([index[vocab.labels[p]] for p in paths]), [groups_of[p] for p in paths],
-                    fit.WindowSet.from_files([lib.features[p] for p in paths]))
+                    fit.FileWindows.from_files([lib.features[p] for p in paths]))
 
 
 def check_vocabulary(vocab: Vocabulary, lib: StoredLibrary, *, min_files: int, min_artists: int) -> None:
@@ -167,7 +167,7 @@ def learn(options: LearnOptions, *, read: Callable[[tuple[str, str]], StoredLibr
     temperature, by_windows = float(f"{t0:.4g}"), rounded(temps)
     unlabelled = sorted(set(vocab.untagged) | set(vocab.ours))
     if unlabelled:
-        pending = fit.WindowSet.from_files([lib.features[p] for p in unlabelled])
+        pending = fit.FileWindows.from_files([lib.features[p] for p in unlabelled])
         pending_probs = fit.clip_probabilities(pending.split(head.logits(pending.x)), temperature, by_windows)
     else:
         pending_probs = np.zeros((0, len(labels)), np.float32)
