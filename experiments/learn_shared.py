@@ -675,14 +675,15 @@ def mlp(windows: Any, y: np.ndarray, n: int, alpha: float) -> Any:
     from sklearn.neural_network import MLPClassifier
     from threadpoolctl import threadpool_limits
 
-    from musicgenre.learn.fit import class_weights
+    from musicgenre.learn.fit import balanced_window_weights
 
     x = windows.x
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
     model = MLPClassifier((128,), alpha=alpha, max_iter=200, random_state=0, batch_size=256)
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit((x - mean) / std, np.repeat(y, windows.counts), sample_weight=class_weights(y, windows.counts, n))
+        model.fit((x - mean) / std, np.repeat(y, windows.counts),
+                  sample_weight=balanced_window_weights(y, windows.counts, n))
 
     def logits(z: np.ndarray) -> np.ndarray:
         out = np.full((len(z), n), -1e4, np.float32)

@@ -94,7 +94,7 @@ class Head:
         return (z @ self.weight.T + self.bias).astype(np.float32)
 
 
-def class_weights(y: np.ndarray, counts: np.ndarray, n_classes: int) -> np.ndarray:
+def balanced_window_weights(y: np.ndarray, counts: np.ndarray, n_classes: int) -> np.ndarray:
     """Per-window sample weights: each class the same total, each file of a class the same share, spread evenly
     over its windows; mean 1 over the windows."""
     per_class = np.bincount(y, minlength=n_classes).astype(np.float64)
@@ -124,7 +124,7 @@ def fit_head(windows: FileWindows, y: np.ndarray, n_classes: int, *, c: float = 
         return Head(mean32, std32, weight, bias)
     model = LogisticRegression(C=c, max_iter=MAX_ITER, tol=TOL, solver="lbfgs")
     with threadpool_limits(limits=1):  # one BLAS thread: the same weights on every run
-        model.fit(z, y_win, sample_weight=class_weights(y, windows.counts, n_classes))
+        model.fit(z, y_win, sample_weight=balanced_window_weights(y, windows.counts, n_classes))
     coef = np.asarray(model.coef_, np.float64)
     intercept = np.asarray(model.intercept_, np.float64)
     if len(classes) == 2:  # scikit-learn's binary form: one row for the second class; softmax of (-z/2, z/2)
