@@ -173,12 +173,12 @@ def crossfit_probabilities(clip_logits: Sequence[np.ndarray], y: np.ndarray, fol
     """Each file's out-of-fold scores as ``predict`` makes them, at the calibration fitted on the other folds
     (``evaluation.calibration.crossfit_temperatures``): (window temperature per file, (files, L) scores)."""
     t_file, by_file = crossfit_temperatures(clip_logits, y, fold, max_windows=MAX_WINDOWS, aggregate_at="window")
-    probs = np.stack([clip_probabilities([z], float(t), b)[0] for z, t, b in zip(clip_logits, t_file, by_file)])
+    probs = np.stack([calibrated_file_scores([z], float(t), b)[0] for z, t, b in zip(clip_logits, t_file, by_file)])
     return t_file, probs
 
 
-def clip_probabilities(clip_logits: Sequence[np.ndarray], temperature: float, by_windows: Sequence[float]
-                       ) -> np.ndarray:
+def calibrated_file_scores(clip_logits: Sequence[np.ndarray], temperature: float, by_windows: Sequence[float]
+                           ) -> np.ndarray:
     """Each file's scores as ``predict`` makes them from these window logits (every stored window is loud):
     ``scores.calibrated_clip_scores``. (files, L)."""
     return np.stack([calibrated_clip_scores(z, np.ones(len(z), bool), temperature, by_windows)

@@ -4,7 +4,7 @@
 labels, the temperatures and the card's figures; a directory ``learn`` did not write is refused in one line. ``review``
 scores every file of a ``stored.StoredLibrary`` (the stored windows, no audio decoded; the adapter reads it with
 ``library.learning.read_stored`` of the model's ``backbone``, as ``learn`` is given its library) with that head,
-calibrated as ``predict`` does (``fit.clip_probabilities``), and lists the files whose current genre tag the model
+calibrated as ``predict`` does (``fit.calibrated_file_scores``), and lists the files whose current genre tag the model
 contradicts with ``report.contradicted``'s rule (another genre called, the tagged one given at most
 ``report.SUSPECT_AT_MOST``), in ``report.listed``'s form and order. It reads the tags *now*: a corrected file drops out
 of the list at once. A file's tag counts when its values name exactly one of the model's genres (spellings compared by
@@ -138,7 +138,7 @@ def review(lib: StoredLibrary, model: LearnedModel, *, kept: Mapping[str, str] |
 
 
 def scores(model: LearnedModel, windows: list[np.ndarray]) -> np.ndarray:
-    """Each file's calibrated scores from its stored windows (``fit.clip_probabilities``' numbers), (files, L).
+    """Each file's calibrated scores from its stored windows (``fit.calibrated_file_scores``' numbers), (files, L).
     Files with the same number of windows go through the head together (one matrix product per window count,
     one BLAS thread), not one by one: a 10,000-file library in a fraction of a second."""
     from threadpoolctl import threadpool_limits

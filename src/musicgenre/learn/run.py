@@ -168,7 +168,7 @@ def learn(options: LearnOptions, *, read: Callable[[tuple[str, str]], StoredLibr
     unlabelled = sorted(set(vocab.untagged) | set(vocab.ours))
     if unlabelled:
         pending = fit.FileWindows.from_files([lib.features[p] for p in unlabelled])
-        pending_probs = fit.clip_probabilities(pending.split(head.logits(pending.x)), temperature, by_windows)
+        pending_probs = fit.calibrated_file_scores(pending.split(head.logits(pending.x)), temperature, by_windows)
     else:
         pending_probs = np.zeros((0, len(labels)), np.float32)
 
