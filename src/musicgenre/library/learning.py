@@ -1,5 +1,5 @@
 """What ``learn`` reads of a library database: every file with current features of one backbone, its own tags
-(``genres.tracks.TrackTags.from_row``) and its stored windows (``stored.window_features``), with clear errors
+(``genres.tracks.TrackTags.from_row``) and its stored windows (``stored.embedding_and_tags``), with clear errors
 (no database, no classified file, no embeddings, another backbone: rescan).
 
 ``stored_for`` serves another library (beets') that brings its own tags: the files' features are those the
@@ -17,7 +17,7 @@ from .._names import printable_name
 from ..errors import MusicGenreError
 from ..genres.provenance import written_by_us
 from ..genres.tracks import TrackTags
-from ..stored import StoredLibrary, window_features
+from ..stored import StoredLibrary, embedding_and_tags
 from .db import connect, read_features, read_rows
 
 __all__ = ["read_stored", "stored_for", "track_from_fields", "FIELDS", "OWN_FIELDS"]
@@ -66,7 +66,7 @@ def read_stored(db: Path, backbone: tuple[str, str]) -> StoredLibrary:
             no_tags += 1
             continue
         tracks.append(TrackTags.from_row(r.path, r.tags, db_tagged=tagged.get(r.path)))
-        features[r.path] = window_features(r.embedding, r.tag_logits)
+        features[r.path] = embedding_and_tags(r.embedding, r.tag_logits)
     if not tracks:
         if others:
             found = ", ".join(f"{n} {v} ({c} files)" for (n, v), c in sorted(others.items()))
@@ -123,7 +123,7 @@ def stored_for(db: Path, tracks: Sequence[TrackTags], backbone: tuple[str, str],
             ours = bool(row.tags.get("genre_ours") and {g.casefold() for g in row.tags.get("genres") or []}
                         == {g.casefold() for g in track.genres})
             kept.append(dataclasses.replace(track, genre_ours=track.genre_ours or ours))
-            features[track.path] = window_features(row.embedding, row.tag_logits)
+            features[track.path] = embedding_and_tags(row.embedding, row.tag_logits)
     if not kept:
         raise MusicGenreError(f"none of the {len(tracks)} matched items has features (unreadable or silent files)")
     skipped = {k: v for k, v in (("no features (unreadable or silent files)", no_features),
