@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from _common import RESULTS, ROOT, brief, fmt_ci, takes_from, write_results
-from musicgenre.evaluation.metrics import report
+from musicgenre.evaluation.metrics import classification_report
 from musicgenre.models.genre import GatedHeads
 from musicgenre.train.head import train_head
 from musicgenre.train.recipe import (
@@ -316,7 +316,7 @@ def electronic_cv(recipe: Recipe, folds: int = 5) -> dict[str, Any]:
     y = np.array([ELEVEN.index(c.label) for c in scored])
     p = np.array([pred[c.key] for c in scored])
     e = ELEVEN.index("electronic")
-    per_class = report(y, p, list(ELEVEN))["per_class"]["electronic"]
+    per_class = classification_report(y, p, list(ELEVEN))["per_class"]["electronic"]
     el = [c for c in scored if c.label == "electronic"]
     return {
         "protocol": f"{folds}-fold cross-validation by Emotify artist group over Emotify train + valid "

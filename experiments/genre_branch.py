@@ -50,7 +50,7 @@ from musicgenre._io import write_atomic
 from musicgenre.audio import load_audio
 from musicgenre.data.corpus import Clip
 from musicgenre.errors import MusicGenreError
-from musicgenre.evaluation.metrics import report
+from musicgenre.evaluation.metrics import classification_report
 from musicgenre.features import FeatureConfig
 from musicgenre.loader import load_backbone
 from musicgenre.models.genre import GatedHeads
@@ -160,7 +160,7 @@ def score(logits: np.ndarray, y: np.ndarray, clip: np.ndarray, src: np.ndarray, 
         out[s] = {"n": int(c.sum()), "top1": round(float(np.mean(pred[c] == true[c])), 4),
                   "window_top1": round(float(np.mean(logits[m].argmax(1) == y[m])), 4)}
     if "electronic" in labels:
-        el = report(true, pred, list(labels))["per_class"]["electronic"]
+        el = classification_report(true, pred, list(labels))["per_class"]["electronic"]
         out["electronic"] = {"n": el["support"], "precision": el["precision"], "recall": el["recall"]}
     return out
 

@@ -99,7 +99,7 @@ def build(data: Path, folder: Path) -> dict[str, tuple[Path, int]]:
 
 def evaluate(db: Path, min_files: int) -> dict[str, Any]:
     from musicgenre.evaluation.folds import assign_folds
-    from musicgenre.evaluation.metrics import report
+    from musicgenre.evaluation.metrics import classification_report
     from musicgenre.learn import fit
     from musicgenre.learn.report import SUSPECT_AT_MOST, contradicted, listed
     from musicgenre.learn.run import labelled
@@ -118,7 +118,7 @@ def evaluate(db: Path, min_files: int) -> dict[str, Any]:
     for c in GRID:
         oof = fit.out_of_fold_logits(windows, y, fold, len(labels), c=c)
         t_file, probs = fit.crossfit_probabilities(windows.split(oof), y, fold)
-        rep = report(y, probs.argmax(1), labels)
+        rep = classification_report(y, probs.argmax(1), labels)
         sure = probs.max(1) >= DEFAULT_MIN_CONFIDENCE
         right = probs.argmax(1) == y
         out["by_c"][str(c)] = {

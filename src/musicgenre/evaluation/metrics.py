@@ -15,7 +15,7 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
     return m
 
 
-def report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, Any]:
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
     m = confusion(np.asarray(y_true), np.asarray(y_pred), len(labels))
     tp = np.diag(m).astype(float)
@@ -34,7 +34,8 @@ def report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[st
 
 
 def plot_confusion(rep: dict[str, Any], png: Path, title: str = "Confusion matrix") -> None:
-    """``report``'s confusion matrix as a PNG (``confusion.draw_confusion``), titled with its accuracy."""
+    """``classification_report``'s confusion matrix as a PNG (``confusion.draw_confusion``), titled with its
+    accuracy."""
     from .confusion import draw_confusion
 
     draw_confusion(np.array(rep["confusion_matrix"]), rep["labels"], png,
@@ -82,11 +83,11 @@ def bootstrap_interval(y_true: np.ndarray, y_pred: np.ndarray, stat: Any, *, n_b
 
 def full_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *, groups: np.ndarray | None = None,
                 n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """``report`` plus top-3 accuracy, ECE (and what a perfectly calibrated model would show at this n), the
-    reliability table, n and bootstrap 95% intervals (accuracy, macro-F1, ECE, per-class recall)."""
+    """``classification_report`` plus top-3 accuracy, ECE (and what a perfectly calibrated model would show at this
+    n), the reliability table, n and bootstrap 95% intervals (accuracy, macro-F1, ECE, per-class recall)."""
     y_true = np.asarray(y_true)
     y_pred = probs.argmax(axis=1)
-    rep = report(y_true, y_pred, labels)
+    rep = classification_report(y_true, y_pred, labels)
     top3 = np.argsort(-probs, axis=1)[:, :3]
     rep["top3_accuracy"] = float(np.mean([t in row for t, row in zip(y_true, top3)]))
     rep["ece"] = ece(probs, y_true)
@@ -97,7 +98,7 @@ def full_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *, gro
     ci = {
         "accuracy": bootstrap_interval(y_true, y_pred, lambda t, p: float(np.mean(t == p)), n_boot=n_boot,
                                        seed=seed, groups=groups),
-        "macro_f1": bootstrap_interval(y_true, y_pred, lambda t, p: report(t, p, labels)["macro_f1"],
+        "macro_f1": bootstrap_interval(y_true, y_pred, lambda t, p: classification_report(t, p, labels)["macro_f1"],
                                        n_boot=n_boot, seed=seed, groups=groups),
         "ece": bootstrap_interval(idx, idx, lambda i, _: ece(probs[i], y_true[i]), n_boot=n_boot, seed=seed,
                                   groups=groups),

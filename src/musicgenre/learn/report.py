@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..evaluation.confusion import draw_confusion as draw_matrix
-from ..evaluation.metrics import confident_row, ece, report, wilson_interval
+from ..evaluation.metrics import classification_report, confident_row, ece, wilson_interval
 from .vocabulary import Leakage, Vocabulary
 
 CONFUSION_PNG = "confusion_matrix.png"
@@ -87,7 +87,7 @@ def validation(probs: np.ndarray, y: np.ndarray, window_logits: np.ndarray, wind
     (windows, L) with ``window_y`` for the window top-1; ``judged`` the files whose tag the folds could judge
     (``fit.judged``)."""
     pred = probs.argmax(1)
-    rep = report(y, pred, list(labels))
+    rep = classification_report(y, pred, list(labels))
     per_class = rep["per_class"]
     few = [{"genre": g, "files": m["support"], "recall": m["recall"],
             "recall_interval": list(wilson_interval(int(round(m["recall"] * m["support"])), m["support"]))}

@@ -27,7 +27,7 @@ from torch import nn
 from .._io import save_figure, write_atomic, write_json
 from ..data import Dataset, Example, load_dataset
 from ..errors import MusicGenreError, ParameterError
-from ..evaluation.metrics import report
+from ..evaluation.metrics import classification_report
 from ..features import FeatureConfig
 from ..loader import fill_pretrained
 from ..modeldir import ModelCard, read
@@ -200,7 +200,7 @@ def validate(model: nn.Module, loader: Any, clips: DecodedSplit, labels: list[st
             window_probs[c][seen[c]] = row
             seen[c] += 1
     pred = [int(clip_scores(p, loud_windows(pk)).argmax()) for p, pk in zip(window_probs, clips.peaks)]
-    rep = report(np.array(clips.labels), np.array(pred), labels)
+    rep = classification_report(np.array(clips.labels), np.array(pred), labels)
     rep.update(window_accuracy=correct / max(1, total), loss=loss_sum / max(1, total))
     return rep
 
