@@ -152,7 +152,7 @@ def test_cached_features_reproduce_predict(classifier, tmp_path):
     path = write_audio(tmp_path / "c.wav", music_like(10.0, 4), SR)
     clip = Clip(str(path), "gtzan", "blues", "valid", "g")
     feats = extract([clip], backbone=classifier.model.card.model_args["backbone"], condition="clean",
-                    cache=tmp_path / "cache")[clip.key]
+                    cache=tmp_path / "cache", cfg=classifier.model.features)[clip.key]  # its front end
     x = head_input(feats, classifier.model.card.model_args["features"])
     data = WindowSet(x, np.zeros(len(x), int), np.zeros(len(x), int), [clip])
     from musicgenre.loader import load_module
