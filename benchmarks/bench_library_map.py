@@ -2,7 +2,7 @@
 
     python benchmarks/bench_library_map.py [--files 10000] [--repeat 3] [--model-files 1000]
 
-A synthetic library database of the schema ``scan`` writes (``bench_learn.synthetic_library``: 10 stored windows
+A synthetic library database of the schema ``scan`` writes (``musicgenre.testing.synthetic_learning_library``: 10 stored windows
 of a 200-d embedding and 50 tag logits per file, float16, tags in several spellings) and a model learned by
 ``musicgenre learn`` on a smaller library drawn from the same genre clusters (``--model-files``; 0: no model).
 
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_learn import synthetic_library
+from musicgenre.testing import synthetic_learning_library as synthetic_library
 
 ROUND = r"""
 import json, sys, time

@@ -22,8 +22,9 @@ def _cpu(monkeypatch):
 
 def test_table(capsys):
     assert main(["predict", JAZZ, "--top-k", "3"]) == 0
-    out = capsys.readouterr().out
-    assert "Reggae" in out and out.count("%") == 3 and "tags:" in out and "uncertain" in out
+    out = capsys.readouterr().out  # 3.0 finds none of its genres in this jazz clip: it says so before the scores
+    assert "Jazz" in out and out.count("%") == 3 and "tags:" in out and ", unknown," in out
+    assert "none of this model's genres (closest tags: electronic" in out
 
 
 def test_tags_line_never_shows_a_genre_word_json_keeps_every_tag(capsys):

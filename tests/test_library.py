@@ -186,14 +186,17 @@ def test_cli_scan_write_tags_export_stats(tmp_path, capsys):
     assert all(read_genre(f) == (None, None) for f in lib.iterdir())
     # the dry run classified them: this run tags them without classifying again
     assert main(["scan", str(lib), "--db", str(db), "--write-tags", "--min-confidence", "0.6"]) == 0
-    err = capsys.readouterr().err  # only the two calls at >= 0.6 are written; the uncertain two are listed
+    err = capsys.readouterr().err  # only the two calls at >= 0.6 are written; the uncertain and unknown are listed
     assert "0 classified, 4 skipped (unchanged), 0 failed, 2 files tagged" in err
-    assert err.count(": uncertain (") == 2 and "country_lets_go_fishin.ogg: uncertain (Country 0.53 < 0.60)" in err
+    assert err.count(": uncertain (") == 1 and "country_lets_go_fishin.ogg: uncertain (Rock 0.49 < 0.60)" in err
+    assert "jazz_vibe_ace.ogg: unknown (none of the model's genres); keeps its tags" in err
     assert read_genre(lib / "classical_hungarian_dance_5.ogg")[0] == "Classical"
     assert read_genre(lib / "country_lets_go_fishin.ogg") == (None, None)
     assert main(["scan", str(lib), "--db", str(db), "--write-tags", "--min-confidence", "0.4"]) == 0
-    assert "0 classified, 4 skipped (unchanged), 0 failed, 2 files tagged" in capsys.readouterr().err
-    assert read_genre(lib / "country_lets_go_fishin.ogg")[0] == "Country"
+    err = capsys.readouterr().err  # an unknown call is never written, whatever the threshold
+    assert "0 classified, 4 skipped (unchanged), 0 failed, 1 files tagged" in err and ": unknown (" in err
+    assert read_genre(lib / "country_lets_go_fishin.ogg")[0] == "Rock"
+    assert read_genre(lib / "jazz_vibe_ace.ogg") == (None, None)
     assert main(["scan", str(lib), "--db", str(db), "--write-tags"]) == 0  # tagged and recorded: nothing to do
     assert "0 classified, 4 skipped (unchanged), 0 failed\n" in capsys.readouterr().err
     assert main(["scan", str(lib), "--db", str(tmp_path / "fresh.sqlite"), "--write-tags"]) == 0
