@@ -3,7 +3,8 @@
     python benchmarks/bench_library_map.py [--files 10000] [--repeat 3] [--model-files 1000]
 
 A synthetic library database of the schema ``scan`` writes (``musicgenre.testing.synthetic_learning_library``:
-10 stored windows of a 200-d embedding and 50 tag logits per file, float16, tags in several spellings) and a model learned by
+10 stored windows of a 200-d embedding and 50 tag logits per file, float16, tags in several spellings)
+and a model learned by
 ``musicgenre learn`` on a smaller library drawn from the same genre clusters (``--model-files``; 0: no model).
 
 Timed, each round in a new Python process (nothing cached: no map, no scored suspects, no imported module):
