@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -62,8 +66,9 @@ def write_audio(path: Path, y: np.ndarray, sr: int) -> Path:
     return path
 
 
-def chromium(*flags: str):
-    """Headless Chromium (Debian's chromium + chromium-driver) driven by Selenium, offline; ``flags`` added."""
+def chromium(*flags: str, capabilities: dict | None = None):
+    """Headless Chromium (Debian's chromium + chromium-driver) driven by Selenium, offline; ``flags`` and
+    ``capabilities`` (e.g. performance logging) added."""
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         pytest.fail("chromium and chromium-driver must be installed by the test set-up (see README)")
     from selenium import webdriver
@@ -74,6 +79,8 @@ def chromium(*flags: str):
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", "--window-size=1280,1800", "--autoplay-policy=no-user-gesture-required", *flags):
         opts.add_argument(flag)
+    for name, value in (capabilities or {}).items():
+        opts.set_capability(name, value)
     return webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=shutil.which("chromedriver")))
 
 
@@ -108,3 +115,42 @@ def featureless_classifier(tmp_path_factory):
     extra = {k: v for k, v in card.onnx.extra.items() if k != "backbone"}
     card.replace(onnx=dataclasses.replace(card.onnx, extra=extra)).save(d)
     return load(d, device="cpu")
+
+
+@contextmanager
+def serve_app(app):
+    """A real uvicorn server for the ASGI ``app`` on a free loopback port, in a thread of this process; yields
+    its URL."""
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(300):
+        if server.started:
+            break
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def db_genres(db: Path, path: str) -> tuple[list[str], str]:
+    """The genres a library database holds for the file's current content (``file_tags``), and that content's
+    hash."""
+    import json
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        genres, digest = con.execute("SELECT ft.genres, t.content_hash FROM tracks t JOIN file_tags ft ON "
+                                     "ft.path = t.path AND ft.content_hash = t.content_hash WHERE t.path = ?",
+                                     (path,)).fetchone()
+    finally:
+        con.close()
+    return json.loads(genres), digest

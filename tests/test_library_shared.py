@@ -8,27 +8,13 @@ left as it was. Slow: the scan and learn take about a minute and a half on two s
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from .conftest import db_genres
 from .test_learn_shared import DATA, load_experiment
-
-
-def _db_genres(db: Path, path: str) -> tuple[list[str], str]:
-    """The genres the database holds for the file's current content, and that content's hash."""
-    import json
-
-    con = sqlite3.connect(db)
-    try:
-        genres, digest = con.execute("SELECT ft.genres, t.content_hash FROM tracks t JOIN file_tags ft ON "
-                                     "ft.path = t.path AND ft.content_hash = t.content_hash WHERE t.path = ?",
-                                     (path,)).fetchone()
-    finally:
-        con.close()
-    return json.loads(genres), digest
 
 
 @pytest.mark.slow
@@ -59,10 +45,10 @@ def test_review_flow_on_the_shared_library(tmp_path: Path) -> None:
 
     # a flipped WAV (no tag writer for it) is refused in one line, the file and the database untouched
     for s in (s for s in flipped if s["path"].endswith(".wav")):
-        before, state = Path(s["path"]).read_bytes(), _db_genres(db, s["path"])
+        before, state = Path(s["path"]).read_bytes(), db_genres(db, s["path"])
         r = api.post("/api/library/tag", json={"path": s["path"], "genre": by_path[s["path"]].spelled})
         assert r.status_code == 409 and "\n" not in r.json()["detail"], r.text
-        assert Path(s["path"]).read_bytes() == before and _db_genres(db, s["path"]) == state
+        assert Path(s["path"]).read_bytes() == before and db_genres(db, s["path"]) == state
         break
 
     # the owner corrects a flipped file they can write: the model's call when it is right, else their own spelling
@@ -71,14 +57,14 @@ def test_review_flow_on_the_shared_library(tmp_path: Path) -> None:
     s = next((s for s in writable if exp.keys(s["predicted"]) == {by_path[s["path"]].truth}), writable[0])
     path, entry = s["path"], by_path[s["path"]]
     right = s["predicted"] if exp.keys(s["predicted"]) == {entry.truth} else entry.spelled
-    old_file, (old_db, _) = read_genres(Path(path)), _db_genres(db, path)
+    old_file, (old_db, _) = read_genres(Path(path)), db_genres(db, path)
     assert exp.keys("; ".join(old_file[0])) == exp.keys(entry.written) != {entry.truth}
 
     r = api.post("/api/library/tag", json={"path": path, "genre": right})
     assert r.status_code == 200, r.text
     edit = r.json()["written"]
     assert read_genres(Path(path)) == ([right], None)  # the owner's genre, not marked as our prediction
-    genres, digest = _db_genres(db, path)
+    genres, digest = db_genres(db, path)
     assert genres == [right] and digest == file_hash(Path(path))  # file and database agree
     assert exp.keys(right) == {entry.truth}
     assert path not in [x["path"] for x in api.get("/api/library/suspects").json()["suspects"]]
@@ -86,6 +72,6 @@ def test_review_flow_on_the_shared_library(tmp_path: Path) -> None:
     r = api.post("/api/library/undo", json={"id": edit["id"]})
     assert r.status_code == 200, r.text
     assert read_genres(Path(path)) == old_file
-    genres, digest = _db_genres(db, path)
+    genres, digest = db_genres(db, path)
     assert genres == old_db and digest == file_hash(Path(path))
     assert path in [x["path"] for x in api.get("/api/library/suspects").json()["suspects"]]

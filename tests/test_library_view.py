@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sqlite3
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +24,7 @@ from musicgenre.cli import main
 from musicgenre.library.db import file_hash
 from musicgenre.library.tags import read_genres
 
-from .conftest import FIXTURES, chromium, load_benchmark
+from .conftest import FIXTURES, chromium, db_genres, load_benchmark, serve_app
 
 pytest.importorskip("fastapi", reason="web extra not installed")
 pytest.importorskip("sklearn")
@@ -113,17 +111,6 @@ def ro(lib: dict):
 @pytest.fixture(scope="module")
 def rw(lib: dict):
     return _client(lib, writes=True)
-
-
-def _db_state(db: Path, path: str) -> tuple[list[str], str]:
-    con = sqlite3.connect(db)
-    try:
-        genres, digest = con.execute("SELECT ft.genres, t.content_hash FROM tracks t JOIN file_tags ft ON "
-                                     "ft.path = t.path AND ft.content_hash = t.content_hash WHERE t.path = ?",
-                                     (path,)).fetchone()
-    finally:
-        con.close()
-    return json.loads(genres), digest
 
 
 # ---- reading --------------------------------------------------------------------------------------------------
@@ -251,7 +238,7 @@ def test_a_write_while_a_scan_holds_the_database_waits_then_fails_and_changes_no
 
     monkeypatch.setattr(review, "BUSY_TIMEOUT_S", 0.3)
     path = lib["paths"][3]
-    before, state = Path(path).read_bytes(), _db_state(lib["db"], path)
+    before, state = Path(path).read_bytes(), db_genres(lib["db"], path)
     scan = sqlite3.connect(lib["db"])
     scan.execute("BEGIN IMMEDIATE")  # what a scan's batch holds while it writes
     try:
@@ -262,7 +249,7 @@ def test_a_write_while_a_scan_holds_the_database_waits_then_fails_and_changes_no
     finally:
         scan.rollback()
         scan.close()
-    assert Path(path).read_bytes() == before and _db_state(lib["db"], path) == state
+    assert Path(path).read_bytes() == before and db_genres(lib["db"], path) == state
 
 
 # ---- the review flow ------------------------------------------------------------------------------------------
@@ -271,7 +258,7 @@ def test_review_flow_correct_then_undo(rw, lib: dict) -> None:
     db = lib["db"]
     s = rw.get("/api/library/suspects").json()["suspects"][0]
     path, old, new = s["path"], read_genres(Path(s["path"])), s["predicted"]
-    old_state = _db_state(db, path)
+    old_state = db_genres(db, path)
     con = sqlite3.connect(db)
     rows_before = con.execute("SELECT count(*) FROM tracks").fetchone()[0]
     con.close()
@@ -280,7 +267,7 @@ def test_review_flow_correct_then_undo(rw, lib: dict) -> None:
     assert r.status_code == 200, r.text
     edit = r.json()["written"]
     assert read_genres(Path(path)) == ([new], None)  # the owner's genre: no MUSICGENRE_CONFIDENCE mark
-    genres, digest = _db_state(db, path)
+    genres, digest = db_genres(db, path)
     assert genres == [new] and digest == file_hash(Path(path))  # file and database agree
     assert path not in [x["path"] for x in rw.get("/api/library/suspects").json()["suspects"]]
     assert rw.get("/api/library/edits").json()["edits"][0]["id"] == edit["id"]
@@ -288,14 +275,14 @@ def test_review_flow_correct_then_undo(rw, lib: dict) -> None:
     r = rw.post("/api/library/undo", json={"id": edit["id"]})
     assert r.status_code == 200 and r.json()["undone"]["undone_at"], r.text
     assert read_genres(Path(path)) == old
-    assert _db_state(db, path) == (old_state[0], file_hash(Path(path)))
+    assert db_genres(db, path) == (old_state[0], file_hash(Path(path)))
     assert path in [x["path"] for x in rw.get("/api/library/suspects").json()["suspects"]]
     assert rw.post("/api/library/undo", json={"id": edit["id"]}).status_code == 409  # already undone
 
     # the command line undoes the same way
     assert rw.post("/api/library/tag", json={"path": path, "genre": new}).status_code == 200
     assert main(["library", "undo", "--db", str(db)]) == 0
-    assert read_genres(Path(path)) == old and _db_state(db, path)[0] == old_state[0]
+    assert read_genres(Path(path)) == old and db_genres(db, path)[0] == old_state[0]
     assert main(["library", "undo", "--db", str(db)]) == 1  # nothing left to undo: one line, no traceback
     con = sqlite3.connect(db)
     assert con.execute("SELECT count(*) FROM tracks").fetchone()[0] == rows_before
@@ -336,32 +323,12 @@ def test_a_file_changed_since_its_scan_is_not_written(rw, lib: dict) -> None:
 
 # ---- the page -------------------------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def library_server(classifier, config):
-    import uvicorn
-
     from musicgenre.web.server import build_server
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(build_server(classifier, library=config), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(300):
-        if server.started:
-            break
-        time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_app(build_server(classifier, library=config)) as url:
+        yield url
 
 
 def test_browser_library_view_write_and_undo(classifier, lib: dict) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import select
-import shutil
 import socket
 import subprocess
 import threading
@@ -18,7 +17,7 @@ from musicgenre.errors import ParameterError
 from musicgenre.genres import is_genre_tag
 from musicgenre.web.analyzer import MODES, Analyzer, Limits, check_port_free
 
-from .conftest import EXAMPLES, load_benchmark, tone, write_audio
+from .conftest import EXAMPLES, chromium, load_benchmark, serve_app, tone, write_audio
 
 pytest.importorskip("gradio", reason="web extra not installed")  # the test set-up installs it
 
@@ -137,33 +136,13 @@ def test_port_in_use_is_one_clear_error():
             check_port_free("127.0.0.1", port)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def running_server(classifier, limits=Limits()):
     """A real uvicorn server on a free loopback port, in a thread of this process."""
-    import uvicorn
-
     from musicgenre.web.server import build_server
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(build_server(classifier, limits), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(300):
-        if server.started:
-            break
-        time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_app(build_server(classifier, limits)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -210,21 +189,10 @@ def test_gradio_client_api(live_server):
 
 def test_browser_upload_and_analyze(live_server):
     """Headless Chromium: upload a file, click Analyze, read five genres with probabilities."""
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.fail("chromium and chromium-driver must be installed by the test set-up (see README)")
-    from selenium import webdriver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1280,1600"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
-    driver = webdriver.Chrome(options=opts, service=service)
+    driver = chromium(capabilities={"goog:loggingPrefs": {"performance": "ALL"}})
     try:
         driver.get(live_server + "/")
         wait = WebDriverWait(driver, 60)

@@ -49,8 +49,11 @@ def record_and_analyze(url: str, wav: Path, seconds: float) -> tuple[str, str]:
         wait = WebDriverWait(driver, 60)
         wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#song button[aria-label='Record audio']")).click()
         wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#song button.record-button")).click()
+        # polled every 20 ms, not Selenium's 0.5 s: on a loaded machine a short recording must stay short
+        stop = WebDriverWait(driver, 60, poll_frequency=0.02).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, "#song button.stop-button"))
         time.sleep(seconds)
-        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#song button.stop-button")).click()
+        driver.execute_script("arguments[0].click();", stop)
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#song audio"))  # the recording is the input now
         wait.until(lambda d: d.find_element(By.ID, "analyze")).click()
         status = wait.until(lambda d: d.find_element(By.ID, "status").text or False)
