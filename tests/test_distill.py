@@ -184,3 +184,25 @@ def test_student_features_go_through_the_recipe(tiny: tuple[D.DistillData, Path]
     with torch.inference_mode():
         _, emb, _ = D.outputs(student, torch.from_numpy(mels))
     assert np.allclose(feats.emb, emb.numpy(), atol=1e-4)
+
+
+def test_frozen_front_reads_its_stored_outputs(tiny: tuple[D.DistillData, Path]) -> None:
+    """With the front end frozen, the loss from its stored outputs is the loss through the whole student."""
+    data, _ = tiny
+    net = D.make_student("MSD_musicnn", ("mid", "back"))
+    scales = (torch.ones(1506), torch.ones(200))
+    cfg = _cfg(layers=("mid", "back"), genre_weight=0.0)
+    stored = D.batch_loss(cfg, net, None, dataclasses.replace(data, front=D.front_outputs(net, data.mels)), 1,
+                          scales, (), None)
+    whole = D.batch_loss(cfg, net, None, data, 1, scales, (), None)
+    assert abs(float(stored.total.detach()) - float(whole.total.detach())) < 1e-4 * float(whole.total.detach())
+
+
+def test_bank_fills_in_worker_processes(tiny: tuple[D.DistillData, Path], tmp_path: Path) -> None:
+    _, root = tiny
+    clips = [Clip(str(root / "audio" / f"c{i}.wav"), "gtzan", "", "train", f"c{i}") for i in range(3)]
+    clips.append(Clip(str(root / "audio" / "missing.wav"), "gtzan", "", "train", "m"))
+    bank = D.MelBank(tmp_path, CFG)
+    assert bank.fill(clips, ["clean", "quiet_6db"], workers=2) == clips[:3]  # the missing file is left out
+    ref = D.MelBank(root / "mels", CFG)
+    assert np.array_equal(bank.read(clips[1], "quiet_6db")[0], ref.read(clips[1], "quiet_6db")[0])  # type: ignore[index]

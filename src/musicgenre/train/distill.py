@@ -168,21 +168,33 @@ class MelBank:
         write_atomic(path, lambda f: np.savez(f, mels=mels.astype(np.float32), peaks=peaks.astype(np.float32)))
         return mels.astype(np.float32), peaks.astype(np.float32)
 
-    def fill(self, clips: list[Clip], copies: list[str], *, progress: bool = False) -> list[Clip]:
-        """Store every (clip, copy) pair that is missing (decoding each clip once); returns the clips that
-        could be decoded. A clip that fails is logged and left out; the rest goes on."""
-        ok = []
-        for clip in _bar(clips, "mel bank", "clip", progress):
-            missing = [c for c in copies if not self.path(clip, c).is_file()]
-            try:
-                audio = load_audio(clip.path, sr=self.cfg.sr) if missing else None
-                for c in missing:
-                    self.windows(clip, c, audio)
-            except MusicGenreError as e:
-                log.warning("skipped %s: %s", clip.key, e)
-                continue
-            ok.append(clip)
-        return ok
+    def fill(self, clips: list[Clip], copies: list[str], *, progress: bool = False, workers: int = 1) -> list[Clip]:
+        """Store every (clip, copy) pair that is missing (decoding each clip once, ``workers`` processes);
+        returns the clips that could be decoded. A clip that fails is logged and left out; the rest goes on."""
+        jobs = [(self, clip, [c for c in copies if not self.path(clip, c).is_file()]) for clip in clips]
+        if workers > 1 and sum(bool(m) for _, _, m in jobs) > 1:
+            from multiprocessing import get_context
+
+            with get_context("spawn").Pool(workers) as pool:
+                done = list(_bar(pool.imap(_fill_one, jobs), "mel bank", "clip", progress, total=len(jobs)))
+        else:
+            done = [_fill_one(job) for job in _bar(jobs, "mel bank", "clip", progress)]
+        for clip, err in zip(clips, done):
+            if err:
+                log.warning("skipped %s: %s", clip.key, err)
+        return [clip for clip, err in zip(clips, done) if not err]
+
+
+def _fill_one(job: tuple[MelBank, Clip, list[str]]) -> str:
+    """One clip's missing copies (a worker's job): "" when done, else why it failed."""
+    bank, clip, missing = job
+    try:
+        audio = load_audio(clip.path, sr=bank.cfg.sr) if missing else None
+        for c in missing:
+            bank.windows(clip, c, audio)
+    except MusicGenreError as e:
+        return str(e)
+    return ""
 
 
 def _bar(items: Any, desc: str, unit: str, progress: bool, **kw: Any) -> Any:
@@ -287,6 +299,35 @@ class DistillData:
     tags: np.ndarray  # (windows, n_tags) teacher logits
     label: np.ndarray  # (windows,) int
     clips: tuple[str, ...] = ()  # clip keys, for the card
+    # (1 + copies, windows, live front channels, T): the frozen front end's outputs, when the front does not train
+    front: np.ndarray | None = None
+
+
+def front_outputs(net: PrunedMusicnn, mels: np.ndarray, batch: int = 32, progress: bool = False) -> np.ndarray:
+    """The (pruned) front end's live outputs of (copies, n, T, F) windows: (copies, n, channels, T) float32."""
+    flat = mels.reshape(-1, *mels.shape[2:])
+    parts = []
+    with torch.inference_mode():
+        for i in _bar(range(0, len(flat), batch), "front end", "batch", progress):
+            parts.append(net.front(torch.from_numpy(flat[i : i + batch])).numpy())
+    out = np.concatenate(parts).astype(np.float32)
+    return out.reshape(*mels.shape[:2], *out.shape[1:])
+
+
+def cached_front(bank: MelBank, teacher: str, net: PrunedMusicnn, data: DistillData, copies: list[str],
+                 *, progress: bool = False) -> np.ndarray:
+    """``front_outputs`` of ``data`` stored beside the bank (one file per teacher, clip list and copies)."""
+    key = hashlib.sha256(json.dumps([teacher, list(data.clips), copies]).encode()).hexdigest()[:12]
+    path = bank.root / f"front-{teacher}-{key}.npy"
+    try:
+        front = np.load(path)
+        if front.shape[:2] == data.mels.shape[:2]:
+            return front
+    except (OSError, ValueError):
+        pass
+    front = front_outputs(net, data.mels, progress=progress)
+    write_atomic(path, lambda f: np.save(f, front))
+    return front
 
 
 def teacher_outputs(teacher: nn.Module, mels: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
@@ -302,9 +343,9 @@ def teacher_outputs(teacher: nn.Module, mels: np.ndarray, batch: int = 32) -> di
 
 
 def assemble(bank: MelBank, clips: list[Clip], copies: list[str], labels: tuple[str, ...], teacher: nn.Module,
-             *, progress: bool = False) -> DistillData:
+             *, progress: bool = False, workers: int = 1) -> DistillData:
     """The bank's windows of ``clips`` (made where missing) and the teacher's targets, loud clean windows only."""
-    clips = bank.fill(clips, ["clean", *copies], progress=progress)
+    clips = bank.fill(clips, ["clean", *copies], progress=progress, workers=workers)
     mels: list[list[np.ndarray]] = [[] for _ in range(1 + len(copies))]
     loud: list[list[np.ndarray]] = [[] for _ in range(1 + len(copies))]
     label: list[np.ndarray] = []
@@ -382,8 +423,11 @@ def batch_loss(cfg: DistillConfig, net: nn.Module, head: nn.Module | None, data:
                class_weight: torch.Tensor | None) -> Losses:
     """The loss of step ``step``'s batch (see the module docstring)."""
     rows, copy = batch_plan(cfg, data, step)
-    x = torch.from_numpy(data.mels[copy, rows])
-    pool, emb, tags = outputs(net, x)
+    if data.front is not None and "front" not in cfg.layers:  # the frozen front end's stored outputs
+        pool, emb = net.from_front(torch.from_numpy(data.front[copy, rows]))  # type: ignore[operator]
+        tags = net.out(emb)  # type: ignore[operator]
+    else:
+        pool, emb, tags = outputs(net, torch.from_numpy(data.mels[copy, rows]))
     t_pool, t_emb, t_tags = (torch.from_numpy(a[rows]) for a in (data.pool, data.emb, data.tags))
     parts: dict[str, torch.Tensor] = {}
     if cfg.feature_weight:
@@ -435,6 +479,8 @@ def distill(cfg: DistillConfig, data: DistillData, *, teacher: str, folder: Path
     student is not written). Returns the card written to ``folder/student.json`` (or the checkpoint's state)."""
     folder.mkdir(parents=True, exist_ok=True)
     net = make_student(teacher, cfg.layers)
+    if "front" not in cfg.layers and data.front is None:  # the front end does not train: run it once
+        data = dataclasses.replace(data, front=front_outputs(net, data.mels))
     torch.manual_seed(cfg.seed)  # nothing here draws from torch's generator; set for any layer that would
     params = [p for p in net.parameters() if p.requires_grad]
     if head is not None and cfg.genre_weight:
@@ -525,9 +571,11 @@ def checkpoint_folder(recipe: Recipe, cfg: DistillConfig) -> Path:
     return base / "distill" / recipe.name
 
 
-def train_student(recipe: Recipe, *, progress: bool = True, stop_after: int | None = None) -> Path:
+def train_student(recipe: Recipe, *, progress: bool = True, stop_after: int | None = None, workers: int = 1
+                  ) -> Path:
     """The recipe's ``[backbone]`` distillation, end to end (bank, teacher targets, genre head, training); returns
-    the folder of the student (already trained there with the same settings: nothing is redone)."""
+    the folder of the student (already trained there with the same settings: nothing is redone). ``workers``:
+    processes that build the mel bank."""
     cfg = DistillConfig.from_section(recipe.distill)
     folder = checkpoint_folder(recipe, cfg)
     if (folder / "student.json").is_file():
@@ -540,7 +588,11 @@ def train_student(recipe: Recipe, *, progress: bool = True, stop_after: int | No
     teacher = pruned_backbone(recipe.backbone)
     bank = MelBank(Path(recipe.cache).parent / "mels", features)
     clips = distill_clips(recipe)
-    data = assemble(bank, clips, copy_labels(cfg.copies), recipe.labels, teacher, progress=progress)
+    copies = copy_labels(cfg.copies)
+    data = assemble(bank, clips, copies, recipe.labels, teacher, progress=progress, workers=workers)
+    if "front" not in cfg.layers:
+        data = dataclasses.replace(data, front=cached_front(bank, recipe.backbone, teacher, data, ["clean", *copies],
+                                                            progress=progress))
     log.info("distilling %s on %d clips (%d windows, %d labelled), copies %s", recipe.backbone, len(data.clips),
              data.mels.shape[1], int((data.label >= 0).sum()), ", ".join(cfg.copies))
     head, weight = None, None
