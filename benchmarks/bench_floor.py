@@ -2,6 +2,7 @@
 
     python benchmarks/bench_floor.py                 # writes benchmarks/results/floor.json (about 3 minutes)
     python benchmarks/bench_floor.py --songs 4 --repeats 2 -o /tmp/floor-smoke.json
+    python benchmarks/bench_floor.py --baseline-model OLD_MODEL_DIR    # a new default against the old, same run
 
 The same ``--songs`` song-length MP3s (44.1 kHz stereo, 192 kb/s, libmp3lame; made at run time in a temporary
 folder from GTZAN clips of one genre joined end to end, or from the repository's example clips without
@@ -14,7 +15,8 @@ folder from GTZAN clips of one genre joined end to end, or from the repository's
 - ``windows``: the same plus the log-mel windows (``windows.Windows``);
 - ``model``: the model alone on every file's windows, cut beforehand (``Classifier.run``), two files at a time;
 - ``predict``: ``python -m musicgenre predict -q -f jsonl -o OUT FOLDER``, a new process as a user runs it;
-- ``scan``: ``python -m musicgenre scan -q --db NEW.db FOLDER``, a new process and a new database each time.
+- ``scan``: ``python -m musicgenre scan -q --db NEW.db FOLDER``, a new process and a new database each time;
+- ``predict_baseline`` (with ``--baseline-model DIR``): ``predict -m DIR``, the same folder, in the same rounds.
 
 Floor, predict and scan are timed in interleaved rounds (``_common.timed``), so a machine that gets busier
 slows them alike; the ratios are taken from the medians and from the fastest round. Then: one 30-s clip as a
@@ -143,6 +145,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds of floor / predict / scan")
     ap.add_argument("--folder", type=Path, default=None,
                     help="keep the songs here (made when it holds none) to rerun on the same files")
+    ap.add_argument("--baseline-model", type=Path, default=None,
+                    help="also time `predict -m DIR` in the same rounds (e.g. the previous release's model "
+                         "directory): whether a new default is slower, measured beside it")
     ap.add_argument("--label", default="", help="names the run in the JSON")
     ap.add_argument("-o", "--output", type=Path, default=RESULTS / "floor.json")
     args = ap.parse_args()
@@ -176,7 +181,17 @@ def main() -> None:
                 p.unlink()
             procs["scan"].append(run_measured([*CLI, "scan", "-q", "--db", str(db), str(folder)]))
 
-        rounds = timed({"floor": lambda: ffmpeg_floor(files), "predict": predict, "scan": scan}, args.repeats)
+        jobs: dict[str, Callable[[], None]] = {"floor": lambda: ffmpeg_floor(files), "predict": predict, "scan": scan}
+        if args.baseline_model is not None:
+            procs["predict_baseline"] = []
+            res["baseline_model"] = str(args.baseline_model)
+
+            def predict_baseline() -> None:
+                procs["predict_baseline"].append(run_measured([*CLI, "predict", "-q", "-m", str(args.baseline_model),
+                                                               "-f", "jsonl", "-o", os.devnull, str(folder)]))
+
+            jobs["predict_baseline"] = predict_baseline
+        rounds = timed(jobs, args.repeats)
         res["processes"] = {k: summary(v) for k, v in rounds.items()}
         for k in procs:
             res["processes"][k].update(cpu_s=[r["cpu_s"] for r in procs[k][1:]],
@@ -184,7 +199,7 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in rounds.items()}
         res["ratio_to_floor"] = {k: {"median": round(med[k] / med["floor"], 2),
                                      "best": round(min(rounds[k]) / min(rounds["floor"]), 2),
-                                     "x_realtime": round(audio_s / med[k])} for k in ("predict", "scan")}
+                                     "x_realtime": round(audio_s / med[k])} for k in procs}
         res["labels"] = labels_of(jsonl)
         with sqlite3.connect(db) as con:
             res["scan_rows"] = con.execute("SELECT count(*) FROM tracks").fetchone()[0]
@@ -232,7 +247,7 @@ def main() -> None:
     res["loadavg_end"] = os.getloadavg()
     write_results(args.output, res)
     print(json.dumps({k: res[k] for k in ("inputs", "in_process", "processes", "ratio_to_floor", "cold_one_clip",
-                                          "peak_rss_by_track_length")}, indent=1))
+                                          "peak_rss_by_track_length") if k in res}, indent=1))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,12 @@ class FeatureConfig:
             raise ValueError(f"unknown level_span {self.level_span!r}: use window or track")
 
     @property
+    def front_end(self) -> str:
+        """What this front end changes in a backbone's features, as stored features record it: "" for the
+        backbone's own (as decoded), "level-5dB-window" for a levelled one (``feature_identity``)."""
+        return "" if self.level_db is None else f"level{self.level_db:g}dB-{self.level_span}"
+
+    @property
     def window_samples(self) -> int:
         """Samples in one waveform window at ``sr``."""
         return round(self.window_seconds * self.sr)
@@ -181,6 +187,15 @@ def compress(mel: np.ndarray) -> np.ndarray:
     mel *= 10000.0
     mel += 1.0
     return np.log10(mel, out=mel)
+
+
+def feature_identity(backbone: tuple[str, str], cfg: FeatureConfig | None) -> tuple[str, str]:
+    """(name, version) of the features a backbone computes behind the front end ``cfg``: the backbone's own
+    identity, its version suffixed with ``cfg.front_end`` when the front end changes what it sees (levelled
+    windows). Stored features of two identities never mix (library scan, learn, similar)."""
+    if cfg is None or not cfg.front_end:
+        return backbone
+    return backbone[0], f"{backbone[1]}+{cfg.front_end}"
 
 
 def level_windows(mel: np.ndarray, level_db: float, reference: np.ndarray | None = None) -> np.ndarray:

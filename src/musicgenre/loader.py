@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import ParameterError, WeightsError
-from .features import FeatureConfig
+from .features import FeatureConfig, feature_identity
 from .modeldir import ModelCard, backbone_dir, load_weights, onnx_file, read
 from .runtime import Runner
 
@@ -46,7 +46,8 @@ class LoadedModel:
     temperatures: tuple[float, ...] = ()
     # (name, version) of the pretrained backbone whose embedding the runner outputs (``WindowFeatures``); None
     # when unknown. torch: recorded when the loader fills the backbone (``fill_pretrained``: the backbone card's
-    # version, read there anyway); ONNX: the card's ``onnx.backbone`` entry, written by the export.
+    # version, read there anyway); ONNX: the card's ``onnx.backbone`` entry, written by the export. Its version
+    # carries the card's front end (``features.feature_identity``): levelled windows give other features.
     backbone: tuple[str, str] | None = None
 
     @property
@@ -171,7 +172,8 @@ def load_model(path: Path, card: ModelCard, *, device: str = "auto", backend: st
     return LoadedModel(
         name=card.name, labels=list(card.labels), features=card.features, card=card, path=path, runner=runner,
         tag_names=tags, temperature=card.temperature if card.temperature is not None else 1.0,
-        temperatures=card.temperature_by_windows, backbone=backbone,
+        temperatures=card.temperature_by_windows,
+        backbone=None if backbone is None else feature_identity(backbone, card.features),
     )
 
 

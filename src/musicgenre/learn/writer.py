@@ -24,6 +24,7 @@ import numpy as np
 
 from .._io import sha256_file, write_atomic
 from ..errors import WeightsError
+from ..features import feature_identity
 from ..modeldir import DEFAULT_MODEL, WEIGHTS, ModelCard, backbone_dir, from_dict, locate, onnx_file, read
 from .fit import Head
 
@@ -39,10 +40,16 @@ HEAD_KEYS = {"mean": "head.0.mean", "std": "head.0.std", "weight": "head.2.weigh
 TOLERANCE = 1e-4  # |ONNX logits - numpy head on the graph's own embedding and tags|
 
 
-def backbone_identity() -> tuple[str, str]:
-    """(name, version) of the shipped backbone the learned head reads: what stored features must come from."""
+def shipped_backbone() -> tuple[str, str]:
+    """(name, version) of the shipped backbone whose graph the learned model reuses (as the ONNX export records it)."""
     card = read(backbone_dir(BACKBONE))
     return card.name, card.version
+
+
+def backbone_identity() -> tuple[str, str]:
+    """(name, version) of the features the learned head reads: the shipped backbone behind the base model's front
+    end (``features.feature_identity``), what stored features must come from."""
+    return feature_identity(shipped_backbone(), locate(BASE_MODEL)[1].features)
 
 
 def base_model() -> tuple[Path, ModelCard]:
@@ -52,9 +59,9 @@ def base_model() -> tuple[Path, ModelCard]:
     if card.model_args.get("backbone") != BACKBONE or card.onnx is None:
         raise WeightsError(f"{path}: the base model must run {BACKBONE} and ship an ONNX file")
     recorded = card.onnx.extra.get("backbone")
-    if isinstance(recorded, dict) and (recorded.get("name"), recorded.get("version")) != backbone_identity():
+    if isinstance(recorded, dict) and (recorded.get("name"), recorded.get("version")) != shipped_backbone():
         raise WeightsError(f"{path}: its ONNX graph holds backbone {recorded.get('name')} {recorded.get('version')}, "
-                           f"not the shipped {' '.join(backbone_identity())}; re-export it (scripts/export_onnx.py)")
+                           f"not the shipped {' '.join(shipped_backbone())}; re-export it (scripts/export_onnx.py)")
     return path, card
 
 
@@ -153,7 +160,7 @@ def write_model_dir(directory: Path, head: Head, labels: Sequence[str], *, tempe
     write_atomic(directory / WEIGHTS, save(head_state(head)))
     write_atomic(directory / ONNX_FILE, data)
     weights_sha = sha256_file(directory / WEIGHTS)
-    bb_name, bb_version = backbone_identity()
+    bb_name, bb_version = shipped_backbone()
     onnx_entry = {
         "file": ONNX_FILE, "sha256": sha256_file(directory / ONNX_FILE),
         "opset": next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None),

@@ -45,6 +45,9 @@ class ScanSummary:
     touched: int = 0  # mtime changed, content identical: not re-classified
     tagged: int = 0
     failures: list[str] = field(default_factory=list)
+    # files classified before by another model or version, or whose stored features came from another backbone
+    # or front end: analysed again ("model version" or "backbone version" of what they held -> files)
+    reanalysed: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         extra = f", {self.touched} touched (unchanged content)" if self.touched else ""
@@ -80,8 +83,12 @@ def plan(con: sqlite3.Connection, files: list[Path], model: str, version: str,
         ).fetchone()
         if row is None or (row[3], row[4]) != (model, version) or row[2] == RETRY:
             todo.append((f, st))
+            if row is not None and row[2] != RETRY and (row[3], row[4]) != (model, version):
+                _count(summary.reanalysed, f"{row[3]} {row[4]}")
         elif features is not None and row[5] is None and ((row[6], row[7]) != features or row[8] != row[2]):
             todo.append((f, st))  # classified, but its features are missing or not this backbone's
+            if row[6] is not None and (row[6], row[7]) != features:
+                _count(summary.reanalysed, f"features of {row[6]} {row[7]}")
         elif (row[0], row[1]) == (st.st_size, st.st_mtime):
             summary.skipped += 1
         elif row[0] == st.st_size and _hash_or_none(f) == row[2]:
@@ -91,7 +98,15 @@ def plan(con: sqlite3.Connection, files: list[Path], model: str, version: str,
         else:
             todo.append((f, st))
     con.commit()
+    if summary.reanalysed:  # said once per scan: why a library scanned before is analysed again
+        was = ", ".join(f"{n} by {what}" for what, n in sorted(summary.reanalysed.items()))
+        log.warning("re-analysing %d files analysed before (%s) with %s %s",
+                    sum(summary.reanalysed.values()), was, model, version)
     return todo
+
+
+def _count(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
 
 
 def scan(
