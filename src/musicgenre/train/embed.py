@@ -117,7 +117,8 @@ def extract(clips: list[Clip], *, backbone: str, condition: str, cache: Path, of
             except MusicGenreError as e:
                 log.warning("skipped %s: %s", clip.key, e)
                 continue
-            feats = _save(path, {**window_features(net, mels), "peaks": peaks})
+            # batches of 2 are fastest for the full MusiCNN; a pruned student runs 2-3x faster in batches of 16
+            feats = _save(path, {**window_features(net, mels, batch=2 if model is None else 16), "peaks": peaks})
             computed += 1
         out[clip.key] = feats
     if computed:
