@@ -100,11 +100,28 @@ def main() -> None:
           f"{clean['emotify']['top1']:.3f} (n={clean['emotify']['n']}); top-1 at 1/3/10 windows "
           + " / ".join(f"{clean['pooled'][k]['accuracy']:.3f}" for k in ("1", "3", "10"))
           + (f"; student {card.get('wall_s')} s" if card else ""))
+    print(markdown_row(args.name, result))
     for cond, rows in result["robustness"].items():
         for length, r in rows.items():
             print(f"  {cond:<12} {length:>3}: same label {r['agreement']:.3f} (n={r['n']}), confident "
                   f"{r['confident_agreement']} (n={r['confident_n']}), top-1 {r['top1']:.3f} vs clean "
                   f"{r['clean_top1']:.3f}")
+
+
+def markdown_row(name: str, result: dict[str, Any]) -> str:
+    """The eighth round's table row (docs/experiments.md): whole-clip figures unless marked."""
+    clean, rob, card = result["clean"], result["robustness"], result["student"]
+
+    def whole(cond: str, key: str = "agreement") -> str:
+        r = rob.get(cond, {}).get("30s")
+        return "-" if r is None or r[key] is None else f"{r[key]:.3f}"
+
+    room = rob.get("room_eval", {}).get("30s", {})
+    minutes = f"{card['wall_s'] / 60:.0f} min" if card else "-"
+    return (f"| {name} | {minutes} | {clean['gtzan']['top1']:.3f} | {clean['emotify']['top1']:.3f} | "
+            + " / ".join(f"{clean['pooled'][k]['accuracy']:.3f}" for k in ("1", "3", "10"))
+            + f" | {whole('room_eval')} ({whole('room_eval', 'confident_agreement')}, n={room.get('confident_n')})"
+            f" | {whole('room_eval', 'top1')} | {whole('phone')} | {whole('mp3_64k')} | {whole('quiet_25db')} |")
 
 
 def _bank_only(recipe: Recipe, workers: int) -> None:
