@@ -70,8 +70,13 @@ def main() -> None:
     ap.add_argument("--save-every", type=int, default=d.save_every)
     ap.add_argument("--workers", type=int, default=2, help="processes building the mel bank")
     ap.add_argument("--bank-only", action="store_true", help="build the mel bank (and front-end outputs), then stop")
+    ap.add_argument("--time-steps", type=int, default=0,
+                    help="time this many training steps of --batch random windows for --layers, then stop")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.time_steps:
+        print(f"layers {args.layers}, batch {args.batch}: {time_steps(args):.1f} windows/s")
+        return
     section = {"train": "distill", "steps": args.steps, "batch": args.batch, "lr": args.lr, "warmup": args.warmup,
                "layers": args.layers.split(","), "copies": args.copies.split(","), "clean_share": args.clean_share,
                "feature_weight": args.feature_weight, "tag_weight": args.tag_weight,
@@ -106,6 +111,35 @@ def main() -> None:
             print(f"  {cond:<12} {length:>3}: same label {r['agreement']:.3f} (n={r['n']}), confident "
                   f"{r['confident_agreement']} (n={r['confident_n']}), top-1 {r['top1']:.3f} vs clean "
                   f"{r['clean_top1']:.3f}")
+
+
+def time_steps(args: argparse.Namespace) -> float:
+    """Windows per second of forward + backward + AdamW steps on random log-mel windows (the median step after
+    one warm-up step); a frozen front end is run outside the timed step, as the distillation stores its outputs."""
+    import statistics
+
+    import torch
+
+    from musicgenre.train.distill import make_student
+
+    layers = tuple(args.layers.split(","))
+    net = make_student("MSD_musicnn", layers)
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=args.lr)
+    x = torch.rand(args.batch, 187, 96) * 2
+    front = None
+    if "front" not in layers:
+        with torch.inference_mode():
+            front = net.front(x).clone()
+    times = []
+    for _ in range(args.time_steps + 1):
+        t0 = time.perf_counter()
+        pool, emb = net.from_front(front) if front is not None else net.features(x)
+        loss = pool.pow(2).mean() + emb.pow(2).mean() + net.out(emb).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return args.batch / statistics.median(times[1:])
 
 
 def markdown_row(name: str, result: dict[str, Any]) -> str:
