@@ -525,8 +525,8 @@ def distill(cfg: DistillConfig, data: DistillData, *, teacher: str, folder: Path
             history.append({"step": step + 1, "loss": round(float(loss.total.detach()), 6),
                             **{k: round(v, 6) for k, v in loss.parts.items()}})
             if progress:
-                bar.set_postfix(loss=f"{float(loss.total.detach()):.4f}", **{k: f"{v:.4f}" for k, v in
-                                                                             loss.parts.items()})
+                bar.set_postfix(loss=f"{float(loss.total.detach()):.4f}", refresh=False,  # shown at the bar's pace
+                                **{k: f"{v:.4f}" for k, v in loss.parts.items()})
             if (step + 1) % cfg.save_every == 0 or step + 1 == end:
                 save(step + 1)
     if end < cfg.steps:
