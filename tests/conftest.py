@@ -15,6 +15,9 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+# (backbone, version) the shipped default model's features are stored under: MSD MusiCNN behind musicnn-gtzan 3.0's
+# levelled front end (features.feature_identity)
+DEFAULT_FEATURES = ("MSD_musicnn", "0.1.0+level-5dB-window")
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from musicgenre.cli import main
 
-from .conftest import load_benchmark, tone, write_audio
+from .conftest import DEFAULT_FEATURES, load_benchmark, tone, write_audio
 
 pytest.importorskip("sklearn")
 pytest.importorskip("onnx")
@@ -339,7 +339,7 @@ def test_loads_and_scores_as_the_numpy_head(learned: tuple[Path, dict, str], cli
     out, _, _ = learned
     head = _head(out)
     clf = load(out, backend=backend, device="cpu")
-    assert clf.model.backbone == ("MSD_musicnn", "0.1.0")
+    assert clf.model.backbone == DEFAULT_FEATURES
     windows = np.concatenate([w for w, _ in Windows(str(clip), clf.model.features)])
     run = clf.model.run(windows)
     assert set(run) == {"logits", "tags", "embedding"}
@@ -352,7 +352,7 @@ def test_loads_and_scores_as_the_numpy_head(learned: tuple[Path, dict, str], cli
     np.testing.assert_allclose(got, scores, atol=1e-5)
     # what scan stores from this pass (float16) gives the same logits through the head, within float16 rounding
     feats = pred.features
-    assert feats is not None and (feats.backbone, feats.backbone_version) == ("MSD_musicnn", "0.1.0")
+    assert feats is not None and (feats.backbone, feats.backbone_version) == DEFAULT_FEATURES
     stored = head.logits(np.concatenate([feats.embedding, feats.tag_logits], axis=1).astype(np.float32))
     np.testing.assert_allclose(stored, run["logits"][feats.index], atol=0.05)
 
@@ -405,7 +405,7 @@ def test_predict_and_scan_use_the_directory(learned: tuple[Path, dict, str], cli
     rows = list(read_rows(db))
     assert [(r["model"], r["model_version"]) for r in rows] == [(card.name, card.version)]
     (feats,) = read_features(db)
-    assert (feats.backbone, feats.backbone_version) == ("MSD_musicnn", "0.1.0")
+    assert (feats.backbone, feats.backbone_version) == DEFAULT_FEATURES
 
 
 def test_head_names_match_the_torch_head() -> None:

@@ -16,7 +16,7 @@ from musicgenre.library.db import SCHEMA_VERSION, connect, read_features, read_r
 from musicgenre.library.filetags import read_file_tags, resolve_genres
 from musicgenre.library.scan import scan
 
-from .conftest import load_benchmark, tone, write_audio
+from .conftest import DEFAULT_FEATURES, load_benchmark, tone, write_audio
 
 # the schema of every release before features (user_version 0), verbatim
 OLD_SCHEMA = """
@@ -149,7 +149,7 @@ def test_scan_stores_features_and_file_tags(torch_classifier, tmp_path: Path) ->
     assert set(got) == set(files)  # the file with unreadable tags is classified and has its features
 
     long = got["long.flac"]
-    assert (long.backbone, long.backbone_version) == ("MSD_musicnn", "0.1.0") == torch_classifier.feature_backbone
+    assert (long.backbone, long.backbone_version) == DEFAULT_FEATURES == torch_classifier.feature_backbone
     # 13 loud windows, 10 kept: those nearest the centres of 10 equal parts
     assert long.windows == 13 and long.index.tolist() == [1, 2, 3, 5, 6, 7, 8, 10, 11, 12]
     assert long.embedding.shape == (10, 200) and long.tag_logits is not None and long.tag_logits.shape == (10, 50)
@@ -211,7 +211,7 @@ def test_rescan_fills_in_missing_features(torch_classifier, featureless_classifi
     con.close()
     s = scan(paths, db, torch_classifier)
     assert (s.done, s.skipped) == (2, 3)
-    assert {r.backbone_version for r in read_features(db)} == {"0.1.0"} and len(features_by_name(db)) == 5
+    assert {r.backbone_version for r in read_features(db)} == {DEFAULT_FEATURES[1]} and len(features_by_name(db)) == 5
     # the model without features keeps them: nothing to do
     assert scan(paths, db, classifier).skipped == 5 and len(features_by_name(db)) == 5
     # a changed file: its old features are stale the moment its row is rewritten, whoever classifies it
@@ -297,7 +297,7 @@ def test_ray_scan_stores_the_same_features(tmp_path: Path) -> None:
     for name, r in local.items():
         assert remote[name].tags == r.tags and remote[name].index.tolist() == r.index.tolist()
         assert np.allclose(remote[name].embedding, r.embedding, atol=1e-2)
-        assert (remote[name].backbone, remote[name].backbone_version) == ("MSD_musicnn", "0.1.0")
+        assert (remote[name].backbone, remote[name].backbone_version) == DEFAULT_FEATURES
 
 
 @pytest.mark.slow
@@ -309,7 +309,7 @@ def test_onnx_export_with_the_embedding_output_gives_the_same_features(tmp_path:
 
     model = load_benchmark("bench_scan").export_with_embedding(tmp_path / "model")
     onnx, torch_ = load(model, backend="onnx"), load(model, backend="torch")
-    assert onnx.model.backbone == torch_.model.backbone == ("MSD_musicnn", "0.1.0") == onnx.feature_backbone
+    assert onnx.model.backbone == torch_.model.backbone == DEFAULT_FEATURES == onnx.feature_backbone
     clip = str(Path(__file__).resolve().parents[1] / "examples" / "jazz_vibe_ace.ogg")
     a, b = onnx.predict(clip), torch_.predict(clip)
     assert a.features is not None and b.features is not None and a.label == b.label

@@ -11,7 +11,7 @@ import pytest
 from musicgenre import AudioDecodeError, Classifier, ParameterError, Prediction, WeightsError
 from musicgenre.pipeline import predict_many
 
-from .conftest import EXAMPLES, tone, write_audio
+from .conftest import DEFAULT_FEATURES, EXAMPLES, tone, write_audio
 
 
 def test_examples_are_classified_sensibly(classifier):
@@ -182,6 +182,6 @@ def test_models_without_a_feature_backbone_give_no_features(featureless_classifi
     assert featureless_classifier.model.backend == "onnx" and featureless_classifier.feature_backbone is None
     plain = featureless_classifier.predict(EXAMPLES / "jazz_vibe_ace.ogg")
     assert plain.features is None
-    assert classifier.feature_backbone == ("MSD_musicnn", "0.1.0")
+    assert classifier.feature_backbone == DEFAULT_FEATURES
     full = classifier.predict(EXAMPLES / "jazz_vibe_ace.ogg")
     assert full.features is not None and full.scores == plain.scores
