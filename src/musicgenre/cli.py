@@ -479,7 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a genre model on a labelled dataset",
                         description="Train ARCHITECTURE on DATA, or rebuild a model from a recipe "
                         "(--recipe recipes/musicnn-genre.toml rebuilds the shipped model); the output directory "
-                        "is a model usable with --model everywhere. Multi-GPU/multi-node: run under torchrun (DDP).")
+                        "is a model usable with --model everywhere. A recipe with a [backbone] section "
+                        "(train = \"distill\") first distils a student backbone (resumable; docs/training.md) and "
+                        "writes the student and its validation run. Multi-GPU/multi-node: run under torchrun (DDP).")
     tr.add_argument("architecture", nargs="?", help="see `musicgenre models`")
     tr.add_argument("data", nargs="?", help="GTZAN root, FMA root, folder per label, CSV manifest, or HF dataset")
     tr.add_argument("--recipe", type=Path, help="TOML recipe (recipes/); replaces ARCHITECTURE DATA")

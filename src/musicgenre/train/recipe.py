@@ -91,6 +91,10 @@ class Recipe:
     # "clip": one temperature fitted on whole clips, used at every length (models up to 2.2); "length": the
     # window temperature fitted on single windows, then one per number of windows (calibrate.fit_calibration)
     calibration: str = "clip"
+    # the [backbone] section: empty (the backbone stays frozen) or train = "distill" with its settings
+    # (train.distill.DistillConfig): a student backbone is distilled first and the heads read its features
+    distill: dict[str, Any] = field(default_factory=dict)
+    student: str = ""  # folder of a distilled student (train.distill) whose features the heads read instead
     cache: str = ".cache/features"
     version: str = "2.0"
     description: str = ""
@@ -107,7 +111,14 @@ class Recipe:
         flat: dict[str, Any] = {}
         for section in ("model", "data", "head"):
             flat.update(raw.pop(section, {}))
+        backbone = raw.pop("backbone", None) if isinstance(raw.get("backbone"), dict) else None
         flat.update(raw)
+        if backbone is not None:
+            how = backbone.get("train", "frozen")
+            if how not in ("frozen", "distill"):
+                raise ParameterError(f'{path}: [backbone] train = {how!r}: use "distill" or "frozen"')
+            if how == "distill":
+                flat["distill"] = dict(backbone)
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(flat) - known)
         if unknown:
@@ -115,7 +126,7 @@ class Recipe:
         base = path.parent
         for key in ("gtzan",):
             flat[key] = tuple(str((base / p).resolve()) if not Path(p).is_absolute() else p for p in flat.get(key, ()))
-        for key in ("emotify", "cache"):  # relative to the recipe file, like gtzan
+        for key in ("emotify", "cache", "student"):  # relative to the recipe file, like gtzan
             if flat.get(key) and not Path(flat[key]).is_absolute():
                 flat[key] = str((base / flat[key]).resolve())
         for key in ("labels", "conditions", "crops", "robustness", "unknown_genres"):
@@ -141,6 +152,18 @@ class Recipe:
                                        level_span=self.level_span)  # type: ignore[arg-type]  # checked there
         except ValueError as e:
             raise ParameterError(str(e)) from None
+
+    @property
+    def feature_backbone(self) -> str:
+        """The name the window features are cached under: the backbone's, or its distilled student's."""
+        if not self.student:
+            return self.backbone
+        import json
+
+        try:
+            return f"{self.backbone}~student-{json.loads((Path(self.student) / 'student.json').read_text())['id']}"
+        except (OSError, ValueError, KeyError) as e:
+            raise ParameterError(f"{self.student}: not a distilled student ({e})") from None
 
     def clips(self) -> list[Clip]:
         """The corpus with labels in our vocabulary; clips outside the vocabulary are left out."""
@@ -177,20 +200,29 @@ def head_input(f: ClipFeatures, features: str) -> np.ndarray:
     return np.concatenate([arrays[p] for p in parts], axis=1)
 
 
+def features_of(recipe: Recipe, clips: list[Clip], condition: str, offset: float = 0.0) -> dict[str, ClipFeatures]:
+    """``embed.extract`` for the recipe: its backbone's cached features, or its student's (``recipe.student``)."""
+    from .embed import extract
+
+    kw: dict[str, Any] = {}
+    if recipe.student:
+        from .distill import student_source
+
+        kw["model"], kw["windows"] = student_source(recipe)
+    return extract(clips, backbone=recipe.feature_backbone, condition=condition, cache=Path(recipe.cache),
+                   offset=offset, cfg=recipe.feature_config, **kw)
+
+
 def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...],
              crops: tuple[float, ...] = (0.0,)) -> WindowSet:
     """Stack the cached non-silent window features of ``clips`` under each condition and crop offset
     (computing what is missing); with the default crop, the windows ``predict`` averages over."""
-    from .embed import extract
-
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
     cs: list[np.ndarray] = []
     kept: list[Clip] = []
     keys = [(c, o) for c in conditions for o in crops]  # a condition listed twice weighs twice
-    feats = {(c, o): extract(clips, backbone=recipe.backbone, condition=c, cache=Path(recipe.cache), offset=o,
-                             cfg=recipe.feature_config)
-             for c, o in dict.fromkeys(keys)}
+    feats = {(c, o): features_of(recipe, clips, c, o) for c, o in dict.fromkeys(keys)}
     for clip in clips:
         for key in keys:
             f = feats[key].get(clip.key)
@@ -211,10 +243,7 @@ def assemble(recipe: Recipe, clips: list[Clip], conditions: tuple[str, ...],
 
 def condition_features(recipe: Recipe, clips: list[Clip], condition: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every window of ``clips`` under ``condition``, silent ones included: clip key -> (head input, peaks)."""
-    from .embed import extract
-
-    feats = extract(clips, backbone=recipe.backbone, condition=condition, cache=Path(recipe.cache),
-                    cfg=recipe.feature_config)
+    feats = features_of(recipe, clips, condition)
     return {key: (head_input(f, recipe.features), f.peaks) for key, f in feats.items()}
 
 
@@ -331,10 +360,7 @@ def tag_names(recipe: Recipe) -> list[str]:
 
 def clean_windows(recipe: Recipe, clips: list[Clip]) -> list[tuple[Clip, ClipFeatures]]:
     """The clean cached features of ``clips`` that have a non-silent window, non-silent windows only."""
-    from .embed import extract
-
-    feats = extract(clips, backbone=recipe.backbone, condition="clean", cache=Path(recipe.cache),
-                    cfg=recipe.feature_config)
+    feats = features_of(recipe, clips, "clean")
     out = []
     for c in clips:
         f = feats.get(c.key)
@@ -433,7 +459,13 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
     missing = missing_data(recipe)
     if missing:
         raise ParameterError(f"recipe data not found: {', '.join(missing)}")
+    if recipe.distill and not recipe.student:  # [backbone] train = "distill": the student first (resumable)
+        from .distill import train_student
+
+        recipe = dataclasses.replace(recipe, student=str(train_student(recipe)))
     val = validation_run(recipe)
+    if recipe.student:
+        return _student_report(recipe, val, out)
     clips = [c for c in recipe.clips() if c.split in ("train", "valid")]
     final = training_set(recipe, clips)
     head, _ = train_head(recipe, final)
@@ -481,3 +513,21 @@ def build(recipe: Recipe, out: Path, *, recipe_file: str = "RECIPE") -> dict[str
     card = from_dict(config, where=f"recipe {recipe.name}").save(out, state)
     write_json(out / "validation.json", {k: v for k, v in val.items() if k not in UNSAVED})
     return card.to_dict()
+
+
+def _student_report(recipe: Recipe, val: dict[str, Any], out: Path) -> dict[str, Any]:
+    """A recipe whose heads read a distilled student: its validation run and the student, written to ``out``.
+    No model directory yet: ``predict`` loads shipped backbones only, so a head on a student's features would
+    run on the wrong features until the student ships as a backbone of its own (issue 38, item 4)."""
+    import shutil
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("student.json", "student.safetensors"):
+        shutil.copy2(Path(recipe.student) / name, out / name)
+    write_json(out / "validation.json", {k: v for k, v in val.items() if k not in UNSAVED})
+    log.warning("%s: the student and its validation run are written; no model directory (a head on a student's "
+                "features needs the student shipped as a backbone first)", out)
+    brief = {s: {k: val[s][k] for k in ("n", "accuracy", "window_accuracy", "macro_f1") if k in val[s]}
+             for s in ("gtzan", "emotify") if s in val}
+    return {"temperature": round(val["temperature"], 4), "student": recipe.student,
+            "metrics": {"valid": {**brief, **({"robustness": val["robustness"]} if "robustness" in val else {})}}}
