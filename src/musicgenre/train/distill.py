@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -49,10 +49,37 @@ from ..features import FeatureConfig
 from ..scores import loud_windows
 from ..windows import Windows
 from .degrade import check_condition, degrade
+from .head import HeadParams
 
 if TYPE_CHECKING:
+    from ..features import FeatureConfig
     from ..models.prune import PrunedMusicnn
-    from .recipe import Recipe
+
+
+class Recipe(HeadParams, Protocol):
+    """What distillation reads of a recipe (``train.recipe.Recipe``, a frozen dataclass, which imports this module
+    to run it): the head's hyperparameters and these."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def backbone(self) -> str: ...
+    @property
+    def features(self) -> str: ...
+    @property
+    def gtzan(self) -> tuple[str, ...]: ...
+    @property
+    def emotify(self) -> str: ...
+    @property
+    def emotify_labels(self) -> dict[str, str]: ...
+    @property
+    def cache(self) -> str: ...
+    @property
+    def distill(self) -> dict[str, Any]: ...
+    @property
+    def student(self) -> str: ...
+    @property
+    def feature_config(self) -> FeatureConfig: ...
 
 log = logging.getLogger(__name__)
 
@@ -616,7 +643,8 @@ def genre_head(recipe: Recipe, data: DistillData) -> tuple[nn.Module, tuple[str,
     keep = data.label >= 0
     arrays = {"pool": data.pool, "embedding": data.emb, "tags": data.tags}
     windows = _Windows(np.concatenate([arrays[p][keep] for p in parts], axis=1), data.label[keep])
-    head, _ = train_head(dataclasses.replace(recipe, members=1, gate=""), windows)
+    one = dataclasses.replace(recipe, members=1, gate="")  # type: ignore[type-var]  # a Recipe dataclass
+    head, _ = train_head(one, windows)
     return head, parts, class_weights(recipe, data.label[keep])
 
 
