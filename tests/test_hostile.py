@@ -150,6 +150,9 @@ def test_a_stuck_or_chatty_decoder_is_killed(tmp_path, monkeypatch):
     """A decoder that never writes audio, or only floods stderr, is killed after the wait budget."""
     path = _m4a(tmp_path, 2.0)
     monkeypatch.setattr(_ffmpeg, "WAIT_BASE_S", 1.0)
+    # children this process had before (e.g. multiprocessing's resource tracker, left by an earlier test's worker
+    # pool) are not the decoder's
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     for script in ("sleep 60", "yes 'error: corrupt AAC frame' >&2"):
         fake = tmp_path / "ffmpeg"
         fake.write_text(f"#!/bin/sh\n{script}\n")
@@ -159,7 +162,8 @@ def test_a_stuck_or_chatty_decoder_is_killed(tmp_path, monkeypatch):
         with pytest.raises(AudioDecodeError) as e:
             load_audio(path, sr=16000)
         assert time.monotonic() - t < 10 and e.value.reason is Reason.CORRUPT
-        assert not [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+        assert not [p for p in psutil.Process().children(recursive=True)
+                    if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE]
 
 
 def test_playlists_are_refused_even_by_ffmpeg_itself(tmp_path):
