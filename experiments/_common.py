@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -55,5 +55,21 @@ def in_work_folder(work: Path | None, job: Callable[[Path], T]) -> T:
         return job(Path(tmp))
 
 
-__all__ = ["RESULTS", "ROOT", "best_of", "brief", "fmt_ci", "in_work_folder", "stability", "takes_from", "timed",
-           "write_results"]
+def robustness_figures(val: dict[str, Any]) -> dict[str, Any]:
+    """A validation run's (``train.recipe.validation_run``) clean figures per source and input length and its
+    robustness report, in the shape the robustness and distillation results files keep."""
+    lengths = val["lengths"]
+    return {
+        "clean": {
+            **{s: {"n": val[s]["n"], "top1": round(val[s]["accuracy"], 4),
+                   "top1_by_windows": {k: val[s]["lengths"][k]["accuracy"] for k in ("1", "3", "10")}}
+               for s in ("gtzan", "emotify")},
+            "pooled": {k: {f: lengths[k][f] for f in ("n", "accuracy", "confident_share", "confident_accuracy")}
+                       for k in ("1", "3", "10", "whole")},
+        },
+        "robustness": val["robustness"],
+    }
+
+
+__all__ = ["RESULTS", "ROOT", "best_of", "brief", "fmt_ci", "in_work_folder", "robustness_figures", "stability",
+           "takes_from", "timed", "write_results"]

@@ -24,27 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, ROOT, write_results
+from _common import RESULTS, ROOT, robustness_figures, write_results
 from musicgenre.train.distill import DistillConfig, train_student
 from musicgenre.train.recipe import Recipe, validation_run
 
 ROBUSTNESS = ("quiet_6db", "quiet_15db", "quiet_25db", "room_eval", "phone", "mp3_64k")
-
-
-def scores(recipe: Recipe) -> dict[str, Any]:
-    """The validation run's clean figures and robustness report."""
-    val = validation_run(recipe)
-    lengths = val["lengths"]
-    return {
-        "clean": {
-            **{s: {"n": val[s]["n"], "top1": round(val[s]["accuracy"], 4),
-                   "top1_by_windows": {k: val[s]["lengths"][k]["accuracy"] for k in ("1", "3", "10")}}
-               for s in ("gtzan", "emotify")},
-            "pooled": {k: {f: lengths[k][f] for f in ("n", "accuracy", "confident_share", "confident_accuracy")}
-                       for k in ("1", "3", "10", "whole")},
-        },
-        "robustness": val["robustness"],
-    }
 
 
 def main() -> None:
@@ -97,7 +81,7 @@ def main() -> None:
         recipe = dataclasses.replace(recipe, student=str(folder))
     t0 = time.perf_counter()
     result = {"recipe": {k: v for k, v in recipe.__dict__.items() if k not in ("gtzan", "emotify", "cache")},
-              "student": card, **scores(recipe)}
+              "student": card, **robustness_figures(validation_run(recipe))}
     result["validation_run_s"] = round(time.perf_counter() - t0)
     write_results(RESULTS / f"distill-{args.name}.json", result)
     clean = result["clean"]

@@ -20,7 +20,7 @@ import argparse
 import logging
 from typing import Any
 
-from _common import RESULTS, ROOT, write_results
+from _common import RESULTS, ROOT, robustness_figures, write_results
 from musicgenre.train.recipe import Recipe, validation_run
 
 ROBUSTNESS = ("quiet_6db", "quiet_15db", "quiet_25db", "room_eval", "mp3_64k")
@@ -28,19 +28,8 @@ ROBUSTNESS = ("quiet_6db", "quiet_15db", "quiet_25db", "room_eval", "mp3_64k")
 
 def run(recipe: Recipe) -> dict[str, Any]:
     """The validation run's clean figures and robustness report, in the shape the results file keeps."""
-    val = validation_run(recipe)
-    lengths = val["lengths"]
-    return {
-        "recipe": {k: v for k, v in recipe.__dict__.items() if k not in ("gtzan", "emotify", "cache")},
-        "clean": {
-            **{s: {"n": val[s]["n"], "top1": round(val[s]["accuracy"], 4),
-                   "top1_by_windows": {k: val[s]["lengths"][k]["accuracy"] for k in ("1", "3", "10")}}
-               for s in ("gtzan", "emotify")},
-            "pooled": {k: {f: lengths[k][f] for f in ("n", "accuracy", "confident_share", "confident_accuracy")}
-                       for k in ("1", "3", "10", "whole")},
-        },
-        "robustness": val["robustness"],
-    }
+    return {"recipe": {k: v for k, v in recipe.__dict__.items() if k not in ("gtzan", "emotify", "cache")},
+            **robustness_figures(validation_run(recipe))}
 
 
 def main() -> None:
