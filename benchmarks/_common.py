@@ -4,12 +4,11 @@ writer (``write_results``), the one timing helper (``timed``, ``best_of``) and a
 ``make_clips``), and the accuracy reports' row summary, confusions and degradation stability (``brief``,
 ``takes_from``, ``fmt_ci``, ``stability``).
 
-Every script runs as ``python benchmarks/NAME.py`` against the installed package (``pip install -e .``), so
-neither ``src/`` nor this folder is put on ``sys.path`` by hand: Python puts a script's own folder there,
-which is how ``from _common import ...`` resolves. Only the standard library is imported at top level here
-(numpy and the rest inside the helpers that need them): ``bench_vs_musicnn.py`` also runs as a child in the
-musicnn tagger's own venv. The experiment scripts (``experiments/``) reach this module
-through ``experiments/_common.py``.
+Every script runs from the repository root as ``python -m benchmarks.NAME`` against the installed package
+(``pip install -e .``): ``benchmarks`` is a package there, so scripts import ``benchmarks._common`` and nothing is
+put on ``sys.path`` by hand. Only the standard library is imported at top level here (numpy and the rest inside
+the helpers that need them): ``bench_vs_musicnn`` also runs as a child in the musicnn tagger's own venv. The
+experiment scripts (``experiments/``) reach this module through ``experiments._common``.
 """
 
 from __future__ import annotations
@@ -86,9 +85,10 @@ def _rss_mb(pid: int) -> float | None:
 
 
 def run_measured(cmd: Sequence[str], *, env: dict[str, str] | None = None, sample: bool = False,
-                 every: float = 0.25, ok: tuple[int, ...] = (0,), tails: bool = False) -> dict[str, Any]:
+                 every: float = 0.25, ok: tuple[int, ...] = (0,), tails: bool = False,
+                 cwd: Path | None = None) -> dict[str, Any]:
     """Run ``cmd`` to completion: wall seconds (start-up included), CPU seconds and peak RSS of its process tree,
-    optionally RSS samples (``sample``) and the last line of its output (``tails``).
+    optionally RSS samples (``sample``) and the last line of its output (``tails``); ``cwd``: where it runs.
 
     CPU time and the peak come from the kernel (``wait4``'s rusage: the process and the children it waited for),
     so they are exact however short the run; samples read /proc every ``every`` s to show how memory evolves. An
@@ -97,7 +97,8 @@ def run_measured(cmd: Sequence[str], *, env: dict[str, str] | None = None, sampl
     samples: list[tuple[float, float]] = []
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), env=env, stdout=out if tails else subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(list(cmd), env=env, cwd=cwd, stdout=out if tails else subprocess.DEVNULL,
+                                stderr=err)
         done = threading.Event()
 
         def poll() -> None:

@@ -1,8 +1,8 @@
 """Accuracy of the shipped models on artist-disjoint splits: the model card's tables, as JSON and markdown.
 
-    python benchmarks/accuracy.py shipped       # the shipped model: valid, test, degradations, cross-source
-    python benchmarks/accuracy.py shipped --model musicnn-electronic --recipe recipes/musicnn-electronic.toml
-    python benchmarks/accuracy.py confidence    # validation run: confident calls per input length and threshold
+    python -m benchmarks.accuracy shipped       # the shipped model: valid, test, degradations, cross-source
+    python -m benchmarks.accuracy shipped --model musicnn-electronic --recipe recipes/musicnn-electronic.toml
+    python -m benchmarks.accuracy confidence    # validation run: confident calls per input length and threshold
 
 Both read the data through a recipe (default recipes/musicnn-genre.toml: ../shared beside the
 checkout) and write benchmarks/results/accuracy-<command>.json and .md (docs/models.md quotes them).
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import RESULTS, ROOT, brief, fmt_ci, stability, takes_from, write_results
+from benchmarks._common import RESULTS, ROOT, brief, fmt_ci, stability, takes_from, write_results
 from musicgenre.train.head import train_head
 from musicgenre.train.recipe import (
     Recipe,

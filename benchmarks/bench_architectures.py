@@ -1,6 +1,6 @@
 """Per-architecture cost: training step time per sample and inference time per 30-s clip.
 
-    python benchmarks/bench_architectures.py [--device cpu|cuda]   # -> benchmarks/results/architectures-<device>.json
+    python -m benchmarks.bench_architectures [--device cpu|cuda]   # -> benchmarks/results/architectures-<device>.json
 
 Full-size default configurations (VGG19_BN at 224x224, etc.), random weights, random audio.
 Train step: forward + backward + AdamW step on a batch of segments of the architecture's window,
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from _common import RESULTS, timed, write_results
+from benchmarks._common import RESULTS, timed, write_results
 from musicgenre.loader import build_pretrained
 from musicgenre.models import get_architecture
 

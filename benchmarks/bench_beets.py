@@ -1,7 +1,7 @@
 """The beets plugin's costs: what it adds to every `beet` command, and what classifying through beets
 costs per file next to `musicgenre scan` on the same files.
 
-    python benchmarks/bench_beets.py [--items 1000] [--ls-runs 21] [--files 24] [--seconds 30] [--rounds 3]
+    python -m benchmarks.bench_beets [--items 1000] [--ls-runs 21] [--files 24] [--seconds 30] [--rounds 3]
 
 Writes benchmarks/results/beets.json. Neither command draws a progress bar here (`musicgenre scan -q`;
 `beet musicgenre` draws one only on a terminal).
@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, make_mp3_clips, run_measured, write_results
+from benchmarks._common import RESULTS, make_mp3_clips, run_measured, write_results
 
 BEET = str(Path(sys.executable).with_name("beet"))
 MUSICGENRE = str(Path(sys.executable).with_name("musicgenre"))
@@ -142,7 +142,7 @@ def main() -> int:
         print(f"beet ls: {ls['median_s']} -> +{ls['difference_ms']} ms with the plugin", file=sys.stderr)
         classify = bench_classify(work, args.files, args.seconds, args.rounds)
     result = {"beets": beets.__version__, "python": sys.version.split()[0], "cpus": os.cpu_count(),
-              "command": " ".join(["python", "benchmarks/bench_beets.py", *sys.argv[1:]]),
+              "command": " ".join(["python", "-m", "benchmarks.bench_beets", *sys.argv[1:]]),
               "beet_ls": ls, "classify": classify,
               "note": "2 CPU cores shared with other jobs; wall and CPU time per file include start-up and "
                       "model load (whole commands)"}

@@ -1,6 +1,6 @@
 """How fast can the shipped model possibly run on this machine? The arithmetic floor of the speed targets.
 
-    python benchmarks/bench_compute_bound.py            # -> benchmarks/results/compute-bound.json
+    python -m benchmarks.bench_compute_bound            # -> benchmarks/results/compute-bound.json
 
 Counts the floating-point operations of one model window (torch's FlopCounterMode: convolutions and
 matrix products, a multiply-add counted as 2) for the network that actually runs (MusiCNN with its
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import RESULTS, best_of, write_results
+from benchmarks._common import RESULTS, best_of, write_results
 
 
 def model_flops(path: Path, *, pruned: bool) -> tuple[int, dict[str, int], tuple[int, ...], float]:

@@ -1,6 +1,6 @@
 """Decode time of the ffmpeg path vs the soundfile path on the same files (decode only, no model).
 
-    PYTHONPATH=src python benchmarks/bench_decode_paths.py ../shared/data/emotify --limit 20
+    PYTHONPATH=src python -m benchmarks.bench_decode_paths ../shared/data/emotify --limit 20
 
 MP3 and Ogg go through ffmpeg when it is installed (resync after damage, chained streams, no mpg123
 noise); this measures what that costs against soundfile, which is used when ffmpeg is missing.

@@ -1,8 +1,8 @@
 """How close `musicgenre predict` and `scan` over a folder of MP3s come to the speed ffmpeg merely decodes it.
 
-    python benchmarks/bench_floor.py                 # writes benchmarks/results/floor.json (about 3 minutes)
-    python benchmarks/bench_floor.py --songs 4 --repeats 2 -o /tmp/floor-smoke.json
-    python benchmarks/bench_floor.py --baseline-model OLD_MODEL_DIR    # a new default against the old, same run
+    python -m benchmarks.bench_floor                 # writes benchmarks/results/floor.json (about 3 minutes)
+    python -m benchmarks.bench_floor --songs 4 --repeats 2 -o /tmp/floor-smoke.json
+    python -m benchmarks.bench_floor --baseline-model OLD_MODEL_DIR    # a new default against the old, same run
 
 The same ``--songs`` song-length MP3s (44.1 kHz stereo, 192 kb/s, libmp3lame; made at run time in a temporary
 folder from GTZAN clips of one genre joined end to end, or from the repository's example clips without
@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, ROOT, run_measured, timed, write_results
+from benchmarks._common import RESULTS, ROOT, run_measured, timed, write_results
 
 DATA = ROOT.parent / "shared" / "data"
 MP3_ARGS = ("-ar", "44100", "-ac", "2", "-c:a", "libmp3lame", "-b:a", "192k")

@@ -1,7 +1,7 @@
 """Folder throughput on a GPU: windows batched across files, torch (CUDA) and ONNX Runtime (CUDA provider).
 
-    python benchmarks/bench_gpu.py                         # -> benchmarks/results/gpu.json
-    python benchmarks/bench_gpu.py --device cpu --clips 4 --batches 8 -o /tmp/gpu-smoke.json   # smoke test
+    python -m benchmarks.bench_gpu                         # -> benchmarks/results/gpu.json
+    python -m benchmarks.bench_gpu --device cpu --clips 4 --batches 8 -o /tmp/gpu-smoke.json   # smoke test
 
 A folder of ``--clips`` generated 30-s clips (music-like: chords, a drum pattern, noise; made in memory at the
 model's 16 kHz, so no decoder is needed and the figures are the model path's) is cut into windows by the
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import RESULTS, best_of, write_results
+from benchmarks._common import RESULTS, best_of, write_results
 
 SR = 16000
 CLIP_SECONDS = 30.0
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     device = args.device
-    result: dict[str, Any] = {"command": " ".join(["python", "benchmarks/bench_gpu.py", *(argv or sys.argv[1:])]),
+    result: dict[str, Any] = {"command": " ".join(["python", "-m", "benchmarks.bench_gpu", *(argv or sys.argv[1:])]),
                               "platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                               "clips": args.clips, "clip_seconds": CLIP_SECONDS}
     if device == "cuda":

@@ -1,7 +1,7 @@
 """Idle connections against a real ``musicgenre serve``: do they lock out a normal request?
 
-    python benchmarks/bench_idle.py                  # 1,000 idle connections, 20 requests among them
-    python benchmarks/bench_idle.py --idle 300 --requests 5
+    python -m benchmarks.bench_idle                  # 1,000 idle connections, 20 requests among them
+    python -m benchmarks.bench_idle --idle 300 --requests 5
 
 Starts the server (default limits: 200 connections, 10-s header timeout) on a loopback port, times
 ``GET /api/health`` and a quick ``POST /api/classify`` (a 5-s FLAC) with no other connection open,
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS, Server, make_clips, timed, write_results
+from benchmarks._common import RESULTS, Server, make_clips, timed, write_results
 
 
 def timed_requests(url: str, clip: Path, n: int) -> dict[str, object]:

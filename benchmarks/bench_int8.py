@@ -1,7 +1,7 @@
 """int8 versions of the shipped ONNX model: speed per 3-s window, and labels against fp32 on the valid clips.
 
-    python benchmarks/bench_int8.py                  # writes benchmarks/results/int8.json (about 4 minutes)
-    python benchmarks/bench_int8.py --rounds 2 --windows 50 -o /tmp/int8-smoke.json
+    python -m benchmarks.bench_int8                  # writes benchmarks/results/int8.json (about 4 minutes)
+    python -m benchmarks.bench_int8 --rounds 2 --windows 50 -o /tmp/int8-smoke.json
 
 The shipped ``model.onnx`` is quantised with ``onnxruntime.quantization`` into a temporary folder (after
 ``quant_pre_process``), as these variants:
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -41,7 +42,7 @@ from typing import Any
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
-from _common import RESULTS, ROOT, timed, write_results
+from benchmarks._common import RESULTS, ROOT, timed, write_results
 
 RECIPE = ROOT / "recipes" / "musicnn-genre.toml"
 AGREE_MIN, TOP1_MAX_MOVE = 0.99, 0.005  # the project's rule for a reduced-precision default
@@ -76,8 +77,7 @@ def quantise(src: Path, folder: Path, cal: np.ndarray, input_name: str) -> dict[
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from export_onnx import quantize_int8  # the export script's own int8 (what `export_onnx.py --int8` writes)
+    from scripts.export_onnx import quantize_int8  # the export script's own int8 (what its --int8 writes)
 
     shutil.copy(src, folder / "model.onnx")
     made: dict[str, dict[str, Any]] = {"dynamic": {
@@ -206,7 +206,7 @@ def main() -> None:
         for threads in (1, 2):
             print(f"timing, {threads} thread(s) ...", file=sys.stderr)
             models = {k: OnnxModel(f, threads=threads) for k, f in files.items()}
-            t = timed({k: (lambda m=m: m.run(x)) for k, m in models.items()}, args.rounds)
+            t = timed({k: functools.partial(m.run, x) for k, m in models.items()}, args.rounds)
             med = {k: statistics.median(v) for k, v in t.items()}
             speed[f"{threads}_thread"] = {k: {"median_ms": round(1e3 * med[k] / len(x), 3),
                                               "min_ms": round(1e3 * min(t[k]) / len(x), 3),

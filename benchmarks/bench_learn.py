@@ -1,7 +1,7 @@
 """``musicgenre learn`` at library scale: the whole run on synthetic stored features.
 
-    python benchmarks/bench_learn.py                   # 1,000 and 10,000 files: benchmarks/results/learn.json
-    python benchmarks/bench_learn.py --files 1000      # one size
+    python -m benchmarks.bench_learn                   # 1,000 and 10,000 files: benchmarks/results/learn.json
+    python -m benchmarks.bench_learn --files 1000      # one size
 
 A synthetic library database (``synthetic_library``, also what tests/test_learn.py trains on) is written with
 the package's own row writer (``library.db.upsert``): N files in G genres (12 by default), 8 files per artist,
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, run_measured, timed, write_results
+from benchmarks._common import RESULTS, run_measured, timed, write_results
 from musicgenre.testing import synthetic_learning_library as synthetic_library  # shared with the tests
 
 SEPARATION = 0.2  # genre centres' spread in the benchmark: out-of-fold top-1 0.7-0.9 (docs/learn.md's real ones)
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "learn.json")
     args = p.parse_args(argv)
     load_before = os.getloadavg()
-    results: dict[str, Any] = {"command": "python benchmarks/bench_learn.py " + " ".join(map(str, args.files)),
+    results: dict[str, Any] = {"command": "python -m benchmarks.bench_learn " + " ".join(map(str, args.files)),
                                "cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
                                "target": "whole run under 120 s for 10,000 files on 2 cores", "sizes": []}
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,6 @@
 """How long the Library view's map takes on a 10,000-file library, cold: a new process that has built nothing yet.
 
-    python benchmarks/bench_library_map.py [--files 10000] [--repeat 3] [--model-files 1000]
+    python -m benchmarks.bench_library_map [--files 10000] [--repeat 3] [--model-files 1000]
 
 A synthetic library database of the schema ``scan`` writes (``musicgenre.testing.synthetic_learning_library``:
 10 stored windows of a 200-d embedding and 50 tag logits per file, float16, tags in several spellings)

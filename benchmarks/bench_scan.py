@@ -1,7 +1,7 @@
 """Library scan benchmarks: scale (one large library) and engines (local vs Ray).
 
-    python benchmarks/bench_scan.py --files 20000  # scale: writes benchmarks/results/scan-scale-20000.json
-    python benchmarks/bench_scan.py --n 1000       # engines: writes benchmarks/results/scan.json
+    python -m benchmarks.bench_scan --files 20000  # scale: writes benchmarks/results/scan-scale-20000.json
+    python -m benchmarks.bench_scan --n 1000       # engines: writes benchmarks/results/scan.json
 
 Scale (``--files N``): a generated library of N short clips (1.5 s) in every format soundfile writes
 (WAV, FLAC, MP3, Ogg Vorbis, Opus, AIFF, AU; a few M4A when ffmpeg exists), nested artist/album folders,
@@ -38,6 +38,7 @@ aggregation) from k windows picked as the scan picks them, against the label fro
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -52,7 +53,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, ROOT, make_mp3_clips, tree_cpu_seconds, tree_rss_mb, write_results
+from benchmarks._common import RESULTS, ROOT, make_mp3_clips, tree_cpu_seconds, tree_rss_mb, write_results
 
 RAY_CHILD = """
 import sys, ray
@@ -375,7 +376,7 @@ def features_cost(n: int, workdir: Path, model: Path | None, repeats: int) -> di
 
     import numpy as np
 
-    from _common import timed
+    from benchmarks._common import timed
     from musicgenre import load
     from musicgenre.library import scan as scan_module
     from musicgenre.library.scan import scan
@@ -409,11 +410,11 @@ def features_cost(n: int, workdir: Path, model: Path | None, repeats: int) -> di
             scan_module.read_file_tags = real_read
         assert summary.done == n, summary.line()
 
-    walls = timed({k: (lambda k=k: job(k)) for k in runs}, repeats, warmup=0)
-    per_file = {k: {"wall_s": round(statistics.median(walls[k]) / n, 4),
-                    "cpu_s": round(statistics.median(cpu[k]) / n, 4),
-                    "wall_s_runs": [round(t, 2) for t in walls[k]], "cpu_s_runs": [round(t, 2) for t in cpu[k]]}
-                for k in runs}
+    walls = timed({k: functools.partial(job, k) for k in runs}, repeats, warmup=0)
+    per_file: dict[str, dict[str, Any]] = {
+        k: {"wall_s": round(statistics.median(walls[k]) / n, 4), "cpu_s": round(statistics.median(cpu[k]) / n, 4),
+            "wall_s_runs": [round(t, 2) for t in walls[k]], "cpu_s_runs": [round(t, 2) for t in cpu[k]]}
+        for k in runs}
     pred = full.predict(str(files[0]))
     out = full.model.run(np.zeros((1, 187, 96), np.float32) + 1.0)
     emb, tag = out["embedding"], out["tags"]
@@ -448,7 +449,7 @@ def added_work(clip: Path, pred: Any, db: Path, repeats: int = 200) -> dict[str,
 
     import numpy as np
 
-    from _common import best_of
+    from benchmarks._common import best_of
     from musicgenre.library.db import connect, row_from_prediction, upsert
     from musicgenre.library.filetags import read_file_tags
     from musicgenre.pipeline import FeatureSampler

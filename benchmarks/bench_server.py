@@ -1,7 +1,7 @@
 """Web server under load: RSS before and after many sequential and concurrent requests.
 
-    python benchmarks/bench_server.py                        # 500 sequential + 200 concurrent
-    python benchmarks/bench_server.py --sequential 50 --concurrent 40 --clients 8
+    python -m benchmarks.bench_server                        # 500 sequential + 200 concurrent
+    python -m benchmarks.bench_server --sequential 50 --concurrent 40 --clients 8
 
 Starts ``python -m musicgenre serve`` in a subprocess on a free loopback port (defaults: 1 analysis
 at a time, 8 waiting), warms it up with 10 requests, then measures the server's RSS (the process and
@@ -23,7 +23,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _common import RESULTS, Server, make_clips, post, write_results  # noqa: F401  (the helpers tests use, also as bench_server.*)
+# Server, make_clips and post: the helpers tests use, also as bench_server.*
+from benchmarks._common import RESULTS, Server, make_clips, post, write_results  # noqa: F401
 
 
 def run(sequential: int, concurrent: int, clients: int, seconds: float, server_args: list[str]) -> dict:

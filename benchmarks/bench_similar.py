@@ -1,7 +1,7 @@
 """``musicgenre similar`` at library scale: one query against 100,000 files (synthetic stored features).
 
-    python benchmarks/bench_similar.py                 # 100,000 files: benchmarks/results/similar.json
-    python benchmarks/bench_similar.py --files 2000    # a quick run (results to -o, not the committed file)
+    python -m benchmarks.bench_similar                 # 100,000 files: benchmarks/results/similar.json
+    python -m benchmarks.bench_similar --files 2000    # a quick run (results to -o, not the committed file)
 
 A synthetic library database (``musicgenre.testing.synthetic_similarity_library``, also what
 tests/test_similar.py measures precision on) is written with the package's own row writer (``library.db.upsert``):
@@ -39,7 +39,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from _common import RESULTS, ROOT, run_measured, timed, write_results
+from benchmarks._common import RESULTS, ROOT, run_measured, timed, write_results
 from musicgenre.testing import synthetic_similarity_library as synthetic_library  # shared with the tests
 
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--out", type=Path, default=RESULTS / "similar.json")
     args = p.parse_args(argv)
     argv_text = " ".join(argv if argv is not None else sys.argv[1:])
-    results: dict[str, Any] = {"command": f"python benchmarks/bench_similar.py {argv_text}".strip(),
+    results: dict[str, Any] = {"command": f"python -m benchmarks.bench_similar {argv_text}".strip(),
                                "cpus": os.cpu_count(), "load_before": [round(x, 2) for x in os.getloadavg()],
                                "target": "a query under 1 s at 100,000 files"}
     with tempfile.TemporaryDirectory(dir=args.folder) as tmp:

@@ -1,10 +1,10 @@
 """musicgenre against the original musicnn tagger (TensorFlow): same files, same run, same machine.
 
-    python benchmarks/bench_vs_musicnn.py                              # full run -> benchmarks/results/speed.json
-    python benchmarks/bench_vs_musicnn.py --clips 5 --long-minutes 3 \\
+    python -m benchmarks.bench_vs_musicnn                              # full run -> benchmarks/results/speed.json
+    python -m benchmarks.bench_vs_musicnn --clips 5 --long-minutes 3 \\
         --label "smoke run under load" -o /tmp/speed-smoke.json        # quick check of the whole script
-    python benchmarks/bench_vs_musicnn.py --markdown                   # README speed table from the JSON
-    python benchmarks/bench_vs_musicnn.py --markdown --readme README.md  # ... written between the markers
+    python -m benchmarks.bench_vs_musicnn --markdown                   # README speed table from the JSON
+    python -m benchmarks.bench_vs_musicnn --markdown --readme README.md  # ... written between the markers
 
 The original tagger runs in its own venv (default /tmp/musicnn-venv, created when missing) with the pins
 in MUSICNN_PINS. musicgenre is only ever run through its public API (``Classifier.from_pretrained``,
@@ -12,8 +12,8 @@ in MUSICNN_PINS. musicgenre is only ever run through its public API (``Classifie
 ``--python``, so the script keeps working whatever backend runs the model. docs/benchmarks.md explains
 every figure. Test audio is made here, in a temporary folder, and never kept.
 
-Only the standard library is imported at top level (``_common`` imports nothing else at top level): the same
-file runs as a child in both interpreters.
+Only the standard library is imported at top level (``benchmarks._common`` imports nothing else at top level):
+the same module runs as a child in both interpreters, from the repository root.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, ROOT, run_measured, write_results
+from benchmarks._common import RESULTS, ROOT, run_measured, write_results
 
 DEFAULT_RESULTS = RESULTS / "speed.json"
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -59,12 +59,13 @@ README_END = "<!-- speed-table:end -->"
 
 
 def run_child(python: str, kind: str, files: Sequence[Path], *, env: dict[str, str] | None) -> dict[str, Any]:
-    """Run this file as ``--child kind`` under ``python``; the child writes its figures to a JSON file
-    (its stdout belongs to the tool under test, which may print)."""
+    """Run this module as ``--child kind`` under ``python`` from the repository root (where ``benchmarks`` is a
+    package); the child writes its figures to a JSON file (its stdout belongs to the tool under test, which may
+    print)."""
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
-        proc = run_measured([python, str(Path(__file__).resolve()), "--child", kind, "--result", str(result),
-                             *map(str, files)], env=env)
+        proc = run_measured([python, "-m", "benchmarks.bench_vs_musicnn", "--child", kind, "--result", str(result),
+                             *map(str, files)], env=env, cwd=ROOT)
         data: dict[str, Any] = json.loads(result.read_text())
     data["process_peak_rss_mb"] = proc["peak_rss_mb"]
     return data
@@ -400,7 +401,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
     results: dict[str, Any] = {"schema": 1, "label": args.label, "started_utc": started.isoformat(timespec="seconds"),
-                               "command": " ".join(["python", "benchmarks/bench_vs_musicnn.py", *sys.argv[1:]]),
+                               "command": " ".join(["python", "-m", "benchmarks.bench_vs_musicnn", *sys.argv[1:]]),
                                "machine": machine_info()}
     musicnn_python = None if args.skip_musicnn else ensure_musicnn_venv(args.venv, base_python=args.venv_python)
     results["versions"] = {"musicgenre": versions(args.python, ("musicgenre", "numpy", "torch", "onnxruntime",
@@ -471,7 +472,7 @@ def render_markdown(r: dict[str, Any], *, source: str = "benchmarks/results/spee
     lines += ["", f"From `{source}` ({r['label']}, {r['started_utc'][:10]}): {m['cpu']}, "
               f"{m['cpus_usable']} cores, load average {m['loadavg_start'][0]} at the start; {backend}{tf}. "
               f"{n} clips of {clip:g} s made from {audio}. "
-              "Rerun with `python benchmarks/bench_vs_musicnn.py`; docs/benchmarks.md explains each figure."]
+              "Rerun with `python -m benchmarks.bench_vs_musicnn`; docs/benchmarks.md explains each figure."]
     return "\n".join(lines) + "\n"
 
 

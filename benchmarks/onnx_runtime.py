@@ -1,7 +1,7 @@
 """ONNX Runtime vs torch for the shipped model: front end, forward pass, threads, batch size, RSS, int8.
 
-    python benchmarks/onnx_runtime.py                    # everything, JSON to stdout
-    python benchmarks/onnx_runtime.py --only logmel forward -o benchmarks/results/onnx.json
+    python -m benchmarks.onnx_runtime                    # everything, JSON to stdout
+    python -m benchmarks.onnx_runtime --only logmel forward -o benchmarks/results/onnx.json
 
 Times are wall-clock seconds, min and median over ``--repeats`` rounds; the configurations of one section
 run interleaved within each round, so a busy machine slows them alike. The load average is recorded
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import ROOT, timed, write_results
+from benchmarks._common import ROOT, timed, write_results
 
 SR = 16000
 CLIP_SECONDS = 30.0
@@ -249,9 +249,7 @@ def bench_int8(repeats: int) -> dict[str, Any]:
     """int8 dynamic quantization: speed per window and max score difference on the examples/ clips."""
     from musicgenre.features import FeatureConfig
     from musicgenre.windows import Windows
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from export_onnx import quantize_int8
+    from scripts.export_onnx import quantize_int8
 
     d = model_dir()
     from musicgenre.modeldir import read

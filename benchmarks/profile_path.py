@@ -1,7 +1,7 @@
 """Where a 30-s MP3's time goes on the inference path, step by step, through the public API.
 
-    python benchmarks/profile_path.py                      # writes benchmarks/results/profile-path.json
-    PYTHONPATH=OTHER/src python benchmarks/profile_path.py -o OUT.json   # another checkout, same clips
+    python -m benchmarks.profile_path                      # writes benchmarks/results/profile-path.json
+    PYTHONPATH=OTHER/src python -m benchmarks.profile_path -o OUT.json   # another checkout, same clips
 
 On ``--clips`` generated 30-s MP3s (44.1 kHz stereo, from the example clips): decoding alone
 (``audio.stream_audio``), decoding + log-mel windows (``windows.Windows``), the model on a clip's windows
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import musicgenre
-from _common import RESULTS, make_mp3_clips, timed, write_results
+from benchmarks._common import RESULTS, make_mp3_clips, timed, write_results
 from musicgenre.audio import stream_audio
 from musicgenre.pipeline import predict_many
 from musicgenre.windows import Windows

@@ -1,6 +1,6 @@
 """How far a rebuild of the shipped model can land from the shipped weights, and why.
 
-    python benchmarks/rebuild.py [--recipe recipes/musicnn-genre.toml] [--seeds 3] [--eps 1e-6]
+    python -m benchmarks.rebuild [--recipe recipes/musicnn-genre.toml] [--seeds 3] [--eps 1e-6]
 
 1. Trains the shipped recipe's final head (train + valid partitions) on the cached window features and
    compares it with the shipped ``model.safetensors``: bit-exact or not (same machine, same cache).
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import RESULTS, ROOT, write_results
+from benchmarks._common import RESULTS, ROOT, write_results
 from musicgenre.data.corpus import Clip
 from musicgenre.scores import calibrated_clip_scores, loud_windows
 from musicgenre.train.embed import extract

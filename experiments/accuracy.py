@@ -1,11 +1,11 @@
 """Accuracy experiments: validation runs of the genre recipe's alternatives, as JSON and markdown.
 
-    python experiments/accuracy.py experiments   # validation runs of the recipe's variants
-    python experiments/accuracy.py experiments --only msd-linear-11-electronic
-    python experiments/accuracy.py electronic    # electronic as an 11th genre: two seed sets, its confusions
-    python experiments/accuracy.py electronic-cv # the same, out of fold by artist group on all Emotify clips
+    python -m experiments.accuracy experiments   # validation runs of the recipe's variants
+    python -m experiments.accuracy experiments --only msd-linear-11-electronic
+    python -m experiments.accuracy electronic    # electronic as an 11th genre: two seed sets, its confusions
+    python -m experiments.accuracy electronic-cv # the same, out of fold by artist group on all Emotify clips
     (electronic and electronic-cv with --recipe recipes/musicnn-electronic.toml: the gated design, *-gated)
-    python experiments/accuracy.py overlap       # overlapping windows (hop 1.5 s) at inference vs hop 3 s
+    python -m experiments.accuracy overlap       # overlapping windows (hop 1.5 s) at inference vs hop 3 s
 
 Each reads the data through a recipe (default recipes/musicnn-genre.toml: ../shared beside the
 checkout) and writes experiments/results/accuracy-<command>.json and .md.
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from _common import RESULTS, ROOT, brief, fmt_ci, takes_from, write_results
+from experiments._common import RESULTS, ROOT, brief, fmt_ci, takes_from, write_results
 from musicgenre.evaluation.metrics import classification_report
 from musicgenre.models.genre import GatedHeads
 from musicgenre.train.head import train_head

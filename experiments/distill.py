@@ -1,9 +1,9 @@
 """The backbone trained on this CPU: a student MusiCNN distilled from the frozen one on degraded copies
 (``train.distill``), scored by the recipe's validation run on the student's features.
 
-    python experiments/distill.py --name distill-feat --tag-weight 0 --genre-weight 0
-    python experiments/distill.py --name distill-genre --tag-weight 0 --genre-weight 1
-    python experiments/distill.py --name distill-bank --bank-only         # build the mel bank and stop
+    python -m experiments.distill --name distill-feat --tag-weight 0 --genre-weight 0
+    python -m experiments.distill --name distill-genre --tag-weight 0 --genre-weight 1
+    python -m experiments.distill --name distill-bank --bank-only         # build the mel bank and stop
 
 Every run: the recipe (``recipes/musicnn-genre.toml``) with the levelled front end of LEVEL-DEFAULT (``level_db``
 -5, ``level_span`` window, conditions clean, mp3_64k, phone, room) and a ``[backbone]`` distillation section from
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, ROOT, robustness_figures, write_results
+from experiments._common import RESULTS, ROOT, robustness_figures, write_results
 from musicgenre.train.distill import DistillConfig, train_student
 from musicgenre.train.recipe import Recipe, validation_run
 

@@ -1,11 +1,11 @@
 """A trained genre branch (a copy of MusiCNN's mid-end and back-end, fine-tuned under the genre head) against
 the head on frozen features, on the validation run.
 
-    python experiments/genre_branch.py               # seeds 0 and 5, rates 1e-4 and 3e-4: results/genre-branch.json
-    python experiments/genre_branch.py --seeds 0 --lrs 1e-4 --epochs 2   # a quick look
-    python experiments/genre_branch.py --recipe recipes/musicnn-electronic.toml --lrs 1e-4 \
+    python -m experiments.genre_branch               # seeds 0 and 5, rates 1e-4 and 3e-4: results/genre-branch.json
+    python -m experiments.genre_branch --seeds 0 --lrs 1e-4 --epochs 2   # a quick look
+    python -m experiments.genre_branch --recipe recipes/musicnn-electronic.toml --lrs 1e-4 \
         -o experiments/results/genre-branch-electronic.json  # the gated heads (electronic) on the branch
-    python experiments/genre_branch.py --recipe recipes/musicnn-electronic.toml --gate-only \
+    python -m experiments.genre_branch --recipe recipes/musicnn-electronic.toml --gate-only \
         -o experiments/results/genre-branch-gate.json  # only the electronic gate on the branch
 
 The pruned MSD MusiCNN front end (0.26 of its 0.28 GFLOP per window) stays shared and frozen. Its live outputs (64
@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _common import RESULTS, ROOT, write_results
+from experiments._common import RESULTS, ROOT, write_results
 from musicgenre._io import write_atomic
 from musicgenre.audio import load_audio
 from musicgenre.data.corpus import Clip

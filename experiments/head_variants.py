@@ -1,7 +1,7 @@
 """Validation runs of head designs the recipe cannot express: fine-tuned top layers, attention pooling, consistency.
 
-    python experiments/head_variants.py                     # every variant, 5 seeds each
-    python experiments/head_variants.py --only attention --members 1
+    python -m experiments.head_variants                     # every variant, 5 seeds each
+    python -m experiments.head_variants --only attention --members 1
 
 Same protocol as ``experiments/accuracy.py experiments`` (train partitions -> artist-disjoint valid
 partitions, temperature fitted on the valid clips, cached backbone features), starting from the
@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _common import RESULTS, ROOT, brief, stability, write_results
+from experiments._common import RESULTS, ROOT, brief, stability, write_results
 from musicgenre.data.corpus import Clip
 from musicgenre.loader import load_backbone
 from musicgenre.models.genre import MeanLogits, Standardize

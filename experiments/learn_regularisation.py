@@ -1,6 +1,6 @@
 """How strongly ``musicgenre learn`` regularises its head, chosen on real tagged libraries.
 
-    python experiments/learn_regularisation.py      # writes experiments/results/learn-regularisation.json
+    python -m experiments.learn_regularisation      # writes experiments/results/learn-regularisation.json
 
 Three small real libraries from ../shared/data, each scanned by ``musicgenre scan`` with the shipped model (so the
 features are exactly what a user's scan stores) after the files' own tags were written with mutagen:
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import RESULTS, ROOT, write_results
+from experiments._common import RESULTS, ROOT, write_results
 
 GRID = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.1, 1.0)
 
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="../shared/data")
     p.add_argument("-o", "--out", type=Path, default=RESULTS / "learn-regularisation.json")
     args = p.parse_args(argv)
-    results: dict[str, Any] = {"command": "python experiments/learn_regularisation.py", "grid": list(GRID)}
+    results: dict[str, Any] = {"command": "python -m experiments.learn_regularisation", "grid": list(GRID)}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (db, min_files) in build(args.data, Path(tmp)).items():
             print(name)

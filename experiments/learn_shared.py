@@ -1,7 +1,7 @@
 """``musicgenre learn`` shown on the data we have: a tagged library built from ../shared/data, 5% of its labels
 flipped on purpose, learned, and scored on the artist-disjoint valid clips that are not in it.
 
-    python experiments/learn_shared.py [--work DIR]     # writes experiments/results/learn-shared.json
+    python -m experiments.learn_shared [--work DIR]     # writes experiments/results/learn-shared.json
 
 **The library** (copies of the audio in a work folder; the files' own tags written with mutagen: an ID3 chunk for
 WAV, Vorbis comments for FLAC and Ogg Vorbis), from the *train* partitions only, as the shipped model's
@@ -39,7 +39,7 @@ aliases (what the report would list; no second scan).
 **--ceiling**: how far a head on what ``scan`` stores can go on GTZAN valid, the clips of target (a) (n=67; it
 asks >= 0.776).
 
-    python experiments/learn_shared.py --ceiling [--work DIR]   # experiments/results/learn-ceiling.json
+    python -m experiments.learn_shared --ceiling [--work DIR]   # experiments/results/learn-ceiling.json
 
 The library is the one above (the GTZAN and Emotify *train* clips, scanned by ``musicgenre scan``; ``--work``
 reuses its folder), but every file carries its **true** label: no flips, so what is measured is
@@ -75,7 +75,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import RESULTS, ROOT, in_work_folder, write_results
+from experiments._common import RESULTS, ROOT, in_work_folder, write_results
 
 DATA = ROOT.parent / "shared" / "data"
 FLIP_SHARE = 0.05
@@ -575,7 +575,7 @@ def run(data: Path, work: Path, *, seeds: tuple[int, ...] = (SEED,), diagnostics
 
     t = time.perf_counter()
     results: dict[str, Any] = {
-        "command": "python experiments/learn_shared.py",
+        "command": "python -m experiments.learn_shared",
         "library": {
             "files": len(entries), "by_source": dict(Counter(e.source for e in entries)),
             "by_genre": dict(sorted(Counter(f"{e.source}/{e.truth}" for e in entries).items())),
@@ -729,7 +729,7 @@ def ceiling(data: Path, work: Path, say: Any = print) -> dict[str, Any]:
         say(f"{name}: best {max(r['gtzan_valid_top1'] for r in rows if r['library'] == name):.3f}")
     best = max(rows, key=lambda r: r["gtzan_valid_top1"])
     return {
-        "command": "python experiments/learn_shared.py --ceiling",
+        "command": "python -m experiments.learn_shared --ceiling",
         "split": "GTZAN fault-filtered valid (artist-disjoint from the library's train clips)", "n": len(valid),
         "library": {"files": len(entries), "flips": 0, "labels": "true labels (Emotify's label as genre)"},
         "target": CEILING_TARGET,

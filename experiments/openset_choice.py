@@ -1,6 +1,6 @@
 """How the "unknown" detector was chosen (docs/models.md, "None of its genres").
 
-    python experiments/openset_choice.py     # experiments/results/openset-choice.json; ~6 minutes on 2 cores
+    python -m experiments.openset_choice     # experiments/results/openset-choice.json; ~6 minutes on 2 cores
 
 Runs the default recipe's validation run (heads on the train partitions; features from the recipe's cache),
 then scores detector variants exactly as the recipe reports the shipped one (``openset.report``), on:
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import RESULTS, write_results
+from experiments._common import RESULTS, write_results
 from musicgenre.evaluation.openset import fit_thresholds, own_tags, report, runs
 from musicgenre.genres.words import GENRE_WORDS
 from musicgenre.openset import OpenSet

@@ -1,7 +1,7 @@
 """The "unknown" detector on genres the model was never taught: one GTZAN genre left out at a time.
 
-    python experiments/openset_leave_one_out.py            # experiments/results/openset-leave-one-out.json
-    python experiments/openset_leave_one_out.py --genres blues,jazz --members 1    # a quicker look
+    python -m experiments.openset_leave_one_out            # experiments/results/openset-leave-one-out.json
+    python -m experiments.openset_leave_one_out --genres blues,jazz --members 1    # a quicker look
 
 For each of the recipe's GTZAN genres G: the recipe's validation run with G removed from the labels (its clips,
 and Emotify's clips mapped to G, leave the heads, the calibration and the detector's fit), then the detector
@@ -25,7 +25,7 @@ import dataclasses
 import time
 from typing import Any
 
-from _common import RESULTS, ROOT, write_results
+from experiments._common import RESULTS, ROOT, write_results
 from musicgenre.data.corpus import read_gtzan_clips
 from musicgenre.evaluation.openset import report
 from musicgenre.prediction import DEFAULT_MIN_CONFIDENCE

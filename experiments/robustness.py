@@ -1,9 +1,9 @@
 """Level and room: how a recipe's validation run holds up when the same songs are played quieter, recorded in a
 room or coded as MP3, per front end (level normalisation) and head.
 
-    python experiments/robustness.py --name today                                  # the shipped recipe as it is
-    python experiments/robustness.py --name level-window --level-db -5 --conditions clean,mp3_64k,phone,room
-    python experiments/robustness.py --name level-track --level-db -5 --level-span track \\
+    python -m experiments.robustness --name today                                  # the shipped recipe as it is
+    python -m experiments.robustness --name level-window --level-db -5 --conditions clean,mp3_64k,phone,room
+    python -m experiments.robustness --name level-track --level-db -5 --level-span track \\
         --conditions clean,mp3_64k,phone,room
 
 Each run is ``train.recipe.validation_run`` with the recipe's keys overridden: heads trained on the train
@@ -20,7 +20,7 @@ import argparse
 import logging
 from typing import Any
 
-from _common import RESULTS, ROOT, robustness_figures, write_results
+from experiments._common import RESULTS, ROOT, robustness_figures, write_results
 from musicgenre.train.recipe import Recipe, validation_run
 
 ROBUSTNESS = ("quiet_6db", "quiet_15db", "quiet_25db", "room_eval", "mp3_64k")

@@ -1,6 +1,6 @@
 """Convert the MusiCNN TF1 checkpoints from the ``musicnn`` 0.1.0 wheel to safetensors in the package.
 
-    python scripts/convert_musicnn.py            # downloads the wheel with pip (PyPI), converts all four
+    python -m scripts.convert_musicnn            # downloads the wheel with pip (PyPI), converts all four
 
 Runs once, by a maintainer; the outputs are committed under src/musicgenre/weights/. No TensorFlow:
 the checkpoints are read by scripts/tf_bundle.py. Only the trained variables are kept (no Adam slots).
@@ -18,15 +18,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "scripts"))
+from musicgenre._io import sha256_file
+from musicgenre.features import FeatureConfig
+from musicgenre.modeldir import ModelCard
+from musicgenre.models.musicnn import Musicnn, MusicnnVGG
+from scripts.tf_bundle import read_bundle
 
-from musicgenre._io import sha256_file  # noqa: E402
-from musicgenre.features import FeatureConfig  # noqa: E402
-from musicgenre.modeldir import ModelCard  # noqa: E402
-from musicgenre.models.musicnn import Musicnn, MusicnnVGG  # noqa: E402
-from tf_bundle import read_bundle  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 MSD_TAGS = ['rock', 'pop', 'alternative', 'indie', 'electronic', 'female vocalists', 'dance', '00s', 'alternative rock', 'jazz', 'beautiful', 'metal', 'chillout', 'male vocalists', 'classic rock', 'soul', 'indie rock', 'Mellow', 'electronica', '80s', 'folk', '90s', 'chill', 'instrumental', 'punk', 'oldies', 'blues', 'hard rock', 'ambient', 'acoustic', 'experimental', 'female vocalist', 'guitar', 'Hip-Hop', '70s', 'party', 'country', 'easy listening', 'sexy', 'catchy', 'funk', 'electro', 'heavy metal', 'Progressive rock', '60s', 'rnb', 'indie pop', 'sad', 'House', 'happy']  # noqa: E501
 MTT_TAGS = ['guitar', 'classical', 'slow', 'techno', 'strings', 'drums', 'electronic', 'rock', 'fast', 'piano', 'ambient', 'beat', 'violin', 'vocal', 'synth', 'female', 'indian', 'opera', 'male', 'singing', 'vocals', 'no vocals', 'harpsichord', 'loud', 'quiet', 'flute', 'woman', 'male vocal', 'no vocal', 'pop', 'soft', 'sitar', 'solo', 'man', 'classic', 'choir', 'voice', 'new age', 'dance', 'male voice', 'female vocal', 'beats', 'harp', 'cello', 'no voice', 'weird', 'country', 'metal', 'female voice', 'choral']  # noqa: E501

@@ -1,8 +1,8 @@
 """Export shipped (or given) model directories to ONNX for the ONNX Runtime backend.
 
-    python scripts/export_onnx.py                      # every directory under src/musicgenre/weights/
-    python scripts/export_onnx.py path/to/model_dir    # just these
-    python scripts/export_onnx.py --int8               # also an int8 dynamically quantized copy (not default)
+    python -m scripts.export_onnx                      # every directory under src/musicgenre/weights/
+    python -m scripts.export_onnx path/to/model_dir    # just these
+    python -m scripts.export_onnx --int8               # also an int8 dynamically quantized copy (not default)
 
 For each directory, the torch module that ``hub.load_module(dir)`` builds (eval mode) goes through
 ``models.prune.prune_constant_channels`` (MusiCNN's provably constant channels removed, their constants
@@ -20,21 +20,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from musicgenre._io import sha256_file
+from musicgenre.features import FeatureConfig
+from musicgenre.loader import load_module, module_backbone
+from musicgenre.modeldir import OnnxEntry, read, weights_dir
+from musicgenre.models.prune import prune_constant_channels
 
-from musicgenre._io import sha256_file  # noqa: E402
-from musicgenre.features import FeatureConfig  # noqa: E402
-from musicgenre.loader import load_module, module_backbone  # noqa: E402
-from musicgenre.modeldir import OnnxEntry, read, weights_dir  # noqa: E402
-from musicgenre.models.prune import prune_constant_channels  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 OPSET = 18
 TOLERANCE = 1e-4
@@ -71,7 +69,7 @@ def export(model_dir: Path, *, filename: str = "model.onnx", opset: int = OPSET)
     )
     max_diff = compare(tmp, {k: v.numpy() for k, v in expected.items()}, x.numpy())
     os.replace(tmp, out)
-    entry = {"file": filename, "sha256": sha256_file(out), "opset": opset, "inputs": [input_name],
+    entry: dict[str, Any] = {"file": filename, "sha256": sha256_file(out), "opset": opset, "inputs": [input_name],
              "outputs": output_names, "torch": torch.__version__, "max_abs_diff_vs_torch": float(f"{max_diff:.3g}"),
              "pruned": "constant MusiCNN channels folded (models.prune.prune_constant_channels)"}
     backbone = module_backbone(reference, card)

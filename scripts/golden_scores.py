@@ -1,6 +1,6 @@
 """Write the shipped default model's scores on the example clips to tests/fixtures/golden_scores.json.
 
-    python scripts/golden_scores.py
+    python -m scripts.golden_scores
 
 Run it after the shipped weights change on purpose (and say why in the commit); tests/test_golden.py then
 checks that every backend reproduces these scores within 1e-4 (a framing shift or a front-end change
@@ -10,13 +10,11 @@ moves them; a top-3 check would not notice).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+import musicgenre
 
-import musicgenre  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

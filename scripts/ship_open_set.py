@@ -1,7 +1,7 @@
 """Copy the "unknown" detector and its validation figures from a recipe rebuild into a shipped model's card.
 
     musicgenre train --recipe recipes/musicnn-genre.toml -o /tmp/rebuilt
-    python scripts/ship_open_set.py /tmp/rebuilt src/musicgenre/weights/musicnn_gtzan
+    python -m scripts.ship_open_set /tmp/rebuilt src/musicgenre/weights/musicnn_gtzan
 
 The detector (openset.py) is fitted on the backbone's tags of the training clips, not on the head's weights, so a
 rebuild's detector holds for the shipped head; the figures are the rebuild's validation run (same recipe). The
@@ -11,13 +11,11 @@ shipped weights, ONNX export and every other key stay as they are (the ModelCard
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from musicgenre.modeldir import read
 
-from musicgenre.modeldir import read  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:

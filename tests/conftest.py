@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -23,19 +20,6 @@ EXAMPLES = ROOT / "examples"
 # levelled front end (features.feature_identity)
 DEFAULT_FEATURES = ("MSD_musicnn", "0.1.0+level-5dB-window")
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def load_benchmark(name: str) -> ModuleType:
-    """A script of benchmarks/ as a module, imported as when it runs (its folder on the path, for _common)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
 
 
 def tone(seconds: float, sr: int = 22050, freq: float = 440.0, channels: int = 1, amp: float = 0.5) -> np.ndarray:

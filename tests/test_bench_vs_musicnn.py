@@ -12,9 +12,7 @@ import wave
 
 import pytest
 
-from .conftest import load_benchmark
-
-bench = load_benchmark("bench_vs_musicnn")
+from benchmarks import bench_vs_musicnn as bench
 
 
 def fake_results(*, with_musicnn: bool = True) -> dict:

@@ -1,4 +1,4 @@
-"""``musicgenre learn`` shown on the shared data (experiments/learn_shared.py; docs/learn.md, "Shown on the shared
+"""``musicgenre learn`` shown on the shared data (experiments/exp.py; docs/learn.md, "Shown on the shared
 data"). The fast tests check the library builder on synthetic audio and a stand-in data tree: the tags a tagger
 would write (ID3 chunk in WAV, Vorbis comments in FLAC and Ogg) read back as the owner's, every spelling is its
 genre by the vocabulary's own rules, and exactly 5% of the files get another genre. The slow test builds the
@@ -16,13 +16,12 @@ figures and why.
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 import warnings
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from experiments import learn_shared as exp
 
 from .conftest import ROOT, tone, write_audio
 
@@ -32,32 +31,7 @@ DATA = ROOT.parent / "shared" / "data"
 NOT_MET = ("a", "b_others")
 
 
-def load_experiment() -> ModuleType:
-    """experiments/learn_shared.py as a module, imported as when it runs (its folder on the path, for its
-    ``_common``; benchmarks/ has a ``_common`` of its own, set aside meanwhile)."""
-    saved = sys.modules.pop("_common", None)
-    sys.path.insert(0, str(ROOT / "experiments"))
-    try:
-        spec = importlib.util.spec_from_file_location("experiments_learn_shared", ROOT / "experiments"
-                                                      / "learn_shared.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # registered before it runs, as an import would (its dataclass needs it)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "experiments"))
-        sys.modules.pop("_common", None)
-        if saved is not None:
-            sys.modules["_common"] = saved
-    return module
-
-
-@pytest.fixture(scope="module")
-def exp() -> ModuleType:
-    return load_experiment()
-
-
-def test_tags_read_back_as_the_owners(exp: ModuleType, tmp_path: Path) -> None:
+def test_tags_read_back_as_the_owners(tmp_path: Path) -> None:
     from musicgenre.genres.values import canonical_key, genre_names
     from musicgenre.library.filetags import read_file_tags
 
@@ -71,7 +45,7 @@ def test_tags_read_back_as_the_owners(exp: ModuleType, tmp_path: Path) -> None:
         assert {canonical_key(n) for v in tags["genres"] for n in genre_names(v)} - {"misc"} == {key}, (suffix, tags)
 
 
-def test_every_spelling_is_its_genre(exp: ModuleType) -> None:
+def test_every_spelling_is_its_genre() -> None:
     for genre, spellings in exp.SPELLINGS.items():
         for value in (*spellings, exp.ID3_CODES[genre]):
             assert exp.keys(value) == {genre}, value
@@ -98,7 +72,7 @@ def stand_in_data(root: Path) -> Path:
     return root
 
 
-def test_library_entries_flip_five_percent(exp: ModuleType, tmp_path: Path) -> None:
+def test_library_entries_flip_five_percent(tmp_path: Path) -> None:
     data = stand_in_data(tmp_path)
     entries = exp.library_entries(data, seed=0)
     assert len(entries) == 5 + 36  # GTZAN train clips (blues.00000 is valid), Emotify's train rows
@@ -117,7 +91,7 @@ def test_library_entries_flip_five_percent(exp: ModuleType, tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_learn_on_the_shared_data(exp: ModuleType, tmp_path: Path) -> None:
+def test_learn_on_the_shared_data(tmp_path: Path) -> None:
     if not (DATA / "gtzan").is_dir() or not (DATA / "emotify").is_dir():
         pytest.skip(f"{DATA} is absent: the shared GTZAN and Emotify audio are needed (never part of the repo)")
     r = exp.run(DATA, tmp_path, seeds=(0,), diagnostics=False, say=lambda _: None)

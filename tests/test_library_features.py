@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks import bench_scan
 from musicgenre.library.db import SCHEMA_VERSION, connect, generation, read_features, read_rows, schema_version
 from musicgenre.library.filetags import read_file_tags, resolve_genres
 from musicgenre.library.scan import scan
 
-from .conftest import DEFAULT_FEATURES, load_benchmark, tone, write_audio
+from .conftest import DEFAULT_FEATURES, tone, write_audio
 
 # the schema of every release before features (user_version 0), verbatim
 OLD_SCHEMA = """
@@ -186,7 +187,7 @@ def test_scan_stores_features_and_file_tags(torch_classifier, tmp_path: Path) ->
         "+ length(backbone_version) + 8) FROM features").fetchone()[0]
     con.close()
     assert 5000 < payload < 6000  # 10 x (200 + 50) float16 + the means + 10 indices
-    on_disk = load_benchmark("bench_scan").bytes_per_file_on_disk(db, tmp_path / "many.sqlite", 300)
+    on_disk = bench_scan.bytes_per_file_on_disk(db, tmp_path / "many.sqlite", 300)
     assert 6000 < on_disk <= MAX_BYTES_PER_FILE  # pages, overflow pages and indexes of 300 such rows
 
     again = scan(sorted(files.values()), db, torch_classifier)
@@ -309,7 +310,7 @@ def test_onnx_export_with_the_embedding_output_gives_the_same_features(tmp_path:
     unchanged."""
     from musicgenre import load
 
-    model = load_benchmark("bench_scan").export_with_embedding(tmp_path / "model")
+    model = bench_scan.export_with_embedding(tmp_path / "model")
     onnx, torch_ = load(model, backend="onnx"), load(model, backend="torch")
     assert onnx.model.backbone == torch_.model.backbone == DEFAULT_FEATURES == onnx.feature_backbone
     clip = str(Path(__file__).resolve().parents[1] / "examples" / "jazz_vibe_ace.ogg")

@@ -20,11 +20,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from benchmarks import bench_learn as bench
 from musicgenre.cli import main
 from musicgenre.library.db import file_hash
 from musicgenre.library.tags import read_genres
 
-from .conftest import FIXTURES, chromium, db_genres, load_benchmark, serve_app
+from .conftest import FIXTURES, chromium, db_genres, serve_app
 
 pytest.importorskip("fastapi", reason="web extra not installed")
 pytest.importorskip("sklearn")
@@ -32,7 +33,6 @@ pytest.importorskip("onnx")
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
-bench = load_benchmark("bench_learn")
 
 
 def _tag_file(path: Path, genres: list[str], artist: str | None, album: str | None, ours: bool) -> None:

@@ -149,11 +149,8 @@ def test_config_records_the_shipped_export() -> None:
 def test_export_script_writes_a_checked_model(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("onnxscript")
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import export_onnx
-    finally:
-        sys.path.pop(0)
+    from scripts import export_onnx
+
     model_dir = _copy_model(tmp_path)
     (model_dir / "model.onnx").unlink()
     config = read(model_dir).replace(onnx=None)

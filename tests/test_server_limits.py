@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import bench_server
 from musicgenre.web.connections import ConnectionLimits
 from musicgenre.web.server import LOCK_NAME, WORKDIR_PREFIX, build_server, remove_dead_workdirs, uvicorn_config
 
-from .conftest import load_benchmark, tone, write_audio
+from .conftest import tone, write_audio
 
 ROOT = Path(__file__).resolve().parents[1]
 POST_HEAD = (b"POST /api/classify HTTP/1.1\r\nHost: test\r\nContent-Type: multipart/form-data; boundary=xyz\r\n"
@@ -204,7 +205,6 @@ def test_next_start_removes_folders_of_dead_servers_only(tmp_path):
 
 @pytest.mark.slow
 def test_serve_after_kill_9_removes_the_dead_servers_folder(tmp_path):
-    bench_server = load_benchmark("bench_server")
     first = bench_server.Server(env={"TMPDIR": str(tmp_path)})
     try:
         first.wait_ready()

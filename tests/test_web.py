@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks import bench_server
 from musicgenre.errors import ParameterError
 from musicgenre.genres import is_genre_tag
 from musicgenre.web.analyzer import MODES, Analyzer, Limits, check_port_free
 
-from .conftest import EXAMPLES, chromium, load_benchmark, serve_app, tone, write_audio
+from .conftest import EXAMPLES, chromium, serve_app, tone, write_audio
 
 pytest.importorskip("gradio", reason="web extra not installed")  # the test set-up installs it
 
@@ -330,10 +331,6 @@ def test_queue_full_gives_503_with_retry_after_for_api_and_page(classifier, tmp_
     jobs.close()
 
 
-def _bench_server():
-    return load_benchmark("bench_server")
-
-
 @pytest.mark.slow
 def test_server_process_under_load_then_sigterm(tmp_path, long_m4a):
     """A real `musicgenre serve` process: a burst beyond its queue gets 503s and never runs more than
@@ -342,15 +339,14 @@ def test_server_process_under_load_then_sigterm(tmp_path, long_m4a):
     import httpx
     import psutil
 
-    bench = _bench_server()
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    server = bench.Server("--concurrency", "1", "--queue", "2", "--max-upload-mb", "10",
-                          env={"TMPDIR": str(tmpdir)})
+    server = bench_server.Server("--concurrency", "1", "--queue", "2", "--max-upload-mb", "10",
+                                 env={"TMPDIR": str(tmpdir)})
     try:
         server.wait_ready()
-        clips = bench.make_clips(5.0, tmp_path)
-        assert [bench.post(server.url, c) for c in clips] == [200] * 4  # warm-up
+        clips = bench_server.make_clips(5.0, tmp_path)
+        assert [bench_server.post(server.url, c) for c in clips] == [200] * 4  # warm-up
         rss_before = server.rss_mb()
 
         statuses: list[int] = []
@@ -374,7 +370,7 @@ def test_server_process_under_load_then_sigterm(tmp_path, long_m4a):
         assert peak["running"] <= 1 and peak["waiting"] <= 2, peak
 
         for i in range(40):
-            assert bench.post(server.url, clips[i % 4]) == 200
+            assert bench_server.post(server.url, clips[i % 4]) == 200
         rss_after = server.rss_mb()
         assert rss_after < rss_before * 1.15, (rss_before, rss_after)  # flat: within 15 % (target 10 %)
 

@@ -1,0 +1,1 @@
+"""Maintainer scripts: run each from the repository root as ``python -m scripts.NAME``."""
