@@ -3,7 +3,7 @@
     python -m experiments.head_variants                     # every variant, 5 seeds each
     python -m experiments.head_variants --only attention --members 1
 
-Same protocol as ``experiments/accuracy.py experiments`` (train partitions -> artist-disjoint valid
+Same protocol as ``python -m experiments.accuracy experiments`` (train partitions -> artist-disjoint valid
 partitions, temperature fitted on the valid clips, cached backbone features), starting from the
 shipped recipe (recipes/musicnn-genre.toml: pooled mid-end + embedding + tags, clean + MP3 + phone
 copies, mixup 0.4, class-balanced loss). Every variant also reports label stability under the
@@ -249,7 +249,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def run(name: str, recipe: Recipe) -> dict[str, Any]:
-    """The validation run of ``experiments/accuracy.py experiments`` with this variant's training, plus label
+    """The validation run of ``python -m experiments.accuracy experiments`` with this variant's training, plus label
     stability under the degradation suite."""
     what, over = VARIANTS[name]
     recipe = replace(recipe, **over)

@@ -141,7 +141,7 @@ class Predictor(Protocol):
 # top score (calibrated by input length) below this: status "uncertain". Chosen on the validation run (out-of-fold
 # calibration, 96 valid clips): confident calls at >= 0.8 were right 90% of the time on single 3-s windows, 94% on
 # 3 windows and 95% on whole clips, and covered 61% of the whole clips (43% of single windows); at 0.6 they were
-# right only 82% on single windows (benchmarks/accuracy.py confidence, docs/models.md).
+# right only 82% on single windows (python -m benchmarks.accuracy confidence, docs/models.md).
 DEFAULT_MIN_CONFIDENCE = 0.8
 
 
