@@ -9,12 +9,13 @@ left as it was. Slow: the scan and learn take about a minute and a half on two s
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from experiments import learn_shared as exp
+
 from .conftest import db_genres
-from .test_learn_shared import DATA, load_experiment
+from .test_learn_shared import DATA
 
 
 @pytest.mark.slow
@@ -28,7 +29,6 @@ def test_review_flow_on_the_shared_library(tmp_path: Path) -> None:
     from musicgenre.library.tags import read_genres
     from musicgenre.web.library_view import LibraryConfig, build_router
 
-    exp: ModuleType = load_experiment()
     folder, db, model = tmp_path / "library", tmp_path / "library.db", tmp_path / "learned"
     entries = exp.library_entries(DATA, seed=exp.SEED)
     files = exp.build_library(DATA, folder, entries)
