@@ -302,15 +302,15 @@ def check_scale(result: dict[str, Any], tolerance: float = 0.10) -> list[str]:
 
 
 def export_with_embedding(folder: Path) -> Path:
-    """A copy of the shipped model exported to ONNX (scripts/export_onnx.py: its outputs now include the
+    """A copy of the shipped model exported to ONNX (``python -m scripts.export_onnx``: its outputs now include the
     backbone's embedding) with the backbone it was built from recorded in its card, as ``loader.onnx_backbone``
     reads it."""
     from musicgenre.loader import load_module, module_backbone
     from musicgenre.modeldir import OnnxEntry, read, weights_dir
 
     shutil.copytree(weights_dir() / "musicnn_gtzan", folder)
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "export_onnx.py"), str(folder)], check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "scripts.export_onnx", str(folder)], check=True, capture_output=True,
+                   cwd=ROOT)
     card = read(folder)
     assert card.onnx is not None
     if "backbone" not in card.onnx.extra:  # the exporter does not record it (yet): the module the loader builds

@@ -23,8 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-# Server, make_clips and post: the helpers tests use, also as bench_server.*
-from benchmarks._common import RESULTS, Server, make_clips, post, write_results  # noqa: F401
+from benchmarks._common import RESULTS, Server, make_clips, post, write_results
 
 
 def run(sequential: int, concurrent: int, clients: int, seconds: float, server_args: list[str]) -> dict:

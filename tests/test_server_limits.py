@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import bench_server
+from benchmarks._common import Server
 from musicgenre.web.connections import ConnectionLimits
 from musicgenre.web.server import LOCK_NAME, WORKDIR_PREFIX, build_server, remove_dead_workdirs, uvicorn_config
 
@@ -205,14 +205,14 @@ def test_next_start_removes_folders_of_dead_servers_only(tmp_path):
 
 @pytest.mark.slow
 def test_serve_after_kill_9_removes_the_dead_servers_folder(tmp_path):
-    first = bench_server.Server(env={"TMPDIR": str(tmp_path)})
+    first = Server(env={"TMPDIR": str(tmp_path)})
     try:
         first.wait_ready()
         (old,) = tmp_path.glob(f"{WORKDIR_PREFIX}*")
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait(10)
         assert old.exists()
-        second = bench_server.Server(env={"TMPDIR": str(tmp_path)})
+        second = Server(env={"TMPDIR": str(tmp_path)})
         try:
             second.wait_ready()
             assert not old.exists()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import bench_server
+from benchmarks._common import Server, make_clips, post
 from musicgenre.errors import ParameterError
 from musicgenre.genres import is_genre_tag
 from musicgenre.web.analyzer import MODES, Analyzer, Limits, check_port_free
@@ -341,12 +341,12 @@ def test_server_process_under_load_then_sigterm(tmp_path, long_m4a):
 
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    server = bench_server.Server("--concurrency", "1", "--queue", "2", "--max-upload-mb", "10",
+    server = Server("--concurrency", "1", "--queue", "2", "--max-upload-mb", "10",
                                  env={"TMPDIR": str(tmpdir)})
     try:
         server.wait_ready()
-        clips = bench_server.make_clips(5.0, tmp_path)
-        assert [bench_server.post(server.url, c) for c in clips] == [200] * 4  # warm-up
+        clips = make_clips(5.0, tmp_path)
+        assert [post(server.url, c) for c in clips] == [200] * 4  # warm-up
         rss_before = server.rss_mb()
 
         statuses: list[int] = []
@@ -370,7 +370,7 @@ def test_server_process_under_load_then_sigterm(tmp_path, long_m4a):
         assert peak["running"] <= 1 and peak["waiting"] <= 2, peak
 
         for i in range(40):
-            assert bench_server.post(server.url, clips[i % 4]) == 200
+            assert post(server.url, clips[i % 4]) == 200
         rss_after = server.rss_mb()
         assert rss_after < rss_before * 1.15, (rss_before, rss_after)  # flat: within 15 % (target 10 %)
 
